@@ -1,0 +1,109 @@
+//! The library's error type.
+
+use std::io;
+
+/// Everything that can go wrong while sealing, opening or inspecting a file.
+///
+/// The variants are deliberately distinct so that callers (and the CLI's exit
+/// codes) can tell a wrong key from a tampered file from a truncated one.
+/// No variant ever carries key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input does not start with the mvault magic bytes.
+    #[error("not an mvault sealed file (magic bytes do not match)")]
+    NotSealed,
+
+    /// The header names a format version this build cannot read.
+    #[error(
+        "unsupported format version {found} (this build reads version {supported}); upgrade mvault to open this file"
+    )]
+    UnsupportedVersion {
+        /// Version found in the header.
+        found: u16,
+        /// Version this build reads.
+        supported: u16,
+    },
+
+    /// The header names a cipher suite this build does not implement.
+    #[error("unsupported cipher suite {0}; upgrade mvault to open this file")]
+    UnsupportedSuite(u16),
+
+    /// The header is structurally invalid (bad length, bad field value).
+    #[error("malformed header: {0}")]
+    MalformedHeader(String),
+
+    /// None of the supplied identities can unwrap the file key.
+    #[error("no identity matches any recipient of this file (wrong key?)")]
+    NoMatchingIdentity,
+
+    /// A passphrase was tried against every passphrase stanza and failed.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+
+    /// The file key was recovered but the header MAC does not verify: some
+    /// header field was modified, or the header was assembled from stanzas
+    /// wrapping different keys.
+    #[error("header authentication failed: the header was modified after sealing")]
+    HeaderTampered,
+
+    /// A payload chunk failed authentication: flipped bits, a chunk moved from
+    /// another position, or a chunk spliced in from another file.
+    #[error("chunk {index} failed authentication: the file was tampered with or corrupted")]
+    ChunkTampered {
+        /// Zero-based index of the failing chunk.
+        index: u64,
+    },
+
+    /// The payload ends early.
+    #[error("file is truncated: {0}")]
+    Truncated(String),
+
+    /// Bytes follow the final chunk.
+    #[error("unexpected data after the final chunk ({0} bytes)")]
+    TrailingData(u64),
+
+    /// While sealing, the source produced a different number of bytes than
+    /// announced, or changed while it was being read.
+    #[error("source changed while sealing: {0}")]
+    SourceChanged(String),
+
+    /// Wrapping or unwrapping the file key failed for a reason other than a
+    /// wrong key (missing plugin binary, plugin failure, ...).
+    #[error("key wrapping failed: {0}")]
+    KeyWrap(String),
+
+    /// Invalid argument supplied by the caller (chunk size, empty recipient list, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// An I/O error from the underlying reader or writer.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Convenient alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+impl Error {
+    /// Recovers a library error that was carried inside an [`io::Error`]
+    /// (as returned by the `io::Read` implementation of
+    /// [`Opener`](crate::Opener)).
+    pub fn from_io(err: io::Error) -> Self {
+        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let inner = err.into_inner().expect("checked above");
+            *inner.downcast::<Error>().expect("checked above")
+        } else {
+            Error::Io(err)
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Argon2id passphrase stanzas.
+//!
+//! ```text
+//! kek     = Argon2id(passphrase, salt, m_kib, t, p) -> 32 bytes
+//! wrapped = AES-256-GCM(kek, nonce = 0^12, aad = "mvault/v1 passphrase" || params) (file_key)
+//! ```
+//! The salt is random per stanza, so each `kek` is used exactly once and the
+//! all-zero nonce is safe.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::{FILE_KEY_LEN, FileKey, random_bytes};
+
+const SALT_LEN: usize = 16;
+const WRAPPED_LEN: usize = FILE_KEY_LEN + 16;
+const ENCODED_LEN: usize = 12 + SALT_LEN + WRAPPED_LEN;
+const AAD_LABEL: &[u8] = b"mvault/v1 passphrase";
+
+/// Ceiling on the memory cost accepted when *opening* (4 GiB), so a hostile
+/// header cannot make a reader allocate without bound.
+pub const MAX_MEMORY_KIB: u32 = 4 << 20;
+/// Ceiling on the time cost accepted when opening.
+pub const MAX_TIME_COST: u32 = 64;
+/// Ceiling on the parallelism accepted when opening.
+pub const MAX_PARALLELISM: u32 = 64;
+
+/// Argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub time_cost: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// 64 MiB, 3 passes, 1 lane: above OWASP's 2024 minimums
+    /// (19 MiB/t=2 or 46 MiB/t=1) and RFC 9106's second recommendation for
+    /// memory.
+    fn default() -> Self {
+        Argon2Params {
+            memory_kib: 64 << 10,
+            time_cost: 3,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Argon2Params {
+    /// Parses `m=KIB,t=N,p=N` (any order, all three required).
+    pub fn parse(text: &str) -> Result<Self> {
+        let (mut m, mut t, mut p) = (None, None, None);
+        for part in text.split(',') {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                Error::InvalidArgument(format!("expected KEY=VALUE, got {part:?}"))
+            })?;
+            let value: u32 = value
+                .trim()
+                .parse()
+                .map_err(|_| Error::InvalidArgument(format!("{value:?} is not a number")))?;
+            match key.trim() {
+                "m" => m = Some(value),
+                "t" => t = Some(value),
+                "p" => p = Some(value),
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "unknown Argon2 parameter {other:?} (use m, t, p)"
+                    )));
+                }
+            }
+        }
+        let params = Argon2Params {
+            memory_kib: m.ok_or_else(|| Error::InvalidArgument("missing m=".into()))?,
+            time_cost: t.ok_or_else(|| Error::InvalidArgument("missing t=".into()))?,
+            parallelism: p.ok_or_else(|| Error::InvalidArgument("missing p=".into()))?,
+        };
+        params.check_bounds()?;
+        Ok(params)
+    }
+
+    fn check_bounds(&self) -> Result<()> {
+        if self.memory_kib > MAX_MEMORY_KIB
+            || !(1..=MAX_TIME_COST).contains(&self.time_cost)
+            || !(1..=MAX_PARALLELISM).contains(&self.parallelism)
+            || self.memory_kib < 8 * self.parallelism
+        {
+            return Err(Error::InvalidArgument(format!(
+                "Argon2id parameters m={} t={} p={} are outside the accepted range",
+                self.memory_kib, self.time_cost, self.parallelism
+            )));
+        }
+        Ok(())
+    }
+
+    fn derive(&self, passphrase: &SecretString, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        let params =
+            argon2::Params::new(self.memory_kib, self.time_cost, self.parallelism, Some(32))
+                .map_err(|e| Error::InvalidArgument(format!("Argon2id parameters: {e}")))?;
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut kek = Zeroizing::new([0u8; 32]);
+        argon
+            .hash_password_into(passphrase.expose_secret().as_bytes(), salt, kek.as_mut())
+            .map_err(|e| Error::KeyWrap(format!("Argon2id failed: {e}")))?;
+        Ok(kek)
+    }
+}
+
+/// A file key wrapped under a passphrase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassphraseStanza {
+    /// Cost parameters used to derive the wrapping key.
+    pub params: Argon2Params,
+    salt: [u8; SALT_LEN],
+    wrapped: [u8; WRAPPED_LEN],
+}
+
+impl PassphraseStanza {
+    /// Wraps `file_key` under `passphrase` with a fresh random salt.
+    pub fn wrap(
+        file_key: &FileKey,
+        passphrase: &SecretString,
+        params: Argon2Params,
+    ) -> Result<Self> {
+        params.check_bounds()?;
+        let mut salt = [0u8; SALT_LEN];
+        random_bytes(&mut salt)?;
+        Self::wrap_with_salt(file_key, passphrase, params, salt)
+    }
+
+    /// Deterministic wrapping, for test vectors.
+    pub fn wrap_with_salt(
+        file_key: &FileKey,
+        passphrase: &SecretString,
+        params: Argon2Params,
+        salt: [u8; SALT_LEN],
+    ) -> Result<Self> {
+        let kek = params.derive(passphrase, &salt)?;
+        let mut wrapped = [0u8; WRAPPED_LEN];
+        wrapped[..FILE_KEY_LEN].copy_from_slice(file_key.expose());
+        let tag = aead_key(&kek)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key([0; 12]),
+                Aad::from(aad(&params)),
+                &mut wrapped[..FILE_KEY_LEN],
+            )
+            .map_err(|_| Error::KeyWrap("AES-GCM wrap failed".into()))?;
+        wrapped[FILE_KEY_LEN..].copy_from_slice(tag.as_ref());
+        Ok(PassphraseStanza {
+            params,
+            salt,
+            wrapped,
+        })
+    }
+
+    /// Recovers the file key, or `Err(WrongPassphrase)`.
+    pub fn unwrap(&self, passphrase: &SecretString) -> Result<FileKey> {
+        self.params.check_bounds().map_err(|_| {
+            Error::MalformedHeader("passphrase stanza asks for excessive Argon2id work".into())
+        })?;
+        let kek = self.params.derive(passphrase, &self.salt)?;
+        let mut buf = Zeroizing::new(self.wrapped);
+        let plain = aead_key(&kek)
+            .open_in_place(
+                Nonce::assume_unique_for_key([0; 12]),
+                Aad::from(aad(&self.params)),
+                buf.as_mut(),
+            )
+            .map_err(|_| Error::WrongPassphrase)?;
+        let key: [u8; FILE_KEY_LEN] = plain.try_into().expect("32-byte plaintext");
+        Ok(FileKey::from_bytes(key))
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ENCODED_LEN);
+        out.extend_from_slice(&self.params.memory_kib.to_le_bytes());
+        out.extend_from_slice(&self.params.time_cost.to_le_bytes());
+        out.extend_from_slice(&self.params.parallelism.to_le_bytes());
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.wrapped);
+        out
+    }
+
+    pub(crate) fn decode(body: &[u8]) -> Result<Self> {
+        if body.len() != ENCODED_LEN {
+            return Err(Error::MalformedHeader(format!(
+                "passphrase stanza is {} bytes, expected {ENCODED_LEN}",
+                body.len()
+            )));
+        }
+        let word = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
+        Ok(PassphraseStanza {
+            params: Argon2Params {
+                memory_kib: word(0),
+                time_cost: word(4),
+                parallelism: word(8),
+            },
+            salt: body[12..12 + SALT_LEN].try_into().unwrap(),
+            wrapped: body[12 + SALT_LEN..].try_into().unwrap(),
+        })
+    }
+}
+
+fn aead_key(kek: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, kek).expect("32-byte key"))
+}
+
+fn aad(params: &Argon2Params) -> Vec<u8> {
+    let mut aad = AAD_LABEL.to_vec();
+    aad.extend_from_slice(&params.memory_kib.to_le_bytes());
+    aad.extend_from_slice(&params.time_cost.to_le_bytes());
+    aad.extend_from_slice(&params.parallelism.to_le_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: Argon2Params = Argon2Params {
+        memory_kib: 64,
+        time_cost: 1,
+        parallelism: 1,
+    };
+
+    #[test]
+    fn wrap_unwrap_and_wrong_passphrase() {
+        let key = FileKey::from_bytes([5; 32]);
+        let stanza = PassphraseStanza::wrap(&key, &SecretString::from("hunter2"), FAST).unwrap();
+        let back = stanza.unwrap(&SecretString::from("hunter2")).unwrap();
+        assert_eq!(back.expose(), key.expose());
+        assert!(matches!(
+            stanza.unwrap(&SecretString::from("hunter3")),
+            Err(Error::WrongPassphrase)
+        ));
+        let decoded = PassphraseStanza::decode(&stanza.encode()).unwrap();
+        assert_eq!(decoded, stanza);
+    }
+
+    #[test]
+    fn params_are_authenticated() {
+        let key = FileKey::from_bytes([5; 32]);
+        let mut stanza = PassphraseStanza::wrap(&key, &SecretString::from("pw"), FAST).unwrap();
+        stanza.params.time_cost = 2;
+        assert!(stanza.unwrap(&SecretString::from("pw")).is_err());
+    }
+
+    #[test]
+    fn hostile_params_are_refused_before_work() {
+        let key = FileKey::from_bytes([5; 32]);
+        let mut stanza = PassphraseStanza::wrap(&key, &SecretString::from("pw"), FAST).unwrap();
+        stanza.params.memory_kib = u32::MAX;
+        assert!(matches!(
+            stanza.unwrap(&SecretString::from("pw")),
+            Err(Error::MalformedHeader(_))
+        ));
+    }
+
+    #[test]
+    fn parse_params() {
+        let p = Argon2Params::parse("m=256,t=1,p=1").unwrap();
+        assert_eq!(p.memory_kib, 256);
+        assert!(Argon2Params::parse("m=256,t=1").is_err());
+        assert!(Argon2Params::parse("m=256,t=0,p=1").is_err());
+        assert!(Argon2Params::parse("x=1,m=256,t=1,p=1").is_err());
+    }
+}

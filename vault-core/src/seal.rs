@@ -1,0 +1,378 @@
+//! Sealing: plaintext in, sealed file out.
+
+use std::io::{self, Write};
+
+use rayon::prelude::*;
+
+use crate::chunk::{ChunkCipher, Layout, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::hash::{ChunkDigest, PlaintextHasher};
+use crate::header::{ChunkSize, FILE_ID_LEN, Header, Stanza};
+use crate::keys::{FileKey, KeySchedule, random_bytes};
+use crate::pipeline::{OverlappedWriter, batch_chunks};
+use crate::source::Source;
+use crate::wrap::Recipients;
+
+/// A progress callback: called with the number of plaintext bytes just
+/// processed.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// What sealing produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealSummary {
+    /// Plaintext bytes sealed.
+    pub plaintext_len: u64,
+    /// Bytes written, header included.
+    pub sealed_len: u64,
+    /// BLAKE3 of the plaintext (what `b3sum` prints for the original).
+    pub blake3: blake3::Hash,
+}
+
+/// Header and cipher for a file about to be written.
+struct NewFile {
+    header_bytes: Vec<u8>,
+    header_len: u64,
+    engine: ChunkEngine,
+}
+
+impl NewFile {
+    fn random(
+        recipients: &Recipients,
+        chunk_size: ChunkSize,
+        plaintext_len: Option<u64>,
+    ) -> Result<Self> {
+        let file_key = FileKey::generate()?;
+        let mut file_id = [0u8; FILE_ID_LEN];
+        random_bytes(&mut file_id)?;
+        let stanzas = recipients.wrap(&file_key)?;
+        Ok(Self::with_key(
+            &file_key,
+            file_id,
+            stanzas,
+            chunk_size,
+            plaintext_len,
+        ))
+    }
+
+    fn with_key(
+        file_key: &FileKey,
+        file_id: [u8; FILE_ID_LEN],
+        stanzas: Vec<Stanza>,
+        chunk_size: ChunkSize,
+        plaintext_len: Option<u64>,
+    ) -> Self {
+        let schedule = KeySchedule::derive(file_key, &file_id);
+        let mut header = Header {
+            chunk_size,
+            file_id,
+            plaintext_len,
+            stanzas,
+            mac: [0; 32],
+        };
+        header.mac = schedule.header_mac(&header);
+        let header_bytes = header.encode();
+        NewFile {
+            header_len: header_bytes.len() as u64,
+            header_bytes,
+            engine: ChunkEngine {
+                cipher: ChunkCipher::new(&schedule.payload_key),
+                chunk_size: chunk_size.bytes(),
+                next_index: 0,
+                hasher: PlaintextHasher::default(),
+            },
+        }
+    }
+}
+
+/// Seals consecutive chunks in parallel and tracks the plaintext hash.
+struct ChunkEngine {
+    cipher: ChunkCipher,
+    chunk_size: usize,
+    next_index: u64,
+    hasher: PlaintextHasher,
+}
+
+impl ChunkEngine {
+    /// Seals `plain`, which holds whole chunks except that its final chunk
+    /// may be short when `ends_stream` is set, appending to `out`.
+    fn seal_slice(&mut self, plain: &[u8], ends_stream: bool, out: &mut Vec<u8>) {
+        let cs = self.chunk_size;
+        debug_assert!(ends_stream || (plain.len() % cs == 0 && !plain.is_empty()));
+        let n = plain.len().div_ceil(cs).max(1);
+        let first = self.next_index;
+        out.resize(plain.len() + n * TAG_LEN, 0);
+        let cipher = &self.cipher;
+        let digests: Vec<ChunkDigest> = out
+            .par_chunks_mut(cs + TAG_LEN)
+            .enumerate()
+            .map(|(k, slot)| {
+                let index = first + k as u64;
+                let piece = &plain[k * cs..((k + 1) * cs).min(plain.len())];
+                let last = ends_stream && k + 1 == n;
+                let digest = ChunkDigest::of(index, cs, last && index == 0, piece);
+                cipher.seal_into(index, last, piece, slot);
+                digest
+            })
+            .collect();
+        self.record(digests);
+    }
+
+    /// Reads chunks `first..first + n` of `layout` from `source` straight
+    /// into `out` and seals them in place.
+    fn seal_from_source(
+        &mut self,
+        source: &dyn Source,
+        layout: &Layout,
+        n: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<u64> {
+        let first = self.next_index;
+        let plain_bytes: u64 = (first..first + n).map(|i| layout.plain_len(i) as u64).sum();
+        out.resize(plain_bytes as usize + n as usize * TAG_LEN, 0);
+        let cs = self.chunk_size;
+        let cipher = &self.cipher;
+        let digests: Vec<ChunkDigest> = out
+            .par_chunks_mut(cs + TAG_LEN)
+            .enumerate()
+            .map(|(k, slot)| {
+                let index = first + k as u64;
+                let len = layout.plain_len(index);
+                let (body, tag) = slot.split_at_mut(len);
+                source
+                    .read_exact_at(body, layout.plain_offset(index))
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
+                            "the input ended early while reading chunk {index}; was it truncated?"
+                        )),
+                        _ => Error::Io(e),
+                    })?;
+                let last = layout.is_last(index);
+                let digest = ChunkDigest::of(index, cs, last && index == 0, body);
+                tag.copy_from_slice(&cipher.seal_in_place(index, last, body));
+                Ok(digest)
+            })
+            .collect::<Result<_>>()?;
+        self.record(digests);
+        Ok(plain_bytes)
+    }
+
+    fn record(&mut self, digests: Vec<ChunkDigest>) {
+        self.next_index += digests.len() as u64;
+        for digest in digests {
+            self.hasher.push(digest);
+        }
+    }
+}
+
+/// Seals everything in `source` to `output`, reading chunks in parallel with
+/// positional reads. The plaintext length is recorded in the header; if the
+/// source shrinks or grows while it is read, sealing fails with
+/// [`Error::SourceChanged`].
+///
+/// Runs on the current rayon pool (`pool.install(..)` to choose the thread
+/// count). Memory use is a few batches of chunks, independent of file size.
+pub fn seal_source<W: Write + Send>(
+    source: &dyn Source,
+    output: W,
+    recipients: &Recipients,
+    chunk_size: ChunkSize,
+    progress: Progress<'_>,
+) -> Result<(W, SealSummary)> {
+    let plaintext_len = source.len()?;
+    let NewFile {
+        header_bytes,
+        header_len,
+        mut engine,
+    } = NewFile::random(recipients, chunk_size, Some(plaintext_len))?;
+    let layout = Layout::for_plaintext(header_len, chunk_size.bytes() as u64, plaintext_len);
+    let mut writer = OverlappedWriter::new(output);
+    writer.write_now(&header_bytes)?;
+    let per_batch = batch_chunks(chunk_size.bytes()) as u64;
+    while engine.next_index < layout.chunks {
+        let n = per_batch.min(layout.chunks - engine.next_index);
+        let done = writer.overlap(|out| engine.seal_from_source(source, &layout, n, out))?;
+        progress(done);
+    }
+    let (output, sealed_len) = writer.finish()?;
+    let now = source.len()?;
+    if now != plaintext_len {
+        return Err(Error::SourceChanged(format!(
+            "its length went from {plaintext_len} to {now} bytes during sealing"
+        )));
+    }
+    Ok((
+        output,
+        SealSummary {
+            plaintext_len,
+            sealed_len,
+            blake3: engine.hasher.finish(),
+        },
+    ))
+}
+
+/// Options for a streaming [`Sealer`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SealOptions {
+    /// Payload chunk size.
+    pub chunk_size: ChunkSize,
+    /// The exact plaintext length, when known in advance. It is recorded in
+    /// the header, and [`Sealer::finish`] fails if a different number of
+    /// bytes was written.
+    pub plaintext_len: Option<u64>,
+}
+
+/// A streaming sealer: write plaintext in, sealed bytes come out of `W`.
+///
+/// Chunks are sealed in parallel batches on the current rayon pool while the
+/// previous batch is written. Call [`Sealer::finish`]: a sealer dropped
+/// without it leaves an incomplete file that will not open.
+pub struct Sealer<W: Write + Send> {
+    writer: OverlappedWriter<W>,
+    engine: ChunkEngine,
+    plain: Vec<u8>,
+    batch_bytes: usize,
+    written: u64,
+    expected: Option<u64>,
+    failed: bool,
+}
+
+impl<W: Write + Send> Sealer<W> {
+    /// Starts a sealed file for `recipients`, writing its header to `output`.
+    pub fn new(output: W, recipients: &Recipients, options: SealOptions) -> Result<Self> {
+        let file = NewFile::random(recipients, options.chunk_size, options.plaintext_len)?;
+        Self::start(output, file, options)
+    }
+
+    /// Starts a sealed file with a caller-chosen key and file id.
+    ///
+    /// This exists for test vectors. Reusing a `(file_key, file_id)` pair for
+    /// two different plaintexts destroys confidentiality: use [`Sealer::new`].
+    #[doc(hidden)]
+    pub fn with_key_for_test_vectors(
+        output: W,
+        file_key: &FileKey,
+        file_id: [u8; FILE_ID_LEN],
+        stanzas: Vec<Stanza>,
+        options: SealOptions,
+    ) -> Result<Self> {
+        let file = NewFile::with_key(
+            file_key,
+            file_id,
+            stanzas,
+            options.chunk_size,
+            options.plaintext_len,
+        );
+        Self::start(output, file, options)
+    }
+
+    fn start(output: W, file: NewFile, options: SealOptions) -> Result<Self> {
+        let mut writer = OverlappedWriter::new(output);
+        writer.write_now(&file.header_bytes)?;
+        let chunk_size = options.chunk_size.bytes();
+        Ok(Sealer {
+            writer,
+            engine: file.engine,
+            plain: Vec::new(),
+            batch_bytes: batch_chunks(chunk_size) * chunk_size,
+            written: 0,
+            expected: options.plaintext_len,
+            failed: false,
+        })
+    }
+
+    /// Seals the buffered plaintext (or `direct`, bypassing the buffer).
+    fn seal_batch(&mut self, direct: Option<&[u8]>, ends_stream: bool) -> Result<()> {
+        let Self {
+            writer,
+            engine,
+            plain,
+            ..
+        } = self;
+        let input: &[u8] = direct.unwrap_or(plain);
+        writer.overlap(|out| {
+            engine.seal_slice(input, ends_stream, out);
+            Ok(())
+        })?;
+        if direct.is_none() {
+            plain.clear();
+        }
+        Ok(())
+    }
+
+    fn write_inner(&mut self, mut data: &[u8]) -> Result<()> {
+        if let Some(expected) = self.expected
+            && self.written + data.len() as u64 > expected
+        {
+            return Err(Error::SourceChanged(format!(
+                "more than the announced {expected} bytes were written"
+            )));
+        }
+        self.written += data.len() as u64;
+        while !data.is_empty() {
+            // A full buffer is sealed only once more data exists, so the
+            // final chunk is always sealed by `finish` with the last flag.
+            if self.plain.len() == self.batch_bytes {
+                self.seal_batch(None, false)?;
+            }
+            if self.plain.is_empty() && data.len() > self.batch_bytes {
+                let (now, rest) = data.split_at(self.batch_bytes);
+                self.seal_batch(Some(now), false)?;
+                data = rest;
+                continue;
+            }
+            if self.plain.capacity() == 0 {
+                self.plain.reserve_exact(self.batch_bytes);
+            }
+            let take = (self.batch_bytes - self.plain.len()).min(data.len());
+            self.plain.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(())
+    }
+
+    /// Seals the final chunk, flushes, and returns the output and a summary.
+    pub fn finish(mut self) -> Result<(W, SealSummary)> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write to this sealer failed",
+            )));
+        }
+        if let Some(expected) = self.expected
+            && self.written != expected
+        {
+            return Err(Error::SourceChanged(format!(
+                "{} bytes were written but {expected} were announced",
+                self.written
+            )));
+        }
+        self.seal_batch(None, true)?;
+        let (output, sealed_len) = self.writer.finish()?;
+        Ok((
+            output,
+            SealSummary {
+                plaintext_len: self.written,
+                sealed_len,
+                blake3: self.engine.hasher.finish(),
+            },
+        ))
+    }
+}
+
+impl<W: Write + Send> Write for Sealer<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::other("an earlier write to this sealer failed"));
+        }
+        self.write_inner(data).map_err(|e| {
+            self.failed = true;
+            io::Error::from(e)
+        })?;
+        Ok(data.len())
+    }
+
+    /// Flushing cannot emit a partial chunk; it only flushes sealed batches
+    /// already handed to the output.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! Positional reads over files and in-memory buffers.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// A byte source that supports concurrent positional reads.
+///
+/// Implemented for [`File`] (via `pread`), byte buffers, and
+/// [`memmap2::Mmap`]. All methods take `&self`, so one source can serve many
+/// reader threads at once.
+pub trait Source: Send + Sync {
+    /// Current length of the source in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Whether the source is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Fills `buf` from `offset`, failing with `UnexpectedEof` when the
+    /// source ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl Source for File {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+fn slice_read_exact_at(data: &[u8], buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    match start
+        .checked_add(buf.len())
+        .and_then(|end| data.get(start..end))
+    {
+        Some(src) => {
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+impl Source for [u8] {
+    fn len(&self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        slice_read_exact_at(self, buf, offset)
+    }
+}
+
+impl Source for Vec<u8> {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.as_slice().len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        slice_read_exact_at(self, buf, offset)
+    }
+}
+
+impl Source for memmap2::Mmap {
+    fn len(&self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        slice_read_exact_at(self, buf, offset)
+    }
+}
+
+impl<T: Source + ?Sized> Source for &T {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+impl<T: Source + ?Sized> Source for Arc<T> {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+impl<T: Source + ?Sized> Source for Box<T> {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
