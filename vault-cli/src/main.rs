@@ -1,1 +1,47 @@
-fn main() {}
+//! `mvault`: seal, open, inspect and verify ML checkpoints and datasets.
+
+mod cli;
+mod cmd;
+mod exit;
+mod keys;
+mod output;
+mod progress;
+mod report;
+
+use clap::Parser;
+
+use crate::exit::{Exit, exit_for, hint_for};
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(err) = configure_threads(cli.threads) {
+        eprintln!("mvault: error: {err:#}");
+        std::process::exit(Exit::Usage as i32);
+    }
+    let code = match cmd::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&err);
+            exit_for(&err)
+        }
+    };
+    std::process::exit(code as i32);
+}
+
+/// Prints an error with its causes and, when useful, a hint.
+pub fn report_error(err: &anyhow::Error) {
+    eprintln!("mvault: error: {err:#}");
+    if let Some(hint) = hint_for(err) {
+        eprintln!("mvault: hint: {hint}");
+    }
+}
+
+fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("mvault-worker-{i}"));
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        builder = builder.num_threads(n);
+    }
+    builder.build_global()?;
+    Ok(())
+}

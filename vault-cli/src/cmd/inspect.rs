@@ -1,0 +1,133 @@
+//! `mvault inspect`: header facts without a key.
+
+use anyhow::Result;
+use serde_json::json;
+use vault_core::{Layout, Source, Stanza, read_header};
+
+use super::{for_each_input, open_input};
+use crate::cli::InspectArgs;
+use crate::exit::{Exit, fail};
+use crate::report::{human_bytes, print_json};
+
+pub fn run(args: InspectArgs) -> Result<Exit> {
+    let (results, exit) = for_each_input(&args.inputs, describe);
+    if args.json {
+        let items: Vec<_> = results
+            .into_iter()
+            .map(|(file, r)| match r {
+                Ok(v) => v,
+                Err(e) => json!({ "file": file, "error": e }),
+            })
+            .collect();
+        print_json(&json!(items));
+    } else {
+        for (file, r) in results {
+            let Ok(v) = r else { continue };
+            println!("{file}");
+            println!(
+                "  format:          mvault v{}, AES-256-GCM chunks (suite 1)",
+                v["version"]
+            );
+            println!(
+                "  chunk size:      {}",
+                human_bytes(v["chunk_size"].as_u64().unwrap_or(0))
+            );
+            match v["plaintext_len"].as_u64() {
+                Some(n) => println!("  plaintext size:  {n} bytes ({})", human_bytes(n)),
+                None => println!("  plaintext size:  not recorded (sealed from a stream)"),
+            }
+            println!("  chunks:          {}", v["chunks"]);
+            println!("  file id:         {}", v["file_id"].as_str().unwrap_or(""));
+            for s in v["stanzas"].as_array().into_iter().flatten() {
+                println!(
+                    "  key stanza:      {}",
+                    s["description"].as_str().unwrap_or("")
+                );
+            }
+            println!("  header:          {} bytes", v["header_len"]);
+            println!("  sealed size:     {} bytes", v["sealed_len"]);
+            println!(
+                "  length check:    {}",
+                v["length_check"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(exit)
+}
+
+fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
+    let file = open_input(path)?;
+    let (header, header_len) = read_header(&file)?;
+    let sealed_len = file.len()?;
+    let chunk = header.chunk_size.bytes() as u64;
+    let (check, chunks, plaintext) = match header.plaintext_len {
+        Some(len) => {
+            let layout = Layout::for_plaintext(header_len, chunk, len);
+            let check = match sealed_len.cmp(&layout.sealed_len()) {
+                std::cmp::Ordering::Equal => "ok".to_string(),
+                std::cmp::Ordering::Less => {
+                    format!("TRUNCATED: expected {} bytes", layout.sealed_len())
+                }
+                std::cmp::Ordering::Greater => {
+                    format!("TRAILING DATA: expected {} bytes", layout.sealed_len())
+                }
+            };
+            (check, layout.chunks, Some(len))
+        }
+        None => match Layout::for_sealed_len(header_len, chunk, sealed_len) {
+            Ok(layout) => (
+                "ok (final chunk is authenticated on open)".into(),
+                layout.chunks,
+                None,
+            ),
+            Err(e) => (format!("INVALID: {e}"), 0, None),
+        },
+    };
+    let stanzas: Vec<_> = header
+        .stanzas
+        .iter()
+        .map(|s| match s {
+            Stanza::Age(body) => json!({
+                "kind": "age",
+                "description": format!("age recipients ({} bytes)", body.len()),
+            }),
+            Stanza::Passphrase(p) => json!({
+                "kind": "argon2id-passphrase",
+                "description": format!(
+                    "passphrase (Argon2id m={} KiB, t={}, p={})",
+                    p.params.memory_kib, p.params.time_cost, p.params.parallelism
+                ),
+                "memory_kib": p.params.memory_kib,
+                "time_cost": p.params.time_cost,
+                "parallelism": p.params.parallelism,
+            }),
+            other => {
+                json!({ "kind": other.kind_name(), "description": "unknown stanza kind (ignored)" })
+            }
+        })
+        .collect();
+    let ok = check.starts_with("ok");
+    let value = json!({
+        "file": path.display().to_string(),
+        "version": vault_core::FORMAT_VERSION,
+        "suite": "aes-256-gcm",
+        "chunk_size": chunk,
+        "plaintext_len": plaintext,
+        "chunks": chunks,
+        "file_id": hex::encode(header.file_id),
+        "stanzas": stanzas,
+        "header_len": header_len,
+        "sealed_len": sealed_len,
+        "length_check": check,
+    });
+    if !ok {
+        // Still describe the file, but fail the command.
+        eprintln!(
+            "mvault: {}: {}",
+            path.display(),
+            value["length_check"].as_str().unwrap_or("")
+        );
+        return Err(fail(Exit::Integrity, "length does not match the header"));
+    }
+    Ok(value)
+}

@@ -1,0 +1,73 @@
+//! One module per subcommand.
+
+mod inspect;
+mod keygen;
+mod open;
+mod seal;
+mod verify;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::exit::{Exit, exit_for};
+
+/// Runs the chosen subcommand and returns the exit code.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let show_progress = !cli.quiet;
+    match cli.command {
+        Command::Keygen(args) => keygen::run(args, cli.quiet),
+        Command::Seal(args) => seal::run(args, show_progress),
+        Command::Open(args) => open::run(args, show_progress),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Verify(args) => verify::run(args, show_progress),
+    }
+}
+
+/// Runs `each` over every input, reporting failures as they happen and
+/// carrying on with the rest. Returns the per-input results and the exit
+/// code of the first failure.
+fn for_each_input<T>(
+    inputs: &[std::path::PathBuf],
+    mut each: impl FnMut(&Path) -> Result<T>,
+) -> (Vec<(String, Result<T, String>)>, Exit) {
+    let mut exit = Exit::Ok;
+    let results = inputs
+        .iter()
+        .map(|input| {
+            let name = input.display().to_string();
+            match each(input) {
+                Ok(value) => (name, Ok(value)),
+                Err(err) => {
+                    eprintln!("mvault: {name}: error: {err:#}");
+                    if let Some(hint) = crate::exit::hint_for(&err) {
+                        eprintln!("mvault: hint: {hint}");
+                    }
+                    if exit == Exit::Ok {
+                        exit = exit_for(&err);
+                    }
+                    (name, Err(format!("{err:#}")))
+                }
+            }
+        })
+        .collect();
+    (results, exit)
+}
+
+/// Opens an input file with a message that names it.
+fn open_input(path: &Path) -> Result<std::fs::File> {
+    use anyhow::Context;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if file.metadata()?.is_dir() {
+        return Err(crate::exit::fail(
+            Exit::Usage,
+            format!(
+                "{} is a directory; seal or open the files inside it",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}

@@ -1,0 +1,128 @@
+//! `mvault open`
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use vault_core::{Identities, Opener, read_header};
+
+use super::{for_each_input, open_input};
+use crate::cli::OpenArgs;
+use crate::exit::{Exit, fail};
+use crate::keys::{load_identities, maybe_add_passphrase};
+use crate::output::{AtomicFile, stdout_file};
+use crate::progress::Progress;
+use crate::report::{gb_per_s, human_bytes, print_json};
+
+pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if args.output.is_some() && args.inputs.len() > 1 {
+        return Err(fail(
+            Exit::Usage,
+            "-o works with a single input; omit it to strip .mvlt from each name",
+        ));
+    }
+    if to_stdout && args.json {
+        return Err(fail(
+            Exit::Usage,
+            "--json cannot share standard output with -o -",
+        ));
+    }
+    let (mut identities, files) = load_identities(&args.identities)?;
+    let progress = show_progress && !args.json && !to_stdout;
+    let (results, exit) = for_each_input(&args.inputs, |input| {
+        open_one(input, &args, &mut identities, !files.is_empty(), progress)
+    });
+    if args.json {
+        let items: Vec<_> = results
+            .into_iter()
+            .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
+            .collect();
+        print_json(&json!(items));
+    }
+    Ok(exit)
+}
+
+/// Opens `input` with `identities`, asking for a passphrase if the file has
+/// a passphrase stanza that the identities do not cover.
+pub fn unlock(
+    input: &Path,
+    identities: &mut Identities,
+    have_identity_files: bool,
+) -> Result<Opener<File>> {
+    let file = open_input(input)?;
+    let (header, _) =
+        read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
+    maybe_add_passphrase(identities, &header, have_identity_files)?;
+    if identities.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "no identity: pass -i IDENTITY, set MVAULT_IDENTITY, or create ~/.config/mvault/identity.txt with `mvault keygen`",
+        ));
+    }
+    Ok(Opener::new(file, identities)?)
+}
+
+fn open_one(
+    input: &Path,
+    args: &OpenArgs,
+    identities: &mut Identities,
+    have_identity_files: bool,
+    progress: bool,
+) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let target = match &args.output {
+        Some(p) if p == Path::new("-") => None,
+        Some(p) => Some(p.clone()),
+        None => Some(strip_suffix(input)?),
+    };
+    let opener = unlock(input, identities, have_identity_files)?;
+    let bar = Progress::new(progress, opener.len(), &input.display().to_string());
+    let (summary, written_to) = match &target {
+        None => {
+            let (_, summary) = opener.decrypt_to(stdout_file()?, false, &bar.callback())?;
+            (summary, None)
+        }
+        Some(path) => {
+            let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
+            let (_, summary) = opener
+                .decrypt_to(atomic.file(), false, &bar.callback())
+                .with_context(|| format!("while writing {}", path.display()))?;
+            (summary, Some(atomic.commit()?))
+        }
+    };
+    drop(bar);
+    let elapsed = started.elapsed();
+    if progress {
+        eprintln!(
+            "mvault: {} -> {} ({}, {:.2} GB/s)",
+            input.display(),
+            written_to.as_deref().unwrap_or(Path::new("-")).display(),
+            human_bytes(summary.plaintext_len),
+            gb_per_s(summary.plaintext_len, elapsed)
+        );
+    }
+    Ok(json!({
+        "input": input.display().to_string(),
+        "output": written_to.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+        "plaintext_len": summary.plaintext_len,
+        "seconds": elapsed.as_secs_f64(),
+        "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
+    }))
+}
+
+fn strip_suffix(input: &Path) -> Result<PathBuf> {
+    let name = input.to_string_lossy();
+    match name.strip_suffix(".mvlt") {
+        Some(stem) if !stem.is_empty() && !stem.ends_with('/') => Ok(PathBuf::from(stem)),
+        _ => Err(fail(
+            Exit::Usage,
+            format!(
+                "{} does not end in .mvlt; choose the output with -o",
+                input.display()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,279 @@
+//! `mvault seal`
+
+use std::fs::{self, File};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use vault_core::{ChunkSize, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source};
+
+use super::{for_each_input, open_input};
+use crate::cli::SealArgs;
+use crate::exit::{Exit, fail};
+use crate::keys::load_identities;
+use crate::output::{AtomicFile, HashingWriter, stdout_file};
+use crate::progress::Progress;
+use crate::report::{gb_per_s, human_bytes, print_json};
+
+pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
+    if args.output.is_some() && args.inputs.len() > 1 {
+        return Err(fail(
+            Exit::Usage,
+            "-o works with a single input; omit it to write FILE.mvlt beside each FILE",
+        ));
+    }
+    if args.remove_source && args.output.as_deref() == Some(Path::new("-")) {
+        return Err(fail(
+            Exit::Usage,
+            "--remove-source needs a sealed file on disk, not standard output",
+        ));
+    }
+    let (recipients, description) = args.recipients.load()?;
+    let quiet_info = !show_progress || args.json;
+    if !quiet_info {
+        eprintln!("mvault: sealing to {description}");
+    }
+    let (results, exit) = for_each_input(&args.inputs, |input| {
+        seal_one(input, &args, &recipients, show_progress && !args.json)
+    });
+    if args.json {
+        let items: Vec<_> = results
+            .into_iter()
+            .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
+            .collect();
+        print_json(&json!(items));
+    }
+    Ok(exit)
+}
+
+/// Fingerprint used to notice a source modified during sealing.
+fn fingerprint(meta: &fs::Metadata) -> (u64, Option<SystemTime>) {
+    (meta.len(), meta.modified().ok())
+}
+
+fn seal_one(
+    input: &Path,
+    args: &SealArgs,
+    recipients: &Recipients,
+    progress: bool,
+) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if to_stdout && io::stdout().is_terminal() {
+        return Err(fail(
+            Exit::Usage,
+            "refusing to write sealed bytes to a terminal; redirect stdout or use -o FILE",
+        ));
+    }
+    let from_stdin = input == Path::new("-");
+    let target: Option<PathBuf> = match (&args.output, from_stdin) {
+        (Some(p), _) if to_stdout => {
+            let _ = p;
+            None
+        }
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => return Err(fail(Exit::Usage, "sealing standard input needs -o OUT")),
+        (None, false) => Some(with_suffix(input)),
+    };
+    if let Some(t) = &target
+        && !from_stdin
+        && same_file(input, t)
+    {
+        return Err(fail(
+            Exit::Usage,
+            format!("{} would overwrite its own source", input.display()),
+        ));
+    }
+
+    let (summary, output_hash, written_to) = if from_stdin {
+        let stdin = io::stdin().lock();
+        seal_to(
+            target.as_deref(),
+            args,
+            |out| seal_stream(stdin, out, recipients, args.chunk_size),
+            || Ok(()),
+        )?
+    } else {
+        let file = open_input(input)?;
+        let before = file.metadata()?;
+        let bar = Progress::new(progress, before.len(), &input.display().to_string());
+        let unchanged = || {
+            if before.is_file() && fingerprint(&fs::metadata(input)?) != fingerprint(&before) {
+                return Err(vault_core::Error::SourceChanged(format!(
+                    "{} was modified while it was being sealed; no output was kept",
+                    input.display()
+                ))
+                .into());
+            }
+            Ok(())
+        };
+        seal_to(
+            target.as_deref(),
+            args,
+            |out| {
+                if before.is_file() {
+                    seal_source(&file, out, recipients, args.chunk_size, &bar.callback())
+                        .map_err(Into::into)
+                } else {
+                    seal_stream(&file, out, recipients, args.chunk_size)
+                }
+            },
+            unchanged,
+        )?
+    };
+
+    let mut verified = serde_json::Value::Null;
+    if args.remove_source && !from_stdin {
+        let path = written_to
+            .as_deref()
+            .expect("--remove-source has a file output");
+        let written = output_hash.expect("hashed when removing the source");
+        verified = json!(verify_before_removal(path, written, &summary)?);
+        let meta = fs::metadata(input)?;
+        if meta.is_file() {
+            fs::remove_file(input)
+                .with_context(|| format!("cannot remove source {}", input.display()))?;
+            if let Ok(dir) = File::open(crate::output::parent_dir(input)) {
+                let _ = dir.sync_all();
+            }
+        }
+    }
+
+    let elapsed = started.elapsed();
+    if !args.json && !to_stdout && progress {
+        eprintln!(
+            "mvault: {} -> {} ({}, {:.2} GB/s)",
+            input.display(),
+            written_to.as_deref().unwrap_or(Path::new("-")).display(),
+            human_bytes(summary.plaintext_len),
+            gb_per_s(summary.plaintext_len, elapsed)
+        );
+    }
+    Ok(json!({
+        "input": input.display().to_string(),
+        "output": written_to.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+        "plaintext_len": summary.plaintext_len,
+        "sealed_len": summary.sealed_len,
+        "blake3": summary.blake3.to_hex().to_string(),
+        "seconds": elapsed.as_secs_f64(),
+        "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
+        "source_removed": args.remove_source && !from_stdin,
+        "verified": verified,
+    }))
+}
+
+/// Runs `seal` against the chosen output: an atomic file (committed only
+/// when `seal` and `before_commit` succeed) or standard output. Returns the
+/// summary, the BLAKE3 of the sealed bytes (with --remove-source), and the
+/// committed path.
+fn seal_to(
+    target: Option<&Path>,
+    args: &SealArgs,
+    seal: impl FnOnce(HashingWriter<&mut File>) -> Result<(HashingWriter<&mut File>, SealSummary)>,
+    before_commit: impl FnOnce() -> Result<()>,
+) -> Result<(SealSummary, Option<blake3::Hash>, Option<PathBuf>)> {
+    match target {
+        None => {
+            let mut out = stdout_file()?;
+            let (_, summary) = seal(HashingWriter::new(&mut out, false))?;
+            before_commit()?;
+            Ok((summary, None, None))
+        }
+        Some(path) => {
+            let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
+            let (writer, summary) = seal(HashingWriter::new(atomic.file(), args.remove_source))
+                .with_context(|| format!("while writing {}", path.display()))?;
+            let (_, hash) = writer.into_parts();
+            before_commit()?;
+            let committed = atomic.commit()?;
+            Ok((summary, hash, Some(committed)))
+        }
+    }
+}
+
+/// Seals a non-seekable stream (stdin, a pipe) whose length is unknown.
+fn seal_stream<R: Read, W: Write + Send>(
+    mut input: R,
+    out: W,
+    recipients: &Recipients,
+    chunk_size: ChunkSize,
+) -> Result<(W, SealSummary)> {
+    let options = SealOptions {
+        chunk_size,
+        plaintext_len: None,
+    };
+    let mut sealer = Sealer::new(out, recipients, options)?;
+    let mut buf = vec![0u8; 8 << 20];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot read the input")),
+        };
+        sealer.write_all(&buf[..n])?;
+    }
+    Ok(sealer.finish()?)
+}
+
+/// Before a source is deleted: the sealed file re-read from disk must hash
+/// to what was written, and if an identity is at hand it must decrypt to a
+/// plaintext with the source's BLAKE3.
+fn verify_before_removal(
+    path: &Path,
+    written: blake3::Hash,
+    summary: &SealSummary,
+) -> Result<&'static str> {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_mmap_rayon(path)
+        .with_context(|| format!("cannot re-read {}", path.display()))?;
+    if hasher.finalize() != written {
+        return Err(fail(
+            Exit::Integrity,
+            format!(
+                "{} does not read back as written; the source was kept",
+                path.display()
+            ),
+        ));
+    }
+    let Ok((identities, files)) = load_identities(&[]) else {
+        return Ok("re-read");
+    };
+    if files.is_empty() {
+        return Ok("re-read");
+    }
+    let file = File::open(path)?;
+    match Opener::new(file, &identities) {
+        Ok(opener) => {
+            let check = opener.verify(&|_| {})?;
+            if check.blake3 != Some(summary.blake3) {
+                return Err(fail(
+                    Exit::Integrity,
+                    "decrypted copy differs from the source; the source was kept",
+                ));
+            }
+            Ok("decrypted")
+        }
+        Err(vault_core::Error::NoMatchingIdentity) => Ok("re-read"),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context("verifying the sealed copy; the source was kept"))
+        }
+    }
+}
+
+fn with_suffix(input: &Path) -> PathBuf {
+    let mut name = input.as_os_str().to_owned();
+    name.push(".mvlt");
+    PathBuf::from(name)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}

@@ -1,0 +1,254 @@
+//! Identities, recipients and passphrases for the CLI.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use secrecy::{ExposeSecret, SecretString};
+use vault_core::age::cli_common::{StdinGuard, read_identities, read_recipients};
+use vault_core::{Argon2Params, Header, Identities, Recipients, Stanza};
+
+use crate::exit::{Exit, fail};
+
+/// `$MVAULT_IDENTITY`, else `$XDG_CONFIG_HOME/mvault/identity.txt`, else
+/// `~/.config/mvault/identity.txt`.
+pub fn default_identity_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MVAULT_IDENTITY").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("mvault").join("identity.txt"))
+}
+
+/// Refuses secret files that other users could read or that another user
+/// owns, as ssh does for private keys.
+pub fn check_secret_file(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path)
+        .with_context(|| format!("cannot read identity file {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "identity file {} is accessible by other users (mode {mode:03o}); fix it with: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && me != 0 {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "identity file {} is owned by uid {}, not by you (uid {me}); fix it with: chown $(id -u) {}",
+                path.display(),
+                meta.uid(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads identity files (`-i`), falling back to the default identity when
+/// none is given and it exists. Every file's permissions are checked first.
+pub fn load_identities(files: &[PathBuf]) -> Result<(Identities, Vec<PathBuf>)> {
+    let mut paths = files.to_vec();
+    if paths.is_empty()
+        && let Some(default) = default_identity_path().filter(|p| p.exists())
+    {
+        paths.push(default);
+    }
+    for path in &paths {
+        check_secret_file(path)?;
+    }
+    let mut identities = Identities::new();
+    if !paths.is_empty() {
+        let names = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let loaded = read_identities(names, None, &mut StdinGuard::new(false))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot load identities")?;
+        identities.extend_age(loaded);
+    }
+    Ok((identities, paths))
+}
+
+/// Recipient options shared by the commands that seal.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RecipientArgs {
+    /// Seal to this recipient (age1..., ssh-ed25519 ..., ssh-rsa ..., age1yubikey1... plugin). Repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Seal to every recipient listed in this file, one per line. Repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+    /// Seal to the recipient of this identity file. Repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Also protect the file with a passphrase (asked on the terminal, or $MVAULT_PASSPHRASE).
+    #[arg(short = 'p', long = "passphrase")]
+    pub passphrase: bool,
+    /// Argon2id costs for the passphrase, as m=KiB,t=passes,p=lanes (default m=65536,t=3,p=1).
+    #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
+    pub argon2: Option<String>,
+}
+
+impl RecipientArgs {
+    /// Builds the recipient set. With nothing given, seals to the default
+    /// identity if there is one.
+    pub fn load(&self) -> Result<(Recipients, String)> {
+        let mut identity_files = self.identities.clone();
+        let mut description = Vec::new();
+        if self.recipients.is_empty()
+            && self.recipients_files.is_empty()
+            && identity_files.is_empty()
+            && !self.passphrase
+        {
+            match default_identity_path().filter(|p| p.exists()) {
+                Some(default) => {
+                    description.push(format!("your identity {}", default.display()));
+                    identity_files.push(default);
+                }
+                None => {
+                    return Err(fail(
+                        Exit::Usage,
+                        "no recipients: give -r RECIPIENT, -R FILE, -i IDENTITY or -p, or create a default identity with `mvault keygen`",
+                    ));
+                }
+            }
+        }
+        for path in &identity_files {
+            check_secret_file(path)?;
+        }
+        let mut recipients = Recipients::new();
+        if !self.recipients.is_empty()
+            || !self.recipients_files.is_empty()
+            || !identity_files.is_empty()
+        {
+            let loaded = read_recipients(
+                self.recipients.clone(),
+                self.recipients_files
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                identity_files
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                None,
+                &mut StdinGuard::new(false),
+            )
+            .map_err(|e| fail(Exit::Usage, format!("cannot load recipients: {e}")))?;
+            if description.is_empty() {
+                description.push(format!("{} recipient(s)", loaded.len()));
+            }
+            recipients.extend_age(loaded);
+        }
+        if self.passphrase {
+            let params = match &self.argon2 {
+                Some(text) => Argon2Params::parse(text)
+                    .map_err(|e| fail(Exit::Usage, format!("--argon2: {e}")))?,
+                None => Argon2Params::default(),
+            };
+            recipients.set_passphrase(new_passphrase()?, params);
+            description.push("a passphrase".into());
+        }
+        Ok((recipients, description.join(" and ")))
+    }
+}
+
+/// Reads a passphrase for a new file: `$MVAULT_PASSPHRASE`, or asked twice
+/// on the terminal.
+fn new_passphrase() -> Result<SecretString> {
+    if let Some(p) = env_passphrase() {
+        return Ok(p);
+    }
+    let first = prompt("Passphrase for the sealed file: ")?;
+    if first.expose_secret().is_empty() {
+        return Err(fail(Exit::Usage, "empty passphrase"));
+    }
+    let second = prompt("Repeat the passphrase: ")?;
+    if first.expose_secret() != second.expose_secret() {
+        return Err(fail(Exit::Usage, "the passphrases do not match"));
+    }
+    Ok(first)
+}
+
+fn env_passphrase() -> Option<SecretString> {
+    std::env::var("MVAULT_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from)
+}
+
+fn prompt(text: &str) -> Result<SecretString> {
+    rpassword::prompt_password(text)
+        .map(SecretString::from)
+        .map_err(|_| {
+            fail(
+                Exit::Usage,
+                "no terminal to ask for a passphrase on; set MVAULT_PASSPHRASE",
+            )
+        })
+}
+
+/// Adds a passphrase to `identities` when the header has a passphrase
+/// stanza and either no identity was given or none matches an age stanza.
+pub fn maybe_add_passphrase(
+    identities: &mut Identities,
+    header: &Header,
+    have_identity_files: bool,
+) -> Result<()> {
+    let has_passphrase_stanza = header
+        .stanzas
+        .iter()
+        .any(|s| matches!(s, Stanza::Passphrase(_)));
+    if !has_passphrase_stanza {
+        return Ok(());
+    }
+    if have_identity_files && identities.unlock(header).is_ok() {
+        return Ok(());
+    }
+    let passphrase = match env_passphrase() {
+        Some(p) => p,
+        None => prompt("Passphrase: ")?,
+    };
+    identities.set_passphrase(passphrase);
+    Ok(())
+}
+
+/// Writes a fresh X25519 identity to `path` (0600, folder 0700) and returns
+/// its recipient string.
+pub fn generate_identity(path: &Path, force: bool) -> Result<String> {
+    use std::io::Write;
+
+    let dir = crate::output::parent_dir(path);
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let identity = vault_core::age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let mut out = crate::output::AtomicFile::create(path, 0o600, force)?;
+    let secret = identity.to_string();
+    let body = zeroize::Zeroizing::new(format!(
+        "# mvault identity (age X25519). Keep this file secret.\n# public key: {recipient}\n{}\n",
+        secret.expose_secret()
+    ));
+    out.file().write_all(body.as_bytes())?;
+    out.commit()?;
+    Ok(recipient)
+}
+
+use std::os::unix::fs::DirBuilderExt;

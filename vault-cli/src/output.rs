@@ -1,0 +1,157 @@
+//! Crash-safe output files and raw standard output.
+//!
+//! Every file mvault produces is written to a temporary file in the
+//! destination folder, fsynced, then renamed over the final name (and the
+//! folder fsynced), so an interrupted run never leaves a half-written file
+//! under the final name.
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tempfile::NamedTempFile;
+
+use crate::exit::{Exit, fail};
+
+/// A file being written that appears under its final name only on
+/// [`AtomicFile::commit`]. Dropped uncommitted, it leaves nothing behind.
+pub struct AtomicFile {
+    temp: NamedTempFile,
+    target: PathBuf,
+    overwrite: bool,
+}
+
+impl AtomicFile {
+    /// Starts writing `target` with permission bits `mode`. Fails when the
+    /// target exists and `overwrite` is false.
+    pub fn create(target: &Path, mode: u32, overwrite: bool) -> Result<Self> {
+        if !overwrite && target.symlink_metadata().is_ok() {
+            return Err(fail(
+                Exit::Refused,
+                format!(
+                    "{} already exists (use --force to overwrite)",
+                    target.display()
+                ),
+            ));
+        }
+        let dir = parent_dir(target);
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".mvault-tmp")
+            .permissions(Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        // The umask may have cleared bits the user asked for; set them exactly.
+        fs::set_permissions(temp.path(), Permissions::from_mode(mode))?;
+        Ok(AtomicFile {
+            temp,
+            target: target.to_path_buf(),
+            overwrite,
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    /// Flushes to stable storage and moves the file to its final name.
+    pub fn commit(self) -> Result<PathBuf> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("cannot flush {} to disk", self.target.display()))?;
+        let persisted = if self.overwrite {
+            self.temp.persist(&self.target)
+        } else {
+            self.temp.persist_noclobber(&self.target)
+        };
+        persisted.map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                fail(
+                    Exit::Refused,
+                    format!(
+                        "{} appeared while writing (use --force to overwrite)",
+                        self.target.display()
+                    ),
+                )
+            } else {
+                anyhow::Error::new(e.error)
+                    .context(format!("cannot rename into {}", self.target.display()))
+            }
+        })?;
+        sync_dir(parent_dir(&self.target));
+        Ok(self.target)
+    }
+}
+
+/// The folder that holds `path` ("." for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Best-effort fsync of a directory so a rename is durable.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Standard output as a plain `File` (unbuffered, `Send`), so large batches
+/// go out in single `write` calls.
+pub fn stdout_file() -> Result<File> {
+    let fd = rustix::io::dup(io::stdout().as_fd()).context("cannot duplicate standard output")?;
+    Ok(File::from(fd))
+}
+
+/// Wraps a writer and, when asked to, hashes what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Option<blake3::Hasher>,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W, hash: bool) -> Self {
+        HashingWriter {
+            inner,
+            hasher: hash.then(blake3::Hasher::new),
+        }
+    }
+
+    /// The inner writer and the hash of everything written (if hashing).
+    pub fn into_parts(self) -> (W, Option<blake3::Hash>) {
+        (self.inner, self.hasher.map(|h| h.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Parses an octal permission string such as `600` or `0640`.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal mode like 600"))
+}
