@@ -25,13 +25,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
+/// One input's outcome: its name and its report or error message.
+type InputResult<T> = (String, Result<T, String>);
+
 /// Runs `each` over every input, reporting failures as they happen and
 /// carrying on with the rest. Returns the per-input results and the exit
 /// code of the first failure.
 fn for_each_input<T>(
     inputs: &[std::path::PathBuf],
     mut each: impl FnMut(&Path) -> Result<T>,
-) -> (Vec<(String, Result<T, String>)>, Exit) {
+) -> (Vec<InputResult<T>>, Exit) {
     let mut exit = Exit::Ok;
     let results = inputs
         .iter()
