@@ -207,11 +207,17 @@ impl Header {
     /// the header's bytes and nothing more.
     pub fn read_from(reader: &mut impl Read) -> Result<Header> {
         let mut fixed = [0u8; FIXED_LEN];
-        read_header_bytes(reader, &mut fixed)?;
+        let n = read_up_to(reader, &mut fixed)?;
+        if n < FIXED_LEN {
+            return Err(short_header(&fixed[..n]));
+        }
         let total = check_fixed(&fixed)?;
         let mut bytes = vec![0u8; total];
         bytes[..FIXED_LEN].copy_from_slice(&fixed);
-        read_header_bytes(reader, &mut bytes[FIXED_LEN..])?;
+        let n = read_up_to(reader, &mut bytes[FIXED_LEN..])?;
+        if FIXED_LEN + n < total {
+            return Err(short_header(&bytes[..FIXED_LEN + n]));
+        }
         Header::parse(&bytes).map(|(header, _)| header)
     }
 
@@ -295,7 +301,9 @@ impl Header {
 }
 
 fn short_header(bytes: &[u8]) -> Error {
-    if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) || bytes.starts_with(&MAGIC) {
+    if !bytes.is_empty() && bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes)
+        || bytes.starts_with(&MAGIC)
+    {
         Error::Truncated("the header is incomplete".into())
     } else {
         Error::NotSealed
@@ -331,27 +339,18 @@ fn check_fixed(fixed: &[u8; FIXED_LEN]) -> Result<usize> {
     Ok(total)
 }
 
-/// `read_exact` that reports a short read as a truncated (or non-mvault) file.
-fn read_header_bytes(reader: &mut impl Read, buf: &mut [u8]) -> Result<()> {
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
-            Ok(0) => {
-                let seen = &buf[..filled.min(MAGIC.len())];
-                return Err(
-                    if filled >= MAGIC.len() || MAGIC.starts_with(seen) && filled > 0 {
-                        Error::Truncated("the header is incomplete".into())
-                    } else {
-                        Error::NotSealed
-                    },
-                );
-            }
+            Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    Ok(filled)
 }
 
 #[cfg(test)]
