@@ -158,6 +158,9 @@ fn unwrap_age(body: &[u8], identities: &[Box<dyn age::Identity>]) -> Result<Opti
         Err(age::DecryptError::DecryptionFailed | age::DecryptError::InvalidHeader) => {
             return Err(Error::MalformedHeader("age stanza is corrupt".into()));
         }
+        // The file key was recovered but age's own header MAC failed: the
+        // age stanza was modified after sealing.
+        Err(age::DecryptError::InvalidMac) => return Err(Error::HeaderTampered),
         Err(e) => return Err(Error::KeyWrap(e.to_string())),
     };
     let mut key = Zeroizing::new(Vec::with_capacity(FILE_KEY_LEN + 1));
