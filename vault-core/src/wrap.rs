@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::header::{Header, Stanza};
+use crate::header::{Header, MAX_STANZA_LEN, Stanza};
 use crate::keys::{FILE_KEY_LEN, FileKey, KeySchedule};
 use crate::passphrase::{Argon2Params, PassphraseStanza};
 
@@ -59,7 +59,17 @@ impl Recipients {
         }
         let mut stanzas = Vec::new();
         if !self.age.is_empty() {
-            stanzas.push(Stanza::Age(wrap_age(file_key, &self.age)?));
+            let body = wrap_age(file_key, &self.age)?;
+            if body.len() > MAX_STANZA_LEN {
+                // Readers refuse such a stanza; never write a file nobody can open.
+                return Err(Error::InvalidArgument(format!(
+                    "{} age recipients need a {}-byte stanza, over the format's \
+                     {MAX_STANZA_LEN}-byte limit; use fewer recipients",
+                    self.age.len(),
+                    body.len()
+                )));
+            }
+            stanzas.push(Stanza::Age(body));
         }
         if let Some((passphrase, params)) = &self.passphrase {
             stanzas.push(Stanza::Passphrase(PassphraseStanza::wrap(

@@ -447,3 +447,37 @@ fn empty_recipients_are_refused() {
     );
     assert!(matches!(result, Err(Error::InvalidArgument(_))));
 }
+
+/// The header limits readers enforce (one stanza at most 64 KiB) must be
+/// enforced when sealing too: a file that no reader accepts must not be
+/// written.
+#[test]
+fn sealing_never_writes_a_header_readers_refuse() {
+    let ids: Vec<x25519::Identity> = (0..700).map(|_| x25519::Identity::generate()).collect();
+    let plaintext = pattern(12, 10);
+    for count in [600, 700] {
+        let mut recipients = Recipients::new();
+        for id in &ids[..count] {
+            recipients.add_age(Box::new(id.to_public()));
+        }
+        let last = with_x25519(&ids[count - 1]);
+        let streamed = Sealer::new(Vec::new(), &recipients, options(None)).and_then(|mut s| {
+            s.write_all(&plaintext)?;
+            s.finish()
+        });
+        let positional = seal_source(&plaintext, Vec::new(), &recipients, ChunkSize::MIN, &|_| {});
+        for result in [streamed, positional] {
+            if count == 600 {
+                // About 59 KiB of age stanza: fits, and every recipient opens.
+                let (sealed, _) = result.unwrap();
+                assert!(open_all(sealed, &last).unwrap() == plaintext);
+            } else {
+                assert!(
+                    matches!(result, Err(Error::InvalidArgument(_))),
+                    "{}",
+                    describe(&result)
+                );
+            }
+        }
+    }
+}
