@@ -69,6 +69,13 @@ impl<S: Source> Opener<S> {
         let file_len = source.len()?;
         let layout = match header.plaintext_len {
             Some(len) => {
+                // Checked first so that an authentic but absurd length
+                // cannot overflow the layout arithmetic below.
+                if len > file_len {
+                    return Err(Error::Truncated(format!(
+                        "the header records {len} plaintext bytes but the sealed file is {file_len} bytes"
+                    )));
+                }
                 let layout = Layout::for_plaintext(header_len, chunk_size, len);
                 let expected = layout.sealed_len();
                 if file_len < expected {
