@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use std::io::Write;
 
 use vault_core::age::x25519;
