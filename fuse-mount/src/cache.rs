@@ -1,0 +1,146 @@
+//! A memory-bounded cache of decrypted chunks.
+//!
+//! The kernel reads a 1 MiB chunk in several requests (128 KiB or more each,
+//! from several FUSE threads at once). Decrypting the chunk once and serving
+//! the rest from here keeps every request proportional to what it returns.
+//! Shards keep threads from contending; no lock is held while decrypting.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Identifies one chunk of one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChunkKey {
+    /// Inode of the file.
+    pub ino: u64,
+    /// Chunk index.
+    pub index: u64,
+}
+
+/// Authenticated plaintext of one chunk, zeroized when the last reference
+/// goes away.
+pub struct Plain(Vec<u8>);
+
+impl Plain {
+    /// Wraps decrypted bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Plain(bytes)
+    }
+
+    /// The plaintext.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+const SHARDS: usize = 16;
+
+struct Shard {
+    entries: HashMap<ChunkKey, (Arc<Plain>, u64)>,
+    bytes: usize,
+}
+
+/// Sharded least-recently-used cache bounded by total plaintext bytes.
+pub struct ChunkCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_budget: usize,
+    clock: AtomicU64,
+}
+
+impl ChunkCache {
+    /// A cache holding at most about `budget` bytes of plaintext.
+    pub fn new(budget: usize) -> Self {
+        ChunkCache {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        entries: HashMap::new(),
+                        bytes: 0,
+                    })
+                })
+                .collect(),
+            shard_budget: budget / SHARDS,
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: ChunkKey) -> &Mutex<Shard> {
+        let mix = key.ino.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.index;
+        &self.shards[(mix as usize) % SHARDS]
+    }
+
+    /// Returns the cached chunk, marking it recently used.
+    pub fn get(&self, key: ChunkKey) -> Option<Arc<Plain>> {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        shard.entries.get_mut(&key).map(|(plain, used)| {
+            *used = tick;
+            Arc::clone(plain)
+        })
+    }
+
+    /// Whether the chunk is cached, without touching its recency.
+    pub fn contains(&self, key: ChunkKey) -> bool {
+        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        shard.entries.contains_key(&key)
+    }
+
+    /// Inserts a chunk, evicting the least recently used ones over budget.
+    pub fn insert(&self, key: ChunkKey, plain: Arc<Plain>) {
+        if self.shard_budget == 0 {
+            return;
+        }
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let size = plain.bytes().len();
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((old, _)) = shard.entries.insert(key, (plain, tick)) {
+            shard.bytes -= old.bytes().len();
+        }
+        shard.bytes += size;
+        while shard.bytes > self.shard_budget && shard.entries.len() > 1 {
+            let oldest = shard
+                .entries
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k);
+            match oldest.and_then(|k| shard.entries.remove(&k)) {
+                Some((evicted, _)) => shard.bytes -= evicted.bytes().len(),
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recently_used_within_budget() {
+        let cache = ChunkCache::new(SHARDS * 250);
+        let key = |index| ChunkKey { ino: 1, index };
+        // Find three keys in the same shard.
+        let same: Vec<u64> = (0..1000)
+            .filter(|i| std::ptr::eq(cache.shard(key(*i)), cache.shard(key(0))))
+            .take(3)
+            .collect();
+        cache.insert(key(same[0]), Arc::new(Plain::new(vec![1; 100])));
+        cache.insert(key(same[1]), Arc::new(Plain::new(vec![2; 100])));
+        assert!(cache.get(key(same[0])).is_some());
+        cache.insert(key(same[2]), Arc::new(Plain::new(vec![3; 100])));
+        assert!(cache.contains(key(same[0])));
+        assert!(
+            !cache.contains(key(same[1])),
+            "least recently used is evicted"
+        );
+        assert!(cache.contains(key(same[2])));
+    }
+}

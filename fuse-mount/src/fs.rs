@@ -1,0 +1,448 @@
+//! The FUSE filesystem: policy at lookup/open, decryption at read.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+
+use crate::audit::AuditLog;
+use crate::cache::{ChunkCache, ChunkKey, Plain};
+use crate::policy::{Decision, Policy};
+use crate::procinfo::Caller;
+use crate::tree::{Node, NodeKind, ROOT, Tree};
+
+/// How long the kernel may cache names and attributes. The files never
+/// change while mounted; the short TTL bounds how long a denied process can
+/// see entries that a permitted process looked up.
+const TTL: Duration = Duration::from_secs(1);
+
+/// Chunks decrypted ahead of a sequential reader.
+const READ_AHEAD_CHUNKS: u64 = 2;
+
+/// Tunables of a mounted filesystem.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Bytes of decrypted chunks kept in memory.
+    pub cache_bytes: usize,
+    /// Background threads that decrypt ahead of sequential readers (0: off).
+    pub prefetch_threads: usize,
+    /// Largest read the kernel should send, and its read-ahead.
+    pub max_read: u32,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            cache_bytes: 256 << 20,
+            prefetch_threads: 2,
+            max_read: 1 << 20,
+        }
+    }
+}
+
+/// State shared with the prefetch threads.
+struct Shared {
+    tree: Tree,
+    cache: ChunkCache,
+}
+
+impl Shared {
+    /// Returns chunk `index` of file `ino`, from the cache or by decrypting.
+    fn chunk(&self, ino: u64, index: u64) -> Result<Arc<Plain>, vault_core::Error> {
+        let key = ChunkKey { ino, index };
+        if let Some(plain) = self.cache.get(key) {
+            return Ok(plain);
+        }
+        let Some(NodeKind::File { opener }) = self.tree.get(ino).map(|n| &n.kind) else {
+            return Err(vault_core::Error::InvalidArgument("not a file".into()));
+        };
+        let mut buf = vec![0u8; opener.layout().plain_len(index)];
+        opener.read_chunk(index, &mut buf)?;
+        let plain = Arc::new(Plain::new(buf));
+        self.cache.insert(key, Arc::clone(&plain));
+        Ok(plain)
+    }
+}
+
+/// One open file handle.
+struct Handle {
+    ino: u64,
+    caller: Caller,
+    bytes_read: AtomicU64,
+    next_chunk: AtomicU64,
+}
+
+/// A read-only filesystem of sealed files.
+pub struct VaultFs {
+    shared: Arc<Shared>,
+    policy: Policy,
+    audit: Option<AuditLog>,
+    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    owner: (u32, u32),
+    options: FsOptions,
+    prefetch: Option<Mutex<SyncSender<ChunkKey>>>,
+}
+
+impl VaultFs {
+    /// A filesystem serving `tree` under `policy`, files owned by `owner`.
+    pub fn new(
+        tree: Tree,
+        policy: Policy,
+        audit: Option<AuditLog>,
+        owner: (u32, u32),
+        options: FsOptions,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            tree,
+            cache: ChunkCache::new(options.cache_bytes),
+        });
+        let prefetch = (options.prefetch_threads > 0).then(|| {
+            let (tx, rx) = sync_channel::<ChunkKey>(64);
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..options.prefetch_threads {
+                let shared = Arc::clone(&shared);
+                let rx = Arc::clone(&rx);
+                std::thread::Builder::new()
+                    .name(format!("mvault-prefetch-{i}"))
+                    .spawn(move || prefetch_loop(&shared, &rx))
+                    .expect("spawn prefetch thread");
+            }
+            Mutex::new(tx)
+        });
+        VaultFs {
+            shared,
+            policy,
+            audit,
+            handles: RwLock::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            owner,
+            options,
+            prefetch,
+        }
+    }
+
+    fn node(&self, ino: INodeNo) -> Option<&Node> {
+        self.shared.tree.get(u64::from(ino))
+    }
+
+    fn attr(&self, ino: u64, node: &Node) -> FileAttr {
+        let (kind, size, perm, nlink, blksize) = match &node.kind {
+            NodeKind::Dir { children } => (
+                FileType::Directory,
+                0,
+                0o550,
+                2 + children.len() as u32,
+                4096,
+            ),
+            NodeKind::File { opener } => (
+                FileType::RegularFile,
+                opener.len(),
+                0o440,
+                1,
+                opener.layout().chunk_size as u32,
+            ),
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: node.mtime,
+            mtime: node.mtime,
+            ctime: node.mtime,
+            crtime: node.mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.owner.0,
+            gid: self.owner.1,
+            rdev: 0,
+            flags: 0,
+            blksize,
+        }
+    }
+
+    /// Applies the policy to the caller of `req`; logs denials (and, for
+    /// `open`, grants) to the audit log.
+    fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
+        let caller = Caller::inspect(req.pid(), req.uid(), req.gid());
+        let decision = self.policy.check(&caller);
+        if let Some(audit) = &self.audit
+            && (event == "open" || !decision.allowed())
+        {
+            audit.decision(event, &caller, path, &decision);
+        }
+        match decision {
+            Decision::Allow => Ok(caller),
+            Decision::Deny(_) => Err(Errno::EACCES),
+        }
+    }
+
+    fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
+        let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
+        handles.get(&u64::from(fh)).cloned()
+    }
+
+    fn request_prefetch(&self, ino: u64, from: u64, chunks: u64) {
+        let Some(prefetch) = &self.prefetch else {
+            return;
+        };
+        let tx = prefetch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for index in from..(from + READ_AHEAD_CHUNKS).min(chunks) {
+            let key = ChunkKey { ino, index };
+            if self.shared.cache.contains(key) {
+                continue;
+            }
+            match tx.try_send(key) {
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+fn prefetch_loop(shared: &Shared, rx: &Mutex<Receiver<ChunkKey>>) {
+    loop {
+        let key = {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            match rx.recv() {
+                Ok(key) => key,
+                Err(_) => return,
+            }
+        };
+        if !shared.cache.contains(key) {
+            // Errors surface when the reader itself asks for the chunk.
+            let _ = shared.chunk(key.ino, key.index);
+        }
+    }
+}
+
+impl Filesystem for VaultFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // max_pages follows the larger of these two; a read-only filesystem
+        // never sees writes, so both serve large reads.
+        let _ = config.set_max_readahead(self.options.max_read);
+        let _ = config.set_max_write(self.options.max_read);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(NodeKind::Dir { children }) = self.node(parent).map(|n| &n.kind) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        let Some(&ino) = children.get(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let node = self.shared.tree.get(ino).expect("child inode exists");
+        if let Err(e) = self.authorize(req, "lookup", &node.path) {
+            return reply.error(e);
+        }
+        reply.entry(&TTL, &self.attr(ino, node), Generation(0));
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if u64::from(ino) != ROOT {
+            let caller = Caller::inspect(req.pid(), req.uid(), req.gid());
+            if !self.policy.check(&caller).allowed() {
+                return reply.error(Errno::EACCES);
+            }
+        }
+        reply.attr(&TTL, &self.attr(u64::from(ino), node));
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if !matches!(node.kind, NodeKind::File { .. }) {
+            return reply.error(Errno::EISDIR);
+        }
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let caller = match self.authorize(req, "open", &node.path) {
+            Ok(caller) => caller,
+            Err(e) => return reply.error(e),
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(Handle {
+            ino: u64::from(ino),
+            caller,
+            bytes_read: AtomicU64::new(0),
+            next_chunk: AtomicU64::new(0),
+        });
+        self.handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, handle);
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        // Access was decided at open; the handle is the proof. (Kernel
+        // read-ahead may arrive without the reader's pid.)
+        let Some(handle) = self.handle(fh).filter(|h| h.ino == u64::from(ino)) else {
+            return reply.error(Errno::EBADF);
+        };
+        let Some(NodeKind::File { opener }) = self.node(ino).map(|n| &n.kind) else {
+            return reply.error(Errno::EBADF);
+        };
+        let layout = *opener.layout();
+        let end = layout.plaintext_len.min(offset.saturating_add(size as u64));
+        if offset >= end {
+            return reply.data(&[]);
+        }
+        let first = offset / layout.chunk_size;
+        let last = (end - 1) / layout.chunk_size;
+        let sequential = handle.next_chunk.swap(last + 1, Ordering::Relaxed);
+        if sequential == first || sequential == first + 1 {
+            self.request_prefetch(u64::from(ino), last + 1, layout.chunks);
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for index in first..=last {
+            let plain = match self.shared.chunk(u64::from(ino), index) {
+                Ok(plain) => plain,
+                Err(e) => {
+                    eprintln!(
+                        "mvault: {}: {e}",
+                        self.node(ino).map(|n| n.path.as_str()).unwrap_or("?")
+                    );
+                    zeroize::Zeroize::zeroize(&mut out);
+                    return reply.error(Errno::EIO);
+                }
+            };
+            let chunk_start = layout.plain_offset(index);
+            let from = offset.max(chunk_start) - chunk_start;
+            let to = end.min(chunk_start + plain.bytes().len() as u64) - chunk_start;
+            out.extend_from_slice(&plain.bytes()[from as usize..to as usize]);
+        }
+        handle
+            .bytes_read
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        reply.data(&out);
+        zeroize::Zeroize::zeroize(&mut out);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let handle = self
+            .handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&u64::from(fh));
+        if let (Some(handle), Some(audit), Some(node)) = (handle, &self.audit, self.node(ino)) {
+            audit.release(
+                &handle.caller,
+                &node.path,
+                handle.bytes_read.load(Ordering::Relaxed),
+            );
+        }
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if !matches!(node.kind, NodeKind::Dir { .. }) {
+            return reply.error(Errno::ENOTDIR);
+        }
+        match self.authorize(req, "opendir", &node.path) {
+            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        // Access was decided at opendir.
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let NodeKind::Dir { children } = &node.kind else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        let dots = [
+            (u64::from(ino), OsStr::new(".")),
+            (node.parent, OsStr::new("..")),
+        ];
+        let entries = dots
+            .into_iter()
+            .map(|(ino, name)| (ino, FileType::Directory, name))
+            .chain(children.iter().map(|(name, &child)| {
+                let kind = match self.shared.tree.get(child).map(|n| &n.kind) {
+                    Some(NodeKind::Dir { .. }) => FileType::Directory,
+                    _ => FileType::RegularFile,
+                };
+                (child, kind, name.as_os_str())
+            }));
+        for (i, (child, kind, name)) in entries.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if mask.contains(AccessFlags::W_OK) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.authorize(req, "access", &node.path) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let blocks = self.shared.tree.total_bytes().div_ceil(4096);
+        reply.statfs(
+            blocks,
+            0,
+            0,
+            self.shared.tree.len() as u64,
+            0,
+            4096,
+            255,
+            4096,
+        );
+    }
+}

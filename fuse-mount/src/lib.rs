@@ -1,0 +1,87 @@
+//! # fuse-mount
+//!
+//! A read-only FUSE filesystem that serves the plaintext of mvault sealed
+//! files only to permitted processes. Access is decided per caller at
+//! `lookup`, `getattr`, `opendir`, `access` and `open` by a [`Policy`]
+//! (uids, gids, executables, process trees, cgroups); reads go through the
+//! kernel page cache and a memory-bounded cache of authenticated chunks.
+//! A tampered chunk makes the read of that chunk fail with `EIO`; wrong
+//! bytes are never returned.
+
+pub mod audit;
+pub mod cache;
+pub mod fs;
+mod harden;
+pub mod policy;
+pub mod procinfo;
+pub mod tree;
+
+use std::io;
+use std::path::Path;
+
+pub use audit::AuditLog;
+pub use fs::{FsOptions, VaultFs};
+pub use fuser::BackgroundSession;
+pub use harden::harden_process;
+pub use policy::{Decision, Policy};
+pub use procinfo::ProcessId;
+pub use tree::Tree;
+
+/// How to mount.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// FUSE worker threads.
+    pub threads: usize,
+    /// Ask fusermount to unmount if this process dies.
+    pub auto_unmount: bool,
+    /// Filesystem tunables.
+    pub fs: FsOptions,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            threads: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 8),
+            auto_unmount: true,
+            fs: FsOptions::default(),
+        }
+    }
+}
+
+/// Mounts `tree` at `mountpoint` in background threads. The filesystem is
+/// unmounted when the returned session is dropped or
+/// [`BackgroundSession::umount_and_join`] is called.
+pub fn spawn_mount(
+    tree: Tree,
+    mountpoint: &Path,
+    policy: Policy,
+    audit: Option<AuditLog>,
+    options: &MountOptions,
+) -> io::Result<BackgroundSession> {
+    let owner = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName("mvault".into()),
+        fuser::MountOption::Subtype("mvault".into()),
+        fuser::MountOption::RO,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    if options.auto_unmount {
+        config.mount_options.push(fuser::MountOption::AutoUnmount);
+    }
+    config.acl = if policy.admits_other_users() {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = true;
+    let fs = VaultFs::new(tree, policy, audit, owner, options.fs.clone());
+    fuser::spawn_mount(fs, mountpoint, &config)
+}

@@ -1,0 +1,231 @@
+//! Who may read through the mount.
+//!
+//! Rules of different kinds combine with AND, rules of the same kind with
+//! OR: `--allow-uid 1000 --allow-uid 1001 --allow-exe /usr/bin/python3`
+//! admits python run by uid 1000 or 1001. With no rule at all, only the
+//! mounting user is admitted (FUSE's own default). A caller whose `/proc`
+//! entry cannot be read, or pid 0, is always denied.
+
+use std::path::{Path, PathBuf};
+
+use crate::procinfo::{Caller, ProcessId};
+
+/// The access policy of one mount.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Admitted user ids.
+    pub uids: Vec<u32>,
+    /// Admitted group ids (primary or supplementary).
+    pub gids: Vec<u32>,
+    /// Admitted executables (compared after resolving symlinks).
+    pub exes: Vec<PathBuf>,
+    /// Admitted process trees: the process and all its descendants.
+    pub pid_trees: Vec<ProcessId>,
+    /// Admitted cgroups: the cgroup and everything below it.
+    pub cgroups: Vec<String>,
+    /// The mounting user, admitted when no rule is given.
+    pub owner_uid: u32,
+}
+
+/// The outcome of a check, with the reason for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Access granted.
+    Allow,
+    /// Access refused, and why.
+    Deny(String),
+}
+
+impl Decision {
+    /// Whether access was granted.
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+}
+
+impl Policy {
+    /// Whether any explicit rule was given.
+    pub fn has_rules(&self) -> bool {
+        !(self.uids.is_empty()
+            && self.gids.is_empty()
+            && self.exes.is_empty()
+            && self.pid_trees.is_empty()
+            && self.cgroups.is_empty())
+    }
+
+    /// Whether the policy can admit users other than the mounting user, so
+    /// the mount needs `allow_other`.
+    pub fn admits_other_users(&self) -> bool {
+        self.uids.iter().any(|u| *u != self.owner_uid) || !self.gids.is_empty()
+    }
+
+    /// Resolves executables so that symlinked paths compare equal to
+    /// `/proc/<pid>/exe`.
+    pub fn canonicalize(mut self) -> std::io::Result<Self> {
+        self.exes = self
+            .exes
+            .iter()
+            .map(std::fs::canonicalize)
+            .collect::<std::io::Result<_>>()?;
+        Ok(self)
+    }
+
+    /// Decides for one caller.
+    pub fn check(&self, caller: &Caller) -> Decision {
+        if caller.pid.is_none() {
+            return Decision::Deny(if caller.tid == 0 {
+                "request without a process id".into()
+            } else {
+                "caller's /proc entry is unreadable".into()
+            });
+        }
+        if !self.has_rules() {
+            return if caller.uid == self.owner_uid {
+                Decision::Allow
+            } else {
+                Decision::Deny(format!("uid {} is not the mounting user", caller.uid))
+            };
+        }
+        if !self.uids.is_empty() && !self.uids.contains(&caller.uid) {
+            return Decision::Deny(format!("uid {} not allowed", caller.uid));
+        }
+        if !self.gids.is_empty()
+            && !self
+                .gids
+                .iter()
+                .any(|g| *g == caller.gid || caller.groups.contains(g))
+        {
+            return Decision::Deny(format!("gid {} and its groups not allowed", caller.gid));
+        }
+        if !self.exes.is_empty()
+            && !caller
+                .exe
+                .as_deref()
+                .is_some_and(|exe| self.exes.iter().any(|e| e == exe))
+        {
+            return Decision::Deny(format!(
+                "executable {} not allowed",
+                caller.exe.as_deref().unwrap_or(Path::new("?")).display()
+            ));
+        }
+        if !self.pid_trees.is_empty() && !caller.lineage.iter().any(|p| self.pid_trees.contains(p))
+        {
+            return Decision::Deny("process is outside the allowed process tree".into());
+        }
+        if !self.cgroups.is_empty()
+            && !caller
+                .cgroups
+                .iter()
+                .any(|have| self.cgroups.iter().any(|want| cgroup_within(have, want)))
+        {
+            return Decision::Deny("process is outside the allowed cgroups".into());
+        }
+        Decision::Allow
+    }
+}
+
+/// Whether cgroup path `have` is `want` or below it.
+fn cgroup_within(have: &str, want: &str) -> bool {
+    let want = want.trim_end_matches('/');
+    want.is_empty()
+        || have == want
+        || have
+            .strip_prefix(want)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(uid: u32) -> Caller {
+        Caller {
+            tid: 10,
+            pid: Some(10),
+            uid,
+            gid: uid,
+            exe: Some(PathBuf::from("/usr/bin/python3")),
+            lineage: vec![
+                ProcessId {
+                    pid: 10,
+                    start_time: 5,
+                },
+                ProcessId {
+                    pid: 1,
+                    start_time: 1,
+                },
+            ],
+            cgroups: vec!["/system.slice/job-7.service".into()],
+            ..Caller::default()
+        }
+    }
+
+    #[test]
+    fn default_admits_only_the_owner() {
+        let p = Policy {
+            owner_uid: 1000,
+            ..Policy::default()
+        };
+        assert!(p.check(&caller(1000)).allowed());
+        assert!(!p.check(&caller(1001)).allowed());
+    }
+
+    #[test]
+    fn unreadable_or_pid_zero_is_denied() {
+        let p = Policy::default();
+        let mut c = caller(0);
+        c.pid = None;
+        assert!(!p.check(&c).allowed());
+        c.tid = 0;
+        assert!(!p.check(&c).allowed());
+    }
+
+    #[test]
+    fn kinds_combine_with_and_values_with_or() {
+        let p = Policy {
+            uids: vec![1000, 1001],
+            exes: vec![PathBuf::from("/usr/bin/python3")],
+            ..Policy::default()
+        };
+        assert!(p.check(&caller(1001)).allowed());
+        assert!(!p.check(&caller(1002)).allowed());
+        let mut other_exe = caller(1000);
+        other_exe.exe = Some(PathBuf::from("/usr/bin/cat"));
+        assert!(!p.check(&other_exe).allowed());
+    }
+
+    #[test]
+    fn pid_tree_checks_start_time() {
+        let mut p = Policy {
+            pid_trees: vec![ProcessId {
+                pid: 10,
+                start_time: 5,
+            }],
+            ..Policy::default()
+        };
+        assert!(p.check(&caller(0)).allowed());
+        p.pid_trees = vec![ProcessId {
+            pid: 10,
+            start_time: 6,
+        }];
+        assert!(
+            !p.check(&caller(0)).allowed(),
+            "a reused pid must not match"
+        );
+    }
+
+    #[test]
+    fn cgroup_prefix_matches_whole_components() {
+        assert!(cgroup_within(
+            "/system.slice/job-7.service",
+            "/system.slice"
+        ));
+        assert!(cgroup_within("/system.slice", "/system.slice/"));
+        assert!(!cgroup_within("/system.slice-evil/x", "/system.slice"));
+        let p = Policy {
+            cgroups: vec!["/user.slice".into()],
+            ..Policy::default()
+        };
+        assert!(!p.check(&caller(0)).allowed());
+    }
+}
