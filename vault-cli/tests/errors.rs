@@ -172,6 +172,34 @@ fn bad_arguments_are_usage_errors() {
 }
 
 #[test]
+fn json_cannot_share_stdout_with_data() {
+    // The JSON report would be appended to the sealed or opened bytes.
+    let env = Env::new();
+    env.keygen();
+    let input = env.write("x.bin", b"payload");
+    env.cmd()
+        .args(["seal", "--json", "-o", "-"])
+        .arg(&input)
+        .assert()
+        .code(EXIT_USAGE)
+        .stdout("")
+        .stderr(predicate::str::contains("--json"));
+    env.cmd()
+        .args(["seal", "--json", "-", "-o", "-"])
+        .write_stdin("payload")
+        .assert()
+        .code(EXIT_USAGE)
+        .stdout("");
+    let sealed = env.seal_small_chunks(&input);
+    env.cmd()
+        .args(["open", "--json", "-o", "-"])
+        .arg(&sealed)
+        .assert()
+        .code(EXIT_USAGE)
+        .stdout("");
+}
+
+#[test]
 fn open_needs_mvlt_suffix_or_output() {
     let env = Env::new();
     env.keygen();

@@ -24,6 +24,12 @@ pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
             "-o works with a single input; omit it to write FILE.mvlt beside each FILE",
         ));
     }
+    if args.json && args.output.as_deref() == Some(Path::new("-")) {
+        return Err(fail(
+            Exit::Usage,
+            "--json cannot share standard output with -o -",
+        ));
+    }
     if args.remove_source && args.output.as_deref() == Some(Path::new("-")) {
         return Err(fail(
             Exit::Usage,
