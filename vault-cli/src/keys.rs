@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use secrecy::{ExposeSecret, SecretString};
-use vault_core::age::cli_common::{StdinGuard, read_identities, read_recipients};
+use vault_core::age::cli_common::{ReadError, StdinGuard, read_identities, read_recipients};
 use vault_core::{Argon2Params, Header, Identities, Recipients, Stanza};
 
 use crate::exit::{Exit, fail};
@@ -73,9 +73,16 @@ pub fn load_identities(files: &[PathBuf]) -> Result<(Identities, Vec<PathBuf>)> 
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let loaded = read_identities(names, None, &mut StdinGuard::new(false))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("cannot load identities")?;
+        let loaded = read_identities(names, None, &mut StdinGuard::new(false)).map_err(|e| {
+            // Unreadable files are I/O errors; malformed contents are the
+            // user's to fix, like a bad recipients file.
+            let exit = match &e {
+                ReadError::Io(io) if io.kind() != std::io::ErrorKind::InvalidData => Exit::Io,
+                ReadError::IdentityNotFound(_) => Exit::Io,
+                _ => Exit::Usage,
+            };
+            fail(exit, format!("cannot load identities: {e}"))
+        })?;
         identities.extend_age(loaded);
     }
     Ok((identities, paths))

@@ -100,6 +100,42 @@ fn identity_readable_by_others_is_refused() {
 }
 
 #[test]
+fn malformed_identity_file_is_a_usage_error() {
+    let env = Env::new();
+    env.keygen();
+    let input = env.write("d.bin", b"some data");
+    let sealed = env.seal_small_chunks(&input);
+    let bad = env.write("bad.txt", b"this is not an identity\n");
+    fs::set_permissions(&bad, fs::Permissions::from_mode(0o600)).unwrap();
+    for cmd in ["open", "verify"] {
+        env.cmd()
+            .args([cmd, "-i"])
+            .arg(&bad)
+            .arg(&sealed)
+            .assert()
+            .code(EXIT_USAGE)
+            .stdout("")
+            .stderr(predicate::str::contains("cannot load identities"));
+    }
+    // The same file as the default identity.
+    env.cmd()
+        .env("MVAULT_IDENTITY", &bad)
+        .args(["open", "-o", "-"])
+        .arg(&sealed)
+        .assert()
+        .code(EXIT_USAGE);
+    // A missing -i file is an I/O error naming it.
+    let missing = env.path("missing-id.txt");
+    env.cmd()
+        .args(["open", "-o", "-", "-i"])
+        .arg(&missing)
+        .arg(&sealed)
+        .assert()
+        .code(EXIT_IO)
+        .stderr(predicate::str::contains(missing.display().to_string()));
+}
+
+#[test]
 fn sealing_a_directory_is_a_usage_error() {
     let env = Env::new();
     env.keygen();
