@@ -269,6 +269,41 @@ fn remove_source_keeps_the_source_when_sealing_fails() {
 }
 
 #[test]
+fn remove_source_leaves_a_fifo_and_says_so() {
+    // Only regular files are removed; the report must not claim otherwise.
+    let env = Env::new();
+    env.keygen();
+    let fifo = env.path("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let data = pattern(10, 2 * C + 1);
+    let writer = {
+        let (fifo, data) = (fifo.clone(), data.clone());
+        std::thread::spawn(move || fs::write(fifo, data).expect("write to the fifo"))
+    };
+    let sealed = env.path("pipe.mvlt");
+    let out = env
+        .cmd()
+        .args(["seal", "--remove-source", "--json", "--chunk-size", "64K"])
+        .arg(&fifo)
+        .assert()
+        .success();
+    writer.join().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(fifo.exists(), "a fifo is not removed");
+    assert_eq!(report[0]["source_removed"], false, "{report}");
+    env.cmd()
+        .args(["open", "-o", "-"])
+        .arg(&sealed)
+        .assert()
+        .success()
+        .stdout(data);
+}
+
+#[test]
 fn remove_source_with_stdout_is_a_usage_error() {
     let env = Env::new();
     env.keygen();

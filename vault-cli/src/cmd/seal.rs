@@ -131,6 +131,7 @@ fn seal_one(
     };
 
     let mut verified = serde_json::Value::Null;
+    let mut source_removed = false;
     if args.remove_source && !from_stdin {
         let path = written_to
             .as_deref()
@@ -144,6 +145,7 @@ fn seal_one(
             if let Ok(dir) = File::open(crate::output::parent_dir(input)) {
                 let _ = dir.sync_all();
             }
+            source_removed = true;
         }
     }
 
@@ -165,7 +167,7 @@ fn seal_one(
         "blake3": summary.blake3.to_hex().to_string(),
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
-        "source_removed": args.remove_source && !from_stdin,
+        "source_removed": source_removed,
         "verified": verified,
     }))
 }
