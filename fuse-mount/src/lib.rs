@@ -50,6 +50,15 @@ impl Default for MountOptions {
     }
 }
 
+/// Whether /etc/fuse.conf lets unprivileged users mount with allow_other.
+pub fn fuse_conf_allows_other() -> bool {
+    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|text| {
+        text.lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .any(|l| l == "user_allow_other")
+    })
+}
+
 /// Mounts `tree` at `mountpoint` in background threads. The filesystem is
 /// unmounted when the returned session is dropped or
 /// [`BackgroundSession::umount_and_join`] is called.
@@ -72,14 +81,24 @@ pub fn spawn_mount(
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
     ];
-    if options.auto_unmount {
-        config.mount_options.push(fuser::MountOption::AutoUnmount);
+    // The kernel passes other users' requests only with allow_other, and
+    // fusermount's auto_unmount needs it too. The policy stays the gate:
+    // with allow_other on, its default still admits only the mounting user.
+    let allow_other_ok = owner.0 == 0 || fuse_conf_allows_other();
+    if policy.admits_other_users() && !allow_other_ok {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "admitting other users needs `user_allow_other` in /etc/fuse.conf",
+        ));
     }
-    config.acl = if policy.admits_other_users() {
+    config.acl = if allow_other_ok && (options.auto_unmount || policy.admits_other_users()) {
         fuser::SessionACL::All
     } else {
         fuser::SessionACL::Owner
     };
+    if options.auto_unmount && config.acl == fuser::SessionACL::All {
+        config.mount_options.push(fuser::MountOption::AutoUnmount);
+    }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     let fs = VaultFs::new(tree, policy, audit, owner, options.fs.clone());

@@ -7,6 +7,7 @@
 //! entry cannot be read, or pid 0, is always denied.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::procinfo::{Caller, ProcessId};
 
@@ -23,6 +24,10 @@ pub struct Policy {
     pub pid_trees: Vec<ProcessId>,
     /// Admitted cgroups: the cgroup and everything below it.
     pub cgroups: Vec<String>,
+    /// A process tree whose root is known only after mounting (`mvault
+    /// run` starts the command once the mount is ready). Until it is set,
+    /// everyone is denied.
+    pub pending_tree: Option<Arc<OnceLock<ProcessId>>>,
     /// The mounting user, admitted when no rule is given.
     pub owner_uid: u32,
 }
@@ -50,7 +55,8 @@ impl Policy {
             && self.gids.is_empty()
             && self.exes.is_empty()
             && self.pid_trees.is_empty()
-            && self.cgroups.is_empty())
+            && self.cgroups.is_empty()
+            && self.pending_tree.is_none())
     }
 
     /// Whether the policy can admit users other than the mounting user, so
@@ -111,6 +117,17 @@ impl Policy {
         if !self.pid_trees.is_empty() && !caller.lineage.iter().any(|p| self.pid_trees.contains(p))
         {
             return Decision::Deny("process is outside the allowed process tree".into());
+        }
+        if let Some(pending) = &self.pending_tree {
+            match pending.get() {
+                None => return Decision::Deny("the permitted command has not started yet".into()),
+                Some(root) if !caller.lineage.contains(root) => {
+                    return Decision::Deny(
+                        "process is outside the permitted command's process tree".into(),
+                    );
+                }
+                Some(_) => {}
+            }
         }
         if !self.cgroups.is_empty()
             && !caller
@@ -212,6 +229,28 @@ mod tests {
             !p.check(&caller(0)).allowed(),
             "a reused pid must not match"
         );
+    }
+
+    #[test]
+    fn pending_tree_denies_until_set() {
+        let slot = Arc::new(OnceLock::new());
+        let p = Policy {
+            pending_tree: Some(Arc::clone(&slot)),
+            ..Policy::default()
+        };
+        assert!(!p.check(&caller(0)).allowed());
+        slot.set(ProcessId {
+            pid: 10,
+            start_time: 5,
+        })
+        .unwrap();
+        assert!(p.check(&caller(0)).allowed());
+        let mut outsider = caller(0);
+        outsider.lineage = vec![ProcessId {
+            pid: 99,
+            start_time: 1,
+        }];
+        assert!(!p.check(&outsider).allowed());
     }
 
     #[test]

@@ -35,6 +35,95 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Authenticate every byte of sealed files and print the plaintext BLAKE3.
     Verify(VerifyArgs),
+    /// Serve decrypted files read-only through FUSE, only to permitted processes.
+    Mount(MountArgs),
+    /// Unmount a mount made by `mvault mount`.
+    Umount(UmountArgs),
+    /// Mount sealed data, run a command that alone may read it, unmount when it exits.
+    Run(RunArgs),
+}
+
+/// Who may read through a mount. Rules of different kinds must all match;
+/// repeated rules of one kind match if any does. With none, only the
+/// mounting user may read.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// Allow processes running as this uid. Repeatable.
+    #[arg(long, value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+    /// Allow processes in this group (primary or supplementary). Repeatable.
+    #[arg(long, value_name = "GID")]
+    pub allow_gid: Vec<u32>,
+    /// Allow processes running this executable (as /proc/PID/exe resolves it). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub allow_exe: Vec<PathBuf>,
+    /// Allow this process and all its descendants. Repeatable.
+    #[arg(long, value_name = "PID")]
+    pub allow_pid_tree: Vec<i32>,
+    /// Allow processes in this cgroup or below it (e.g. /system.slice/train.service). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub allow_cgroup: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MountArgs {
+    /// A sealed file or a folder of sealed files.
+    pub source: PathBuf,
+    /// An existing empty directory.
+    pub mountpoint: PathBuf,
+    /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Append a JSON line per open, denial and release to this file (0600).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Stay in the foreground until unmounted (Ctrl-C unmounts).
+    #[arg(short, long)]
+    pub foreground: bool,
+    /// Memory for decrypted chunks.
+    #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
+    pub cache_size: u64,
+    /// FUSE worker threads (default: cores, 2..8).
+    #[arg(long, value_name = "N")]
+    pub fuse_threads: Option<usize>,
+    #[arg(long, hide = true)]
+    pub ready_fd: Option<i32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UmountArgs {
+    /// Where the vault is mounted.
+    pub mountpoint: PathBuf,
+    /// Detach now even if files are open (they stay readable until closed).
+    #[arg(short = 'z', long)]
+    pub lazy: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// SOURCE:MOUNTPOINT to serve to the command (mountpoint created if missing). Repeatable.
+    #[arg(long = "mount", value_name = "SRC:MOUNTPOINT", required = true)]
+    pub mounts: Vec<String>,
+    /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Further rules; the command's process tree is always required.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Append a JSON line per open, denial and release to this file (0600).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Memory for decrypted chunks.
+    #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
+    pub cache_size: u64,
+    /// FUSE worker threads (default: cores, 2..8).
+    #[arg(long, value_name = "N")]
+    pub fuse_threads: Option<usize>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

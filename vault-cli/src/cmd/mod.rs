@@ -2,7 +2,9 @@
 
 mod inspect;
 mod keygen;
+mod mount;
 mod open;
+mod run;
 mod seal;
 mod verify;
 
@@ -22,6 +24,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Open(args) => open::run(args, show_progress),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args, show_progress),
+        Command::Mount(args) => mount::run(args, cli.quiet),
+        Command::Umount(args) => mount::umount(args),
+        Command::Run(args) => {
+            let code = run::run(args, cli.quiet)?;
+            std::process::exit(code);
+        }
     }
 }
 

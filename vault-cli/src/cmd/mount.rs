@@ -1,0 +1,293 @@
+//! `mvault mount` and `mvault umount`.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::cli::{MountArgs, PolicyArgs, UmountArgs};
+use crate::exit::{Exit, fail};
+use crate::keys::{load_identities, maybe_add_passphrase};
+
+impl PolicyArgs {
+    /// The policy these flags describe, for a mount owned by the caller.
+    pub fn policy(&self) -> Result<Policy> {
+        let mut pid_trees = Vec::new();
+        for pid in &self.allow_pid_tree {
+            let id = ProcessId::of(*pid).ok_or_else(|| {
+                fail(
+                    Exit::Usage,
+                    format!("--allow-pid-tree {pid}: no such process"),
+                )
+            })?;
+            pid_trees.push(id);
+        }
+        Policy {
+            uids: self.allow_uid.clone(),
+            gids: self.allow_gid.clone(),
+            exes: self.allow_exe.clone(),
+            pid_trees,
+            cgroups: self.allow_cgroup.clone(),
+            owner_uid: rustix::process::geteuid().as_raw(),
+            pending_tree: None,
+        }
+        .canonicalize()
+        .context("--allow-exe names a program that does not exist")
+    }
+}
+
+/// Unlocks every sealed file under `source` and reports those left out.
+pub fn build_tree(source: &Path, identity_files: &[PathBuf], quiet: bool) -> Result<Tree> {
+    let (mut identities, files) = load_identities(identity_files)?;
+    if let Some(first) = first_sealed_file(source)? {
+        let file = std::fs::File::open(&first)?;
+        let (header, _) = vault_core::read_header(&file)
+            .with_context(|| format!("cannot read {}", first.display()))?;
+        maybe_add_passphrase(&mut identities, &header, !files.is_empty())?;
+    }
+    if identities.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "no identity: pass -i IDENTITY or set MVAULT_IDENTITY",
+        ));
+    }
+    let (tree, skipped) = Tree::build(source, &identities)
+        .with_context(|| format!("cannot serve {}", source.display()))?;
+    if !quiet {
+        for s in &skipped {
+            eprintln!("mvault: skipping {}: {}", s.path.display(), s.error);
+        }
+    }
+    Ok(tree)
+}
+
+/// The first sealed file of a source, to see which secrets it needs.
+fn first_sealed_file(source: &Path) -> Result<Option<PathBuf>> {
+    let meta =
+        std::fs::metadata(source).with_context(|| format!("cannot open {}", source.display()))?;
+    if !meta.is_dir() {
+        return Ok(Some(source.to_path_buf()));
+    }
+    let mut stack = vec![source.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() && entry.file_name().to_string_lossy().ends_with(".mvlt") {
+                return Ok(Some(entry.path()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Mount options from the command line.
+pub fn mount_options(cache_size: u64, fuse_threads: Option<usize>) -> MountOptions {
+    let mut options = MountOptions::default();
+    options.fs.cache_bytes = cache_size as usize;
+    if let Some(n) = fuse_threads {
+        options.threads = n.max(1);
+    }
+    options
+}
+
+pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
+    if !args.foreground {
+        return daemonize(quiet);
+    }
+    check_mountpoint(&args.mountpoint)?;
+    let policy = args.policy.policy()?;
+    let tree = build_tree(&args.source, &args.identities, quiet)?;
+    let files = tree.len();
+    let bytes = tree.total_bytes();
+    let audit = args
+        .audit_log
+        .as_deref()
+        .map(AuditLog::open)
+        .transpose()
+        .context("cannot open the audit log")?;
+    for warning in harden_process() {
+        if !quiet {
+            eprintln!("mvault: warning: {warning}");
+        }
+    }
+    let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let session = fuse_mount::spawn_mount(
+        tree,
+        &args.mountpoint,
+        policy,
+        audit,
+        &mount_options(args.cache_size, args.fuse_threads),
+    )
+    .map_err(|e| mount_error(e, &args.mountpoint))?;
+    if let Some(fd) = args.ready_fd {
+        // Tell the waiting parent we are mounted, then leave its session.
+        let _ = rustix::process::setsid();
+        if let Ok(mut pipe) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{fd}"))
+        {
+            let _ = writeln!(pipe, "ready {} {}", files.saturating_sub(1), bytes);
+        }
+        detach_stdio();
+    } else if !quiet {
+        eprintln!(
+            "mvault: serving {} at {} ({} B); Ctrl-C or `mvault umount {}` unmounts",
+            args.source.display(),
+            args.mountpoint.display(),
+            bytes,
+            args.mountpoint.display()
+        );
+    }
+    let mountpoint = args.mountpoint.clone();
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        let mut signals = signals;
+        if signals.forever().next().is_some() {
+            let _ = unmount(&mountpoint, true);
+        }
+    });
+    let result = session.join();
+    handle.close();
+    result.context("the FUSE session ended with an error")?;
+    Ok(Exit::Ok)
+}
+
+/// Runs this same command again with `--foreground`, detached, and returns
+/// once it has mounted (or failed).
+fn daemonize(quiet: bool) -> Result<Exit> {
+    let (reader, writer) = rustix::pipe::pipe().context("cannot create a pipe")?;
+    let exe = std::env::current_exe().context("cannot find the mvault executable")?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.push("--foreground".into());
+    args.push("--ready-fd".into());
+    args.push(std::os::fd::AsRawFd::as_raw_fd(&writer).to_string());
+    let mut child = Command::new(exe)
+        .args(&args)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the mount process")?;
+    drop(writer);
+    // One line, not EOF: the mount process keeps the pipe open.
+    let mut message = String::new();
+    let _ = std::io::BufReader::new(std::fs::File::from(reader)).read_line(&mut message);
+    if message.starts_with("ready") {
+        if !quiet {
+            eprintln!(
+                "mvault: mounted (pid {}); unmount with `mvault umount MOUNTPOINT`",
+                child.id()
+            );
+        }
+        return Ok(Exit::Ok);
+    }
+    let status = child.wait()?;
+    Ok(match status.code() {
+        Some(0) | None => Exit::Internal,
+        Some(code) => exit_from_code(code),
+    })
+}
+
+fn exit_from_code(code: i32) -> Exit {
+    match code {
+        2 => Exit::Usage,
+        3 => Exit::Key,
+        4 => Exit::Integrity,
+        5 => Exit::Format,
+        6 => Exit::Io,
+        7 => Exit::Refused,
+        _ => Exit::Internal,
+    }
+}
+
+/// Points stdin and stderr at /dev/null once a background mount is ready.
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+}
+
+pub fn check_mountpoint(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "mountpoint {} does not exist (create it with mkdir)",
+            path.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        return Err(fail(
+            Exit::Usage,
+            format!("mountpoint {} is not a directory", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+pub fn mount_error(err: std::io::Error, mountpoint: &Path) -> anyhow::Error {
+    let hint = if err.kind() == std::io::ErrorKind::NotFound {
+        " (is fuse3 installed? apt-get install fuse3)"
+    } else if err.kind() == std::io::ErrorKind::PermissionDenied {
+        " (no access to /dev/fuse, or allow_other needs `user_allow_other` in /etc/fuse.conf)"
+    } else {
+        ""
+    };
+    anyhow::Error::new(err).context(format!("cannot mount at {}{hint}", mountpoint.display()))
+}
+
+pub fn umount(args: UmountArgs) -> Result<Exit> {
+    unmount(&args.mountpoint, args.lazy)?;
+    Ok(Exit::Ok)
+}
+
+/// Unmounts a FUSE mount with fusermount3 (works unprivileged), falling back
+/// to umount(2) when running as root.
+pub fn unmount(mountpoint: &Path, lazy: bool) -> Result<()> {
+    let mut flags = vec!["-u"];
+    if lazy {
+        flags.push("-z");
+    }
+    for tool in ["fusermount3", "fusermount"] {
+        match Command::new(tool)
+            .args(&flags)
+            .arg(mountpoint)
+            .stderr(Stdio::piped())
+            .output()
+        {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stderr);
+                if rustix::process::geteuid().is_root() {
+                    break;
+                }
+                return Err(fail(
+                    Exit::Io,
+                    format!("cannot unmount {}: {}", mountpoint.display(), text.trim()),
+                ));
+            }
+            Err(_) => continue,
+        }
+    }
+    let flags = if lazy {
+        rustix::mount::UnmountFlags::DETACH
+    } else {
+        rustix::mount::UnmountFlags::empty()
+    };
+    rustix::mount::unmount(mountpoint, flags).map_err(|e| {
+        fail(
+            Exit::Io,
+            format!(
+                "cannot unmount {}: {e} (busy? try --lazy)",
+                mountpoint.display()
+            ),
+        )
+    })
+}
