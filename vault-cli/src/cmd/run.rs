@@ -111,7 +111,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
         });
         let status = child.wait()?;
         forwarder.close();
-        let _ = forward.join();
+        drop(forward);
         Ok(
             match (
                 status.code(),
@@ -123,8 +123,13 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
             },
         )
     })();
+    // Unmount through fusermount (lazily, in case a straggler of the
+    // command still holds a file), then wait for each session to end.
+    for spec in &specs {
+        let _ = super::mount::unmount(&spec.mountpoint, true);
+    }
     for session in sessions {
-        let _ = session.umount_and_join();
+        let _ = session.join();
     }
     for spec in &specs {
         if spec.created {
