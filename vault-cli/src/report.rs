@@ -1,5 +1,6 @@
 //! Human and JSON output.
 
+use std::path::Path;
 use std::time::Duration;
 
 /// Formats a byte count with binary units.
@@ -33,5 +34,16 @@ pub fn print_json(value: &serde_json::Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}
+
+/// Prints `mvault: IN -> OUT (size, speed)` on stderr; OUT `-` is stdout.
+pub fn print_transfer(input: &Path, output: Option<&Path>, bytes: u64, elapsed: Duration) {
+    eprintln!(
+        "mvault: {} -> {} ({}, {:.2} GB/s)",
+        input.display(),
+        output.unwrap_or(Path::new("-")).display(),
+        human_bytes(bytes),
+        gb_per_s(bytes, elapsed)
     );
 }

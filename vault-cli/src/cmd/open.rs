@@ -14,7 +14,7 @@ use crate::exit::{Exit, fail};
 use crate::keys::{load_identities, maybe_add_passphrase};
 use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
-use crate::report::{gb_per_s, human_bytes, print_json};
+use crate::report::{gb_per_s, print_json, print_transfer};
 
 pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
@@ -96,13 +96,7 @@ fn open_one(
     drop(bar);
     let elapsed = started.elapsed();
     if progress {
-        eprintln!(
-            "mvault: {} -> {} ({}, {:.2} GB/s)",
-            input.display(),
-            written_to.as_deref().unwrap_or(Path::new("-")).display(),
-            human_bytes(summary.plaintext_len),
-            gb_per_s(summary.plaintext_len, elapsed)
-        );
+        print_transfer(input, written_to.as_deref(), summary.plaintext_len, elapsed);
     }
     Ok(json!({
         "input": input.display().to_string(),

@@ -15,7 +15,7 @@ use crate::exit::{Exit, fail};
 use crate::keys::load_identities;
 use crate::output::{AtomicFile, HashingWriter, stdout_file};
 use crate::progress::Progress;
-use crate::report::{gb_per_s, human_bytes, print_json};
+use crate::report::{gb_per_s, print_json, print_transfer};
 
 pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
     if args.output.is_some() && args.inputs.len() > 1 {
@@ -151,13 +151,7 @@ fn seal_one(
 
     let elapsed = started.elapsed();
     if !args.json && !to_stdout && progress {
-        eprintln!(
-            "mvault: {} -> {} ({}, {:.2} GB/s)",
-            input.display(),
-            written_to.as_deref().unwrap_or(Path::new("-")).display(),
-            human_bytes(summary.plaintext_len),
-            gb_per_s(summary.plaintext_len, elapsed)
-        );
+        print_transfer(input, written_to.as_deref(), summary.plaintext_len, elapsed);
     }
     Ok(json!({
         "input": input.display().to_string(),
