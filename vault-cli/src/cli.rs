@@ -65,29 +65,36 @@ pub struct PolicyArgs {
     pub allow_cgroup: Vec<String>,
 }
 
+/// Options shared by `mount` and `run`.
 #[derive(Debug, clap::Args)]
-pub struct MountArgs {
-    /// A sealed file or a folder of sealed files.
-    pub source: PathBuf,
-    /// An existing empty directory.
-    pub mountpoint: PathBuf,
+pub struct ServeArgs {
     /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
     /// Append a JSON line per open, denial and release to this file (0600).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// Stay in the foreground until unmounted (Ctrl-C unmounts).
-    #[arg(short, long)]
-    pub foreground: bool,
     /// Memory for decrypted chunks.
     #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
     pub cache_size: u64,
     /// FUSE worker threads (default: cores, 2..8).
     #[arg(long, value_name = "N")]
     pub fuse_threads: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MountArgs {
+    /// A sealed file or a folder of sealed files.
+    pub source: PathBuf,
+    /// An existing empty directory.
+    pub mountpoint: PathBuf,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Stay in the foreground until unmounted (Ctrl-C unmounts).
+    #[arg(short, long)]
+    pub foreground: bool,
     #[arg(long, hide = true)]
     pub ready_fd: Option<i32>,
 }
@@ -106,21 +113,11 @@ pub struct RunArgs {
     /// SOURCE:MOUNTPOINT to serve to the command (mountpoint created if missing). Repeatable.
     #[arg(long = "mount", value_name = "SRC:MOUNTPOINT", required = true)]
     pub mounts: Vec<String>,
-    /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
-    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
-    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     /// Further rules; the command's process tree is always required.
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// Append a JSON line per open, denial and release to this file (0600).
-    #[arg(long, value_name = "FILE")]
-    pub audit_log: Option<PathBuf>,
-    /// Memory for decrypted chunks.
-    #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
-    pub cache_size: u64,
-    /// FUSE worker threads (default: cores, 2..8).
-    #[arg(long, value_name = "N")]
-    pub fuse_threads: Option<usize>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

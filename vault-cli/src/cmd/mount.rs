@@ -102,10 +102,11 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     }
     check_mountpoint(&args.mountpoint)?;
     let policy = args.policy.policy()?;
-    let tree = build_tree(&args.source, &args.identities, quiet)?;
+    let tree = build_tree(&args.source, &args.serve.identities, quiet)?;
     let files = tree.len();
     let bytes = tree.total_bytes();
     let audit = args
+        .serve
         .audit_log
         .as_deref()
         .map(AuditLog::open)
@@ -122,7 +123,7 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
         &args.mountpoint,
         policy,
         audit,
-        &mount_options(args.cache_size, args.fuse_threads),
+        &mount_options(args.serve.cache_size, args.serve.fuse_threads),
     )
     .map_err(|e| mount_error(e, &args.mountpoint))?;
     if let Some(fd) = args.ready_fd {

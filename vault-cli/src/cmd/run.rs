@@ -54,7 +54,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
 
     let mut trees = Vec::new();
     for spec in &specs {
-        trees.push(build_tree(&spec.source, &args.identities, quiet)?);
+        trees.push(build_tree(&spec.source, &args.serve.identities, quiet)?);
     }
     for spec in &mut specs {
         if !spec.mountpoint.exists() {
@@ -74,11 +74,12 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     // The terminal delivers Ctrl-C to the command itself; mvault ignores it
     // and outlives the command so it can unmount. Other signals are passed on.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
-    let options = mount_options(args.cache_size, args.fuse_threads);
+    let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
     let mut sessions = Vec::new();
     let outcome = (|| -> Result<i32> {
         for (spec, tree) in specs.iter().zip(trees) {
             let audit = args
+                .serve
                 .audit_log
                 .as_deref()
                 .map(AuditLog::open)
