@@ -41,6 +41,8 @@ pub enum Command {
     Umount(UmountArgs),
     /// Mount sealed data, run a command that alone may read it, unmount when it exits.
     Run(RunArgs),
+    /// Check this host against the practices mvault relies on, with a fix for each.
+    Doctor(DoctorArgs),
 }
 
 /// Who may read through a mount. Rules of different kinds must all match;
@@ -121,6 +123,19 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Also check this identity file (the default identity is always checked). Repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Check the storage under this folder (default: the identity's folder and the current one). Repeatable.
+    #[arg(long = "path", value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Print {"ok": ..., "checks": [{check, status, detail, fix}]} as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

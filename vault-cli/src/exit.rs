@@ -24,6 +24,8 @@ pub enum Exit {
     /// Refused for safety: output exists, insecure key file permissions,
     /// source changed while sealing.
     Refused = 7,
+    /// `mvault doctor` found a check that failed (secrets exposed now).
+    HostUnsafe = 8,
 }
 
 /// Text appended to `mvault --help`.
@@ -37,6 +39,7 @@ Exit codes:
   5  format error: not an mvault file, or unsupported format version/cipher suite
   6  I/O error: missing file, permission denied, disk full
   7  refused: output exists (use --force), key file readable by others, source changed while sealing
+  8  mvault doctor: a host check failed (e.g. a key file readable by others)
 
 Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)

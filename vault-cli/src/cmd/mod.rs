@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod doctor;
 mod inspect;
 mod keygen;
 mod mount;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Verify(args) => verify::run(args, show_progress),
         Command::Mount(args) => mount::run(args, cli.quiet),
         Command::Umount(args) => mount::umount(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Run(args) => {
             let code = run::run(args, cli.quiet)?;
             std::process::exit(code);

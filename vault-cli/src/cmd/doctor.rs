@@ -1,0 +1,767 @@
+//! `mvault doctor`: checks the host against the practices mvault relies on
+//! and says how to fix what falls short.
+//!
+//! Every check reads plain files under `/proc`, `/sys` and `/etc` (through a
+//! [`Host`] whose roots unit tests point at fake trees) and never changes
+//! anything. A check that fails means secrets are exposed right now (a key
+//! file others can read); a warning means a layer of defence is missing.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::DoctorArgs;
+use crate::exit::Exit;
+use crate::keys::default_identity_path;
+use crate::report::print_json;
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+fn check(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Check {
+    Check {
+        check: name.into(),
+        status,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+impl Check {
+    fn fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// Where the host's kernel interfaces live (`/` on a real host).
+pub struct Host {
+    pub proc: PathBuf,
+    pub sys: PathBuf,
+    pub etc: PathBuf,
+    pub dev: PathBuf,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            proc: "/proc".into(),
+            sys: "/sys".into(),
+            etc: "/etc".into(),
+            dev: "/dev".into(),
+        }
+    }
+}
+
+pub fn run(args: DoctorArgs) -> Result<Exit> {
+    let host = Host::default();
+    let mut identities = args.identities.clone();
+    if let Some(default) = default_identity_path()
+        && !identities.contains(&default)
+    {
+        identities.insert(0, default);
+    }
+    let mut paths = args.paths.clone();
+    if paths.is_empty() {
+        paths.extend(
+            identities
+                .iter()
+                .filter(|p| p.exists())
+                .map(|p| crate::output::parent_dir(p).to_path_buf()),
+        );
+        paths.push(PathBuf::from("."));
+    }
+    paths.dedup();
+
+    let mut checks = Vec::new();
+    for identity in &identities {
+        checks.push(identity_file(identity));
+    }
+    checks.push(swap(&host));
+    for path in &paths {
+        checks.push(storage(&host, path));
+    }
+    checks.push(running_as_root(rustix::process::geteuid().as_raw()));
+    checks.push(fuse_conf(&host));
+    checks.push(ptrace_scope(&host));
+    checks.push(apparmor(&host));
+    checks.push(core_dumps(&host, core_limit()));
+    checks.push(dev_fuse(&host));
+    checks.push(fusermount());
+
+    let worst = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+    if args.json {
+        print_json(&json!({ "ok": worst != Status::Fail, "checks": checks }));
+    } else {
+        print_table(&checks);
+    }
+    Ok(if worst == Status::Fail {
+        Exit::HostUnsafe
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Prints the checks as an aligned table; the fix goes on its own line
+/// under the row it belongs to.
+fn print_table(checks: &[Check]) {
+    let name_width = checks
+        .iter()
+        .map(|c| c.check.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("{:<name_width$}  STATUS  DETAIL / FIX", "CHECK");
+    for c in checks {
+        println!(
+            "{:<name_width$}  {:<6}  {}",
+            c.check,
+            c.status.label(),
+            c.detail
+        );
+        if let Some(fix) = &c.fix {
+            println!("{:<name_width$}  {:<6}  fix: {fix}", "", "");
+        }
+    }
+    let fails = checks.iter().filter(|c| c.status == Status::Fail).count();
+    let warns = checks.iter().filter(|c| c.status == Status::Warn).count();
+    println!(
+        "{fails} failed, {warns} warning(s), {} checks",
+        checks.len()
+    );
+}
+
+/// A key file must be private to its owner, who must be us, and its folder
+/// must not let others replace it.
+pub fn identity_file(path: &Path) -> Check {
+    let name = format!("identity {}", path.display());
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return check(name, Status::Ok, "no such file (nothing to protect)");
+        }
+        Err(e) => {
+            return check(name, Status::Warn, format!("cannot stat: {e}"))
+                .fix(format!("check the permissions of {}", path.display()));
+        }
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return check(
+            name,
+            Status::Fail,
+            format!("mode {mode:03o}: readable or writable by other users"),
+        )
+        .fix(format!("chmod 600 {}", path.display()));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return check(
+            name,
+            Status::Fail,
+            format!("owned by uid {}, not by you (uid {me})", meta.uid()),
+        )
+        .fix(format!("chown {me} {}", path.display()));
+    }
+    let dir = crate::output::parent_dir(path);
+    if let Ok(dmeta) = fs::metadata(dir) {
+        let dmode = dmeta.permissions().mode() & 0o7777;
+        // Writable by others without the sticky bit: the file can be replaced.
+        if dmode & 0o022 != 0 && dmode & 0o1000 == 0 {
+            return check(
+                name,
+                Status::Warn,
+                format!(
+                    "mode {mode:03o}, but its folder {} is writable by others (mode {dmode:03o})",
+                    dir.display()
+                ),
+            )
+            .fix(format!("chmod go-w {}", dir.display()));
+        }
+    }
+    check(name, Status::Ok, format!("mode {mode:03o}, owned by you"))
+}
+
+/// Swap areas must be encrypted (dm-crypt) or in RAM (zram), or
+/// plaintext and keys paged out by seal/open can reach the disk.
+pub fn swap(host: &Host) -> Check {
+    let text = match fs::read_to_string(host.proc.join("swaps")) {
+        Ok(t) => t,
+        Err(e) => {
+            return check(
+                "swap",
+                Status::Warn,
+                format!("cannot read /proc/swaps: {e}"),
+            );
+        }
+    };
+    let mut plain = Vec::new();
+    let mut safe = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        let (Some(name), Some(kind)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let name = unescape_octal(name);
+        let device = if kind == "file" {
+            backing_device(host, Path::new(&name)).map_err(|e| e.to_string())
+        } else {
+            device_name_of_node(host, Path::new(&name))
+        };
+        match device {
+            Ok(Backing::Block(dev)) if dev.starts_with("zram") => {
+                safe.push(format!("{name} (zram, in RAM)"))
+            }
+            Ok(Backing::Block(dev)) => match crypt_layer(host, &dev) {
+                Some(layer) => safe.push(format!("{name} (dm-crypt {layer})")),
+                None => plain.push(format!("{name} (on {dev})")),
+            },
+            Ok(Backing::Virtual { fstype, .. }) => plain.push(format!("{name} (on {fstype})")),
+            Err(e) => plain.push(format!("{name} (unknown device: {e})")),
+        }
+    }
+    if !plain.is_empty() {
+        return check(
+            "swap",
+            Status::Warn,
+            format!(
+                "unencrypted swap: {}; memory holding keys or plaintext can be written to disk",
+                plain.join(", ")
+            ),
+        )
+        .fix(
+            "encrypt swap with a random key (crypttab: `swap /dev/DEV /dev/urandom swap,cipher=aes-xts-plain64,size=512`), use zram, or `swapoff -a`",
+        );
+    }
+    if safe.is_empty() {
+        check("swap", Status::Ok, "no swap")
+    } else {
+        check(
+            "swap",
+            Status::Ok,
+            format!("encrypted: {}", safe.join(", ")),
+        )
+    }
+}
+
+/// Where a path's bytes live.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A block device by its kernel name (`vda1`, `dm-0`).
+    Block(String),
+    /// A filesystem without a local block device (tmpfs, nfs, overlay, fuse).
+    Virtual { fstype: String, source: String },
+}
+
+/// The filesystem holding a vault or key should sit on dm-crypt, so that
+/// plaintext next to it (sources before sealing, opened copies) and the
+/// identity file are encrypted at rest too.
+pub fn storage(host: &Host, path: &Path) -> Check {
+    let name = format!("storage {}", path.display());
+    match backing_device(host, path) {
+        Err(e) => check(name, Status::Warn, format!("cannot tell: {e}")),
+        Ok(Backing::Block(dev)) => match crypt_layer(host, &dev) {
+            Some(layer) => check(name, Status::Ok, format!("on {dev}, dm-crypt {layer}")),
+            None => check(
+                name,
+                Status::Warn,
+                format!(
+                    "on /dev/{dev}, which is not encrypted: plaintext beside sealed files and the identity are readable from the raw disk"
+                ),
+            )
+            .fix(
+                "keep identities and plaintext on a LUKS volume (cryptsetup luksFormat DEV; cryptsetup open DEV NAME; mkfs; mount)",
+            ),
+        },
+        Ok(Backing::Virtual { fstype, source }) => {
+            if matches!(fstype.as_str(), "tmpfs" | "ramfs") {
+                check(
+                    name,
+                    Status::Ok,
+                    format!("{fstype} (in RAM; swapped out only if swap is)"),
+                )
+            } else {
+                check(
+                    name,
+                    Status::Warn,
+                    format!(
+                        "on {fstype} ({source}); cannot tell whether it is encrypted at rest"
+                    ),
+                )
+                .fix("make sure the storage behind it is encrypted (LUKS, or the provider's encryption)")
+            }
+        }
+    }
+}
+
+/// Resolves the block device (or virtual filesystem) a path lives on.
+pub fn backing_device(host: &Host, path: &Path) -> std::io::Result<Backing> {
+    let meta = fs::metadata(path)?;
+    let dev = meta.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let real = fs::canonicalize(path)?;
+    let mount = mount_of(host, &real, major, minor);
+    if major != 0
+        && let Some(name) = sys_name(host, major, minor)
+    {
+        return Ok(Backing::Block(name));
+    }
+    // Anonymous device numbers (btrfs, tmpfs, overlay, nfs): ask the mount table.
+    match mount {
+        Some((fstype, source)) if source.starts_with("/dev/") => {
+            match device_name_of_node(host, Path::new(&source)) {
+                Ok(backing) => Ok(backing),
+                Err(_) => Ok(Backing::Virtual { fstype, source }),
+            }
+        }
+        Some((fstype, source)) => Ok(Backing::Virtual { fstype, source }),
+        None => Err(std::io::Error::other(format!(
+            "device {major}:{minor} is in neither /sys/dev/block nor the mount table"
+        ))),
+    }
+}
+
+/// The kernel name of a block device node (`/dev/vda1` -> `vda1`).
+fn device_name_of_node(host: &Host, node: &Path) -> Result<Backing, String> {
+    let meta = fs::metadata(node).map_err(|e| e.to_string())?;
+    if !meta.file_type().is_block_device() {
+        return Err(format!("{} is not a block device", node.display()));
+    }
+    let rdev = meta.rdev();
+    sys_name(host, rustix::fs::major(rdev), rustix::fs::minor(rdev))
+        .map(Backing::Block)
+        .ok_or_else(|| format!("{} is not in /sys/dev/block", node.display()))
+}
+
+/// `/sys/dev/block/MAJ:MIN` -> the device's kernel name.
+fn sys_name(host: &Host, major: u32, minor: u32) -> Option<String> {
+    let link = host.sys.join(format!("dev/block/{major}:{minor}"));
+    let target = fs::read_link(&link).ok()?;
+    Some(target.file_name()?.to_string_lossy().into_owned())
+}
+
+/// The filesystem type and source of the mount holding `real` (a
+/// canonical path): the entry with that device number, else the longest
+/// mount point above it.
+fn mount_of(host: &Host, real: &Path, major: u32, minor: u32) -> Option<(String, String)> {
+    let text = fs::read_to_string(host.proc.join("self/mountinfo")).ok()?;
+    let want = format!("{major}:{minor}");
+    let mut best: Option<(usize, String, String)> = None;
+    for line in text.lines() {
+        let (pre, post) = line.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let mut post = post.split(' ');
+        let (fstype, source) = (post.next()?.to_string(), post.next()?.to_string());
+        let (Some(majmin), Some(point)) = (pre.get(2), pre.get(4)) else {
+            continue;
+        };
+        let point = PathBuf::from(unescape_octal(point));
+        if !real.starts_with(&point) {
+            continue;
+        }
+        let depth = point.components().count() + usize::from(*majmin == want) * 1000;
+        if best.as_ref().is_none_or(|(d, _, _)| depth >= *d) {
+            best = Some((depth, fstype, source));
+        }
+    }
+    best.map(|(_, fstype, source)| (fstype, source))
+}
+
+/// Walks from block device `name` down through its dm slaves (LVM on
+/// LUKS) and partitions to a dm-crypt layer; returns its dm name.
+pub fn crypt_layer(host: &Host, name: &str) -> Option<String> {
+    let mut todo = vec![(name.to_string(), 0)];
+    while let Some((dev, depth)) = todo.pop() {
+        if depth > 16 {
+            continue;
+        }
+        let base = host.sys.join("class/block").join(&dev);
+        if let Ok(uuid) = fs::read_to_string(base.join("dm/uuid"))
+            && uuid.trim_start().starts_with("CRYPT-")
+        {
+            let dm_name = fs::read_to_string(base.join("dm/name")).unwrap_or_default();
+            let dm_name = dm_name.trim();
+            return Some(if dm_name.is_empty() {
+                dev
+            } else {
+                dm_name.to_string()
+            });
+        }
+        if let Ok(entries) = fs::read_dir(base.join("slaves")) {
+            for entry in entries.flatten() {
+                todo.push((entry.file_name().to_string_lossy().into_owned(), depth + 1));
+            }
+        }
+        // A partition: its disk holds the layers (a partitioned dm device).
+        if base.join("partition").exists()
+            && let Ok(real) = fs::canonicalize(&base)
+            && let Some(parent) = real.parent().and_then(|p| p.file_name())
+        {
+            todo.push((parent.to_string_lossy().into_owned(), depth + 1));
+        }
+    }
+    None
+}
+
+/// Mount tables and /proc/swaps escape spaces and tabs as `\040`, `\011`.
+fn unescape_octal(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let digits = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok());
+        if bytes[i] == b'\\'
+            && let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok())
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn running_as_root(euid: u32) -> Check {
+    if euid == 0 {
+        check(
+            "user",
+            Status::Warn,
+            "running as root: a mistake in a mount policy or a key file reaches everything",
+        )
+        .fix(
+            "run mvault as a dedicated unprivileged user (see docs/examples/mvault-mount@.service)",
+        )
+    } else {
+        check("user", Status::Ok, format!("uid {euid}, not root"))
+    }
+}
+
+/// `user_allow_other` lets non-root mounts serve other users; then only
+/// mvault's policy, not the kernel, keeps them out.
+pub fn fuse_conf(host: &Host) -> Check {
+    let path = host.etc.join("fuse.conf");
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let enabled = text
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other");
+    if enabled {
+        check(
+            "fuse.conf",
+            Status::Warn,
+            "user_allow_other is set: a user's mount may serve other users, guarded only by mvault's policy flags",
+        )
+        .fix("remove user_allow_other from /etc/fuse.conf unless mounts must serve other users")
+    } else {
+        check(
+            "fuse.conf",
+            Status::Ok,
+            "user_allow_other not set: the kernel keeps other users out of a user's mounts",
+        )
+    }
+}
+
+/// Yama keeps same-uid processes from attaching a debugger to mvault.
+pub fn ptrace_scope(host: &Host) -> Check {
+    match fs::read_to_string(host.proc.join("sys/kernel/yama/ptrace_scope")) {
+        Err(_) => check(
+            "ptrace",
+            Status::Warn,
+            "Yama is not active: any process of the same user may ptrace mvault seal/open (mount makes itself undumpable)",
+        )
+        .fix("enable the Yama LSM (CONFIG_SECURITY_YAMA, lsm=...,yama) and set kernel.yama.ptrace_scope=1"),
+        Ok(v) => match v.trim() {
+            "0" => check(
+                "ptrace",
+                Status::Warn,
+                "kernel.yama.ptrace_scope=0: any process of the same user may read mvault's memory",
+            )
+            .fix("sysctl -w kernel.yama.ptrace_scope=1 (persist in /etc/sysctl.d/10-ptrace.conf)"),
+            level => check(
+                "ptrace",
+                Status::Ok,
+                format!("kernel.yama.ptrace_scope={level}"),
+            ),
+        },
+    }
+}
+
+/// A mandatory access control layer can confine the mount daemon.
+pub fn apparmor(host: &Host) -> Check {
+    let enabled = fs::read_to_string(host.sys.join("module/apparmor/parameters/enabled"))
+        .map(|v| v.trim() == "Y")
+        .unwrap_or(false);
+    if enabled {
+        let profiles = fs::read_to_string(host.sys.join("kernel/security/apparmor/profiles"))
+            .unwrap_or_default();
+        return match profiles.lines().find(|l| l.contains("mvault")) {
+            Some(line) => check("apparmor", Status::Ok, format!("enabled; {line}")),
+            None => check(
+                "apparmor",
+                Status::Warn,
+                "enabled, but no mvault profile is loaded",
+            )
+            .fix("install docs/examples/apparmor/usr.local.bin.mvault in /etc/apparmor.d/ and run apparmor_parser -r on it"),
+        };
+    }
+    if fs::read_to_string(host.sys.join("fs/selinux/enforce")).is_ok_and(|v| v.trim() == "1") {
+        return check("apparmor", Status::Ok, "not in use; SELinux is enforcing");
+    }
+    check(
+        "apparmor",
+        Status::Warn,
+        "AppArmor is not enabled: nothing confines what the mount daemon may read or run",
+    )
+    .fix("boot with apparmor=1 security=apparmor and load docs/examples/apparmor/usr.local.bin.mvault")
+}
+
+/// RLIMIT_CORE of this process, soft limit (None = unlimited).
+fn core_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Core).current
+}
+
+/// A core dump of seal/open would hold keys and plaintext.
+pub fn core_dumps(host: &Host, soft_limit: Option<u64>) -> Check {
+    let pattern = fs::read_to_string(host.proc.join("sys/kernel/core_pattern"))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_default();
+    let sink = if let Some(handler) = pattern.strip_prefix('|') {
+        format!(
+            "piped to {}",
+            handler.split_whitespace().next().unwrap_or("?")
+        )
+    } else {
+        format!("written as {pattern:?}")
+    };
+    match soft_limit {
+        Some(0) => check(
+            "core dumps",
+            Status::Ok,
+            format!("off for this session (ulimit -c 0); pattern {sink}"),
+        ),
+        limit => check(
+            "core dumps",
+            Status::Warn,
+            format!(
+                "on (ulimit -c {}), {sink}: a crash of seal/open would store keys and plaintext",
+                limit.map_or("unlimited".to_string(), |l| l.to_string())
+            ),
+        )
+        .fix("ulimit -c 0 in the shell or LimitCORE=0 in the unit (mvault mount/run set it themselves); with systemd-coredump also Storage=none in /etc/systemd/coredump.conf"),
+    }
+}
+
+/// Mounts need /dev/fuse.
+pub fn dev_fuse(host: &Host) -> Check {
+    let path = host.dev.join("fuse");
+    match fs::metadata(&path) {
+        Ok(m) if m.file_type().is_char_device() => {
+            match fs::OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(_) => check("/dev/fuse", Status::Ok, "present and usable"),
+                Err(e) => check(
+                    "/dev/fuse",
+                    Status::Warn,
+                    format!("present but cannot be opened: {e}"),
+                )
+                .fix(
+                    "mvault mount/run need access to /dev/fuse (in containers: --device /dev/fuse)",
+                ),
+            }
+        }
+        _ => check(
+            "/dev/fuse",
+            Status::Warn,
+            "missing: mvault mount/run cannot work",
+        )
+        .fix("modprobe fuse (in containers: --device /dev/fuse --cap-add SYS_ADMIN)"),
+    }
+}
+
+/// Unprivileged mounts and unmounts go through fusermount3.
+pub fn fusermount() -> Check {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("fusermount3"))
+            .find(|p| {
+                fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    });
+    match found {
+        Some(p) => check("fusermount3", Status::Ok, p.display().to_string()),
+        None => check(
+            "fusermount3",
+            Status::Warn,
+            "not on PATH: unprivileged mounts and `mvault umount` need it",
+        )
+        .fix("apt install fuse3 (or dnf install fuse3)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn fake() -> (tempfile::TempDir, Host) {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host {
+            proc: dir.path().join("proc"),
+            sys: dir.path().join("sys"),
+            etc: dir.path().join("etc"),
+            dev: dir.path().join("dev"),
+        };
+        for d in [&host.proc, &host.sys, &host.etc, &host.dev] {
+            fs::create_dir_all(d).unwrap();
+        }
+        (dir, host)
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn dm(host: &Host, name: &str, uuid: &str, slaves: &[&str]) {
+        let base = host.sys.join("class/block").join(name);
+        write(&base.join("dm/uuid"), &format!("{uuid}\n"));
+        write(&base.join("dm/name"), &format!("{name}-mapped\n"));
+        fs::create_dir_all(base.join("slaves")).unwrap();
+        for s in slaves {
+            fs::create_dir_all(host.sys.join("class/block").join(s)).unwrap();
+            symlink(
+                host.sys.join("class/block").join(s),
+                base.join("slaves").join(s),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn crypt_layer_is_found_directly_and_below_lvm() {
+        let (_d, host) = fake();
+        dm(&host, "dm-0", "CRYPT-LUKS2-abc-luks", &["vda2"]);
+        dm(&host, "dm-1", "LVM-xyz", &["dm-0"]);
+        dm(&host, "dm-2", "LVM-plain", &["vdb1"]);
+        assert_eq!(crypt_layer(&host, "dm-0").as_deref(), Some("dm-0-mapped"));
+        assert_eq!(crypt_layer(&host, "dm-1").as_deref(), Some("dm-0-mapped"));
+        assert_eq!(crypt_layer(&host, "dm-2"), None);
+        assert_eq!(crypt_layer(&host, "vda1"), None);
+    }
+
+    #[test]
+    fn no_swap_is_ok_and_unknown_swap_warns() {
+        let (_d, host) = fake();
+        write(
+            &host.proc.join("swaps"),
+            "Filename\tType\tSize\tUsed\tPriority\n",
+        );
+        let c = swap(&host);
+        assert_eq!((c.status, c.detail.as_str()), (Status::Ok, "no swap"));
+        // /proc/swaps naming a node that is not a block device.
+        write(
+            &host.proc.join("swaps"),
+            "Filename\tType\tSize\tUsed\tPriority\n/dev/null  partition 1 0 -2\n",
+        );
+        let c = swap(&host);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.fix.unwrap().contains("crypttab"));
+    }
+
+    #[test]
+    fn yama_levels() {
+        let (_d, host) = fake();
+        assert_eq!(ptrace_scope(&host).status, Status::Warn);
+        write(&host.proc.join("sys/kernel/yama/ptrace_scope"), "0\n");
+        assert_eq!(ptrace_scope(&host).status, Status::Warn);
+        write(&host.proc.join("sys/kernel/yama/ptrace_scope"), "1\n");
+        assert_eq!(ptrace_scope(&host).status, Status::Ok);
+    }
+
+    #[test]
+    fn fuse_conf_user_allow_other() {
+        let (_d, host) = fake();
+        assert_eq!(fuse_conf(&host).status, Status::Ok);
+        write(
+            &host.etc.join("fuse.conf"),
+            "# user_allow_other\nmount_max = 1000\n",
+        );
+        assert_eq!(fuse_conf(&host).status, Status::Ok);
+        write(&host.etc.join("fuse.conf"), "user_allow_other\n");
+        assert_eq!(fuse_conf(&host).status, Status::Warn);
+    }
+
+    #[test]
+    fn apparmor_states() {
+        let (_d, host) = fake();
+        assert_eq!(apparmor(&host).status, Status::Warn);
+        write(&host.sys.join("module/apparmor/parameters/enabled"), "Y\n");
+        let c = apparmor(&host);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("no mvault profile"));
+        write(
+            &host.sys.join("kernel/security/apparmor/profiles"),
+            "/usr/local/bin/mvault (enforce)\n",
+        );
+        assert_eq!(apparmor(&host).status, Status::Ok);
+    }
+
+    #[test]
+    fn core_dump_limits() {
+        let (_d, host) = fake();
+        write(
+            &host.proc.join("sys/kernel/core_pattern"),
+            "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n",
+        );
+        let c = core_dumps(&host, Some(0));
+        assert_eq!(c.status, Status::Ok);
+        assert!(c.detail.contains("systemd-coredump"), "{c:?}");
+        let c = core_dumps(&host, None);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("unlimited"));
+        assert!(c.fix.unwrap().contains("LimitCORE=0"));
+    }
+
+    #[test]
+    fn root_is_a_warning() {
+        assert_eq!(running_as_root(0).status, Status::Warn);
+        assert_eq!(running_as_root(1000).status, Status::Ok);
+    }
+
+    #[test]
+    fn octal_escapes() {
+        assert_eq!(unescape_octal(r"/mnt/my\040disk"), "/mnt/my disk");
+        assert_eq!(unescape_octal(r"plain\"), r"plain\");
+    }
+}
