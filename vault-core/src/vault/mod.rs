@@ -1,0 +1,74 @@
+//! Directory vaults: a whole folder (a checkpoint, a dataset) sealed into
+//! opaque objects plus one index file.
+//!
+//! ```text
+//! DIR.vault/
+//!   index              public integrity list + keyring + encrypted manifest
+//!                      + optional Ed25519 signature, replaced in one rename
+//!   objects/xx/<id>    sealed objects (mvlt v1 files, keys derived from the
+//!                      vault key), never overwritten
+//!   tmp/               scratch for objects being written
+//!   lock               held (flock) by the one process writing the vault
+//! ```
+//!
+//! - One random **vault key** is wrapped for the recipients in the keyring
+//!   (itself an ordinary sealed file), so a plugin identity (a YubiKey) is
+//!   asked once per vault. Every object's file key is derived from the vault
+//!   key and the object id with HKDF.
+//! - The **manifest** (names, tree, sizes, modes, mtimes, plaintext BLAKE3,
+//!   where each file lives) is encrypted; a listing of the vault shows only
+//!   object ids and sizes.
+//! - Small files are packed into objects of up to a few tens of MiB; large
+//!   files get an object each.
+//! - Updates write new objects under new ids and then replace `index`
+//!   atomically, so a crash leaves the old or the new vault.
+//!
+//! The byte layout is specified in `docs/FORMAT.md`, section "Directory
+//! vaults".
+
+mod fsutil;
+mod index;
+mod keyring;
+mod keys;
+mod manifest;
+mod paths;
+mod read;
+mod sign;
+mod verify;
+mod write;
+
+pub use index::{INDEX_FILE, INDEX_MAGIC, Index, IndexPublic, PublicObject};
+pub use keyring::KeyringInfo;
+pub use keys::{OBJECT_ROLE, STANZA_VAULT, VaultKey};
+pub use manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
+pub use paths::{parse_user_path, valid_name};
+pub use read::{ExtractOptions, ExtractSummary, FileReader, UnlockedVault, Vault};
+pub use sign::{SigningKey, VerifyingKey};
+pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
+pub use write::{NewVault, WriteOptions, WriteSummary, add_paths, rekey, seal_dir};
+
+/// Name of the objects folder inside a vault.
+pub const OBJECTS_DIR: &str = "objects";
+/// Name of the scratch folder inside a vault.
+pub const TMP_DIR: &str = "tmp";
+/// Name of the writer lock file inside a vault.
+pub const LOCK_FILE: &str = "lock";
+
+/// Lowercase hex of an object id.
+pub fn id_hex(id: &[u8; 32]) -> String {
+    hex::encode(id)
+}
+
+/// Where object `id` lives inside `vault`.
+pub fn object_path(vault: &std::path::Path, id: &[u8; 32]) -> std::path::PathBuf {
+    let name = id_hex(id);
+    vault.join(OBJECTS_DIR).join(&name[..2]).join(name)
+}
+
+/// The folder that holds `path` ("." for a bare name).
+pub(crate) fn fsutil_parent(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    }
+}

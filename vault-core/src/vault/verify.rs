@@ -1,0 +1,386 @@
+//! Checking a vault: without a key (signature, every object's ciphertext
+//! BLAKE3 and size, missing and extra objects) and with one (also full
+//! authenticated decryption and every file's plaintext BLAKE3).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::index::INDEX_FILE;
+use super::manifest::EntryKind;
+use super::read::{UnlockedVault, Vault};
+use super::sign::VerifyingKey;
+use super::{LOCK_FILE, OBJECTS_DIR, TMP_DIR, fsutil, id_hex, object_path};
+use crate::error::{Error, Result};
+
+/// Kinds of failure, stable names for `--json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The signature is missing, invalid or by another key.
+    Signature,
+    /// The index's keyring or manifest section does not match its hash, or
+    /// the manifest disagrees with the public list.
+    Index,
+    /// A listed object is not there.
+    Missing,
+    /// A file under `objects/` that the index does not list.
+    Extra,
+    /// An object's size or ciphertext BLAKE3 differs from the index.
+    Corrupt,
+    /// An object failed authenticated decryption.
+    Decrypt,
+    /// A file's plaintext BLAKE3 differs from the manifest.
+    Plaintext,
+}
+
+impl FailureKind {
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Signature => "signature",
+            FailureKind::Index => "index",
+            FailureKind::Missing => "missing",
+            FailureKind::Extra => "extra",
+            FailureKind::Corrupt => "corrupt",
+            FailureKind::Decrypt => "decrypt",
+            FailureKind::Plaintext => "plaintext",
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// What kind.
+    pub kind: FailureKind,
+    /// The object id (hex) or file path (inside `objects/` for extras).
+    pub object: Option<String>,
+    /// The vault path of an affected file (keyed checks).
+    pub path: Option<String>,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// Whether and how the signature was checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureStatus {
+    /// No public key was given.
+    NotChecked,
+    /// Verified under the given key.
+    Valid,
+    /// Missing, invalid, or by another key.
+    Bad,
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Vault id (hex).
+    pub vault_id: String,
+    /// Index generation.
+    pub generation: u64,
+    /// Whether the index is signed (by anyone).
+    pub signed: bool,
+    /// Signature check result.
+    pub signature: SignatureStatus,
+    /// Objects checked.
+    pub objects: u64,
+    /// Ciphertext bytes hashed.
+    pub sealed_bytes: u64,
+    /// Files whose plaintext was checked (keyed).
+    pub files: u64,
+    /// Plaintext bytes authenticated (keyed).
+    pub plain_bytes: u64,
+    /// Everything that failed.
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    /// Whether everything passed.
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Whether the signature (and only it, possibly among others) failed.
+    pub fn signature_failed(&self) -> bool {
+        self.failures
+            .iter()
+            .any(|f| f.kind == FailureKind::Signature)
+    }
+
+    fn fail(
+        &mut self,
+        kind: FailureKind,
+        object: Option<String>,
+        path: Option<String>,
+        detail: String,
+    ) {
+        self.failures.push(Failure {
+            kind,
+            object,
+            path,
+            detail,
+        });
+    }
+}
+
+/// Checks a vault without any decryption key. With `pubkey`, the index must
+/// carry a valid signature by it.
+pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vault, Report)> {
+    let vault = Vault::open(path)?;
+    let index = vault.index();
+    let mut report = Report {
+        vault_id: hex::encode(index.public.vault_id),
+        generation: index.public.generation,
+        signed: index.signature.is_some(),
+        signature: SignatureStatus::NotChecked,
+        objects: index.public.objects.len() as u64,
+        sealed_bytes: 0,
+        files: 0,
+        plain_bytes: 0,
+        failures: Vec::new(),
+    };
+    if let Some(key) = pubkey {
+        match index.verify_signature(key) {
+            Ok(()) => report.signature = SignatureStatus::Valid,
+            Err(Error::BadSignature(why)) => {
+                report.signature = SignatureStatus::Bad;
+                report.fail(FailureKind::Signature, None, None, why);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for problem in index.check_sections() {
+        report.fail(FailureKind::Index, None, None, problem);
+    }
+    let results: Vec<Option<Failure>> = index
+        .public
+        .objects
+        .par_iter()
+        .map(|o| check_object_file(path, &o.id, o.sealed_len, &o.blake3))
+        .collect();
+    report.sealed_bytes = index.public.objects.iter().map(|o| o.sealed_len).sum();
+    report.failures.extend(results.into_iter().flatten());
+    let listed: HashSet<String> = index.public.objects.iter().map(|o| id_hex(&o.id)).collect();
+    for extra in extra_files(path, &listed)? {
+        report.fail(
+            FailureKind::Extra,
+            Some(extra),
+            None,
+            "not listed in the index (left by an interrupted write, or planted)".into(),
+        );
+    }
+    Ok((vault, report))
+}
+
+fn check_object_file(
+    vault: &Path,
+    id: &[u8; 32],
+    sealed_len: u64,
+    expected: &[u8; 32],
+) -> Option<Failure> {
+    let hex_id = id_hex(id);
+    let failure = |kind, detail: String| {
+        Some(Failure {
+            kind,
+            object: Some(hex_id.clone()),
+            path: None,
+            detail,
+        })
+    };
+    let file = match fsutil::open_nofollow(&object_path(vault, id)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return failure(FailureKind::Missing, "object file is missing".into());
+        }
+        Err(e) => return failure(FailureKind::Missing, format!("cannot open: {e}")),
+    };
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(_) => return failure(FailureKind::Corrupt, "not a regular file".into()),
+        Err(e) => return failure(FailureKind::Missing, format!("cannot stat: {e}")),
+    };
+    if len != sealed_len {
+        return failure(
+            FailureKind::Corrupt,
+            format!("{len} bytes, the index says {sealed_len}"),
+        );
+    }
+    let mut hasher = blake3::Hasher::new();
+    let hashed = if len >= 16 << 20 {
+        // SAFETY-free: memmap2 maps read-only; a concurrent writer could
+        // change the bytes, which only changes the hash we report.
+        hasher.update_mmap_rayon(object_path(vault, id)).map(|_| ())
+    } else {
+        io::copy(&mut &file, &mut hasher).map(|_| ())
+    };
+    if let Err(e) = hashed {
+        return failure(FailureKind::Missing, format!("cannot read: {e}"));
+    }
+    if hasher.finalize().as_bytes() != expected {
+        return failure(
+            FailureKind::Corrupt,
+            "ciphertext BLAKE3 differs from the index".into(),
+        );
+    }
+    None
+}
+
+/// Files in the vault folder that the index does not account for.
+fn extra_files(vault: &Path, listed: &HashSet<String>) -> Result<Vec<String>> {
+    let mut extras = Vec::new();
+    for entry in fs::read_dir(vault)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let known = [INDEX_FILE, OBJECTS_DIR, TMP_DIR, LOCK_FILE].contains(&name.as_str())
+            || (name.starts_with(".index.") && name.ends_with(".mvault-tmp"));
+        if !known {
+            extras.push(name);
+        }
+    }
+    let objects = vault.join(OBJECTS_DIR);
+    let Ok(dirs) = fs::read_dir(&objects) else {
+        return Ok(extras);
+    };
+    for dir in dirs {
+        let dir = dir?;
+        let dname = dir.file_name().to_string_lossy().into_owned();
+        if !dir.file_type()?.is_dir() {
+            extras.push(format!("{OBJECTS_DIR}/{dname}"));
+            continue;
+        }
+        for f in fs::read_dir(dir.path())? {
+            let f = f?;
+            let name = f.file_name().to_string_lossy().into_owned();
+            if !listed.contains(&name) || !name.starts_with(&dname) || !f.file_type()?.is_file() {
+                extras.push(format!("{OBJECTS_DIR}/{dname}/{name}"));
+            }
+        }
+    }
+    extras.sort();
+    Ok(extras)
+}
+
+/// The keyed checks, added to `report`: every object is decrypted with
+/// authentication and every file's plaintext BLAKE3 compared with the
+/// manifest.
+pub fn verify_keyed(vault: &UnlockedVault, report: &mut Report) {
+    let manifest = vault.manifest();
+    // Files by object.
+    let mut by_object: Vec<Vec<usize>> = vec![Vec::new(); manifest.objects.len()];
+    for (i, e) in manifest.entries.iter().enumerate() {
+        if let EntryKind::File { object, .. } = e.kind {
+            by_object[object as usize].push(i);
+        }
+    }
+    let results: Vec<(u64, u64, Vec<Failure>)> = by_object
+        .par_iter()
+        .enumerate()
+        .map(|(o, files)| check_object_plaintext(vault, o as u32, files))
+        .collect();
+    for (files, bytes, failures) in results {
+        report.files += files;
+        report.plain_bytes += bytes;
+        report.failures.extend(failures);
+    }
+}
+
+fn check_object_plaintext(
+    vault: &UnlockedVault,
+    object: u32,
+    files: &[usize],
+) -> (u64, u64, Vec<Failure>) {
+    let manifest = vault.manifest();
+    let id = id_hex(&manifest.objects[object as usize].id);
+    let path_of = |i: usize| String::from_utf8_lossy(vault.entry_path(i)).into_owned();
+    let opener = match vault.open_object(object) {
+        Ok(o) => o,
+        Err(e) => {
+            let mut failures = vec![Failure {
+                kind: FailureKind::Decrypt,
+                object: Some(id.clone()),
+                path: None,
+                detail: e.to_string(),
+            }];
+            failures.extend(files.iter().map(|&i| Failure {
+                kind: FailureKind::Decrypt,
+                object: Some(id.clone()),
+                path: Some(path_of(i)),
+                detail: "its object cannot be opened".into(),
+            }));
+            return (files.len() as u64, 0, failures);
+        }
+    };
+    // Decrypt every chunk, remembering which failed.
+    let layout = *opener.layout();
+    let cs = layout.chunk_size as usize;
+    let mut plain = zeroize::Zeroizing::new(vec![0u8; layout.plaintext_len as usize]);
+    let chunk_errors: Vec<Option<(u64, String)>> = if layout.plaintext_len == 0 {
+        vec![
+            opener
+                .read_chunk(0, &mut [])
+                .err()
+                .map(|e| (0, e.to_string())),
+        ]
+    } else {
+        plain
+            .par_chunks_mut(cs)
+            .enumerate()
+            .map(|(k, slot)| {
+                opener
+                    .read_chunk(k as u64, slot)
+                    .err()
+                    .map(|e| (k as u64, e.to_string()))
+            })
+            .collect()
+    };
+    let bad: Vec<(u64, String)> = chunk_errors.into_iter().flatten().collect();
+    let mut failures: Vec<Failure> = bad
+        .iter()
+        .map(|(_, why)| Failure {
+            kind: FailureKind::Decrypt,
+            object: Some(id.clone()),
+            path: None,
+            detail: why.clone(),
+        })
+        .collect();
+    let mut bytes = 0;
+    for &i in files {
+        let EntryKind::File {
+            size,
+            blake3,
+            offset,
+            ..
+        } = manifest.entries[i].kind
+        else {
+            continue;
+        };
+        let first = offset / cs as u64;
+        let last = (offset + size).saturating_sub(1) / cs as u64;
+        if bad.iter().any(|(k, _)| *k >= first && *k <= last)
+            || (layout.plaintext_len == 0 && !bad.is_empty())
+        {
+            failures.push(Failure {
+                kind: FailureKind::Decrypt,
+                object: Some(id.clone()),
+                path: Some(path_of(i)),
+                detail: "a chunk of this file failed authentication".into(),
+            });
+            continue;
+        }
+        let data = &plain[offset as usize..(offset + size) as usize];
+        bytes += size;
+        if blake3::hash(data).as_bytes() != &blake3 {
+            failures.push(Failure {
+                kind: FailureKind::Plaintext,
+                object: Some(id.clone()),
+                path: Some(path_of(i)),
+                detail: "plaintext BLAKE3 differs from the manifest".into(),
+            });
+        }
+    }
+    (files.len() as u64, bytes, failures)
+}

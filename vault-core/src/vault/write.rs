@@ -1,0 +1,926 @@
+//! Writing a vault: scanning a folder, reusing unchanged files, packing and
+//! sealing new objects in parallel, and committing a new index atomically.
+//!
+//! Commit order (crash-safe at every point):
+//! 1. new objects are sealed into `tmp/`, fsynced, renamed into
+//!    `objects/xx/`, and those folders fsynced;
+//! 2. the new index is written to a temporary file, fsynced and renamed
+//!    over `index` (the single switch from the old vault to the new one),
+//!    then the vault folder is fsynced;
+//! 3. only then are objects that the new index does not reference deleted.
+//!
+//! A new vault is built in a hidden sibling folder and renamed into place.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::fsutil::{self, WriteLock};
+use super::index::{INDEX_FILE, Index, IndexPublic, PublicObject};
+use super::keyring::{self, KeyringInfo};
+use super::keys::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
+use super::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
+use super::paths::valid_name;
+use super::read::UnlockedVault;
+use super::sign::SigningKey;
+use super::{OBJECTS_DIR, TMP_DIR, id_hex, object_path};
+use crate::error::{Error, Result};
+use crate::header::ChunkSize;
+use crate::keys::random_bytes;
+use crate::seal::{Progress, SealOptions, Sealer};
+use crate::wrap::Recipients;
+
+/// Tunables for writing.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOptions {
+    /// Files up to this size are packed together.
+    pub small_file_max: u64,
+    /// Target plaintext size of a pack.
+    pub pack_target: u64,
+    /// Chunk size of packs (small, for cheap random access to small files).
+    pub pack_chunk_size: ChunkSize,
+    /// Chunk size of objects holding one large file.
+    pub chunk_size: ChunkSize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            small_file_max: 4 << 20,
+            pack_target: 32 << 20,
+            pack_chunk_size: ChunkSize::from_log2(16).expect("64 KiB is valid"),
+            chunk_size: ChunkSize::default(),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Debug, Default)]
+pub struct WriteSummary {
+    /// The new generation.
+    pub generation: u64,
+    /// Files in the vault now.
+    pub files: u64,
+    /// Plaintext bytes in the vault now.
+    pub bytes: u64,
+    /// Files whose content was sealed in this run.
+    pub files_sealed: u64,
+    /// Plaintext bytes sealed in this run.
+    pub bytes_sealed: u64,
+    /// Files kept as they were (unchanged size+mtime, or same BLAKE3).
+    pub files_reused: u64,
+    /// Objects written in this run.
+    pub objects_written: u64,
+    /// Objects deleted because nothing references them any more.
+    pub objects_removed: u64,
+    /// Things skipped (symlinks, sockets, ...), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Recipients of a vault about to be created.
+pub struct NewVault<'a> {
+    /// Who can unlock it.
+    pub recipients: &'a Recipients,
+    /// The recipients as strings, recorded for `rekey`.
+    pub info: KeyringInfo,
+}
+
+/// A file or folder of the tree being written.
+#[derive(Clone, Debug)]
+struct Planned {
+    mode: u32,
+    mtime: i64,
+    mtime_nsec: u32,
+    content: Content,
+}
+
+#[derive(Clone, Debug)]
+enum Content {
+    Dir,
+    /// Bytes already in the vault.
+    Kept {
+        size: u64,
+        blake3: [u8; 32],
+        object: [u8; 32],
+        offset: u64,
+    },
+    /// Bytes to seal from `source`.
+    New {
+        source: PathBuf,
+        size: u64,
+    },
+}
+
+/// Seals folder `source` as vault `vault`: a new vault for `new`, or the
+/// next generation of `existing` (whose tree is replaced by `source`'s,
+/// touching only changed files).
+pub fn seal_dir(
+    source: &Path,
+    vault: &Path,
+    existing: Option<UnlockedVault>,
+    new: Option<NewVault<'_>>,
+    signer: Option<&SigningKey>,
+    options: &WriteOptions,
+    progress: Progress<'_>,
+) -> Result<WriteSummary> {
+    let mut warnings = Vec::new();
+    let mut tree = BTreeMap::new();
+    scan(source, &mut Vec::new(), &mut tree, &mut warnings)?;
+    let old = existing.as_ref().map(old_contents).unwrap_or_default();
+    let summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
+    Ok(WriteSummary {
+        warnings,
+        ..summary
+    })
+}
+
+/// Adds files and folders to an existing vault: each `(source, dest)` puts
+/// `source` (a file, or a folder with everything below it) at path `dest`
+/// inside the vault, replacing what was there. Unchanged files are reused.
+pub fn add_paths(
+    vault: UnlockedVault,
+    sources: &[(PathBuf, Vec<Vec<u8>>)],
+    signer: Option<&SigningKey>,
+    options: &WriteOptions,
+    progress: Progress<'_>,
+) -> Result<WriteSummary> {
+    let old = old_contents(&vault);
+    let mut tree: BTreeMap<Vec<u8>, Planned> = old
+        .iter()
+        .map(|(path, (planned, _))| (path.clone(), planned.clone()))
+        .collect();
+    let mut warnings = Vec::new();
+    for (source, dest) in sources {
+        if dest.is_empty() || dest.iter().any(|c| !valid_name(c)) {
+            return Err(Error::InvalidArgument(format!(
+                "{} has no valid name to store it under",
+                source.display()
+            )));
+        }
+        let joined = dest.join(&b'/');
+        // Replace whatever was at dest (a file, or a folder and its contents).
+        let below: Vec<Vec<u8>> = tree
+            .range(joined.clone()..)
+            .map(|(k, _)| k.clone())
+            .take_while(|k| k.starts_with(&joined))
+            .filter(|k| *k == joined || k.get(joined.len()) == Some(&b'/'))
+            .collect();
+        for k in below {
+            tree.remove(&k);
+        }
+        // Parent folders must exist and be folders.
+        for depth in 1..dest.len() {
+            let parent = dest[..depth].join(&b'/');
+            match tree.get(&parent) {
+                Some(Planned {
+                    content: Content::Dir,
+                    ..
+                }) => {}
+                Some(_) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is a file in the vault, not a folder",
+                        String::from_utf8_lossy(&parent)
+                    )));
+                }
+                None => {
+                    tree.insert(parent, dir_now());
+                }
+            }
+        }
+        let meta = fs::symlink_metadata(source)?;
+        let mut prefix = dest.clone();
+        if meta.is_dir() {
+            tree.insert(joined, planned_from(&meta, Content::Dir));
+            scan(source, &mut prefix, &mut tree, &mut warnings)?;
+        } else if meta.is_file() {
+            let content = Content::New {
+                source: source.to_path_buf(),
+                size: meta.len(),
+            };
+            tree.insert(joined, planned_from(&meta, content));
+        } else {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a regular file or folder (symlinks are not stored)",
+                source.display()
+            )));
+        }
+    }
+    let summary = commit(
+        vault.path().to_path_buf().as_path(),
+        Some(vault),
+        None,
+        tree,
+        &old,
+        signer,
+        options,
+        progress,
+    )?;
+    Ok(WriteSummary {
+        warnings,
+        ..summary
+    })
+}
+
+/// Writes a new index for `vault` with a new keyring (and everything else
+/// unchanged but the generation): `rekey`.
+pub fn rekey(
+    vault: UnlockedVault,
+    recipients: &Recipients,
+    info: KeyringInfo,
+    signer: Option<&SigningKey>,
+) -> Result<u64> {
+    let _lock = WriteLock::acquire(vault.path())?;
+    let keyring = keyring::seal(vault.key(), recipients, &info)?;
+    let mut manifest = vault.manifest().clone();
+    manifest.generation += 1;
+    let generation = manifest.generation;
+    let sealed_manifest = seal_manifest(vault.key(), &manifest)?;
+    let public = IndexPublic {
+        generation,
+        ..vault.index().public.clone()
+    };
+    let bytes = Index::encode(public, &keyring, &sealed_manifest, signer);
+    fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o644)?;
+    Ok(generation)
+}
+
+/// Path → (planned entry as it is now, for reuse) of an unlocked vault.
+type OldContents = HashMap<Vec<u8>, (Planned, ())>;
+
+fn old_contents(vault: &UnlockedVault) -> OldContents {
+    let m = vault.manifest();
+    m.entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let content = match e.kind {
+                EntryKind::Dir => Content::Dir,
+                EntryKind::File {
+                    size,
+                    blake3,
+                    object,
+                    offset,
+                } => Content::Kept {
+                    size,
+                    blake3,
+                    object: m.objects[object as usize].id,
+                    offset,
+                },
+            };
+            (
+                vault.entry_path(i).to_vec(),
+                (
+                    Planned {
+                        mode: e.mode,
+                        mtime: e.mtime,
+                        mtime_nsec: e.mtime_nsec,
+                        content,
+                    },
+                    (),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn dir_now() -> Planned {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Planned {
+        mode: 0o755,
+        mtime: now.as_secs() as i64,
+        mtime_nsec: now.subsec_nanos(),
+        content: Content::Dir,
+    }
+}
+
+fn planned_from(meta: &fs::Metadata, content: Content) -> Planned {
+    Planned {
+        mode: meta.mode() & 0o7777,
+        mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+        content,
+    }
+}
+
+/// Walks `dir` (never following symlinks) into `tree` under `prefix`.
+fn scan(
+    dir: &Path,
+    prefix: &mut Vec<Vec<u8>>,
+    tree: &mut BTreeMap<Vec<u8>, Planned>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let meta = fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a folder",
+            dir.display()
+        )));
+    }
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().as_bytes().to_vec();
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if !valid_name(&name) {
+            warnings.push(format!("skipped {}: name too long", path.display()));
+            continue;
+        }
+        prefix.push(name);
+        let key = prefix.join(&b'/');
+        if meta.is_dir() {
+            tree.insert(key, planned_from(&meta, Content::Dir));
+            scan(&path, prefix, tree, warnings)?;
+        } else if meta.is_file() {
+            let content = Content::New {
+                source: path,
+                size: meta.len(),
+            };
+            tree.insert(key, planned_from(&meta, content));
+        } else if meta.file_type().is_symlink() {
+            warnings.push(format!(
+                "skipped symlink {} (symlinks are not stored)",
+                path.display()
+            ));
+        } else {
+            warnings.push(format!(
+                "skipped {}: not a regular file or folder",
+                path.display()
+            ));
+        }
+        prefix.pop();
+    }
+    Ok(())
+}
+
+/// Decides for each new file whether the vault already holds its bytes:
+/// same size and mtime as the old entry at that path, or same size and the
+/// same BLAKE3 (then only the mtime changes).
+fn reuse_unchanged(tree: &mut BTreeMap<Vec<u8>, Planned>, old: &OldContents) -> Result<u64> {
+    let candidates: Vec<(&Vec<u8>, &mut Planned)> = tree
+        .iter_mut()
+        .filter(|(path, p)| {
+            matches!(
+                (&p.content, old.get(*path)),
+                (
+                    Content::New { size, .. },
+                    Some((Planned { content: Content::Kept { size: old_size, .. }, .. }, ()))
+                ) if size == old_size
+            )
+        })
+        .collect();
+    let decisions: Vec<Result<bool>> = candidates
+        .par_iter()
+        .map(|(path, p)| {
+            let (old_p, ()) = &old[*path];
+            let Content::Kept { blake3, .. } = old_p.content else {
+                unreachable!()
+            };
+            if old_p.mtime == p.mtime && old_p.mtime_nsec == p.mtime_nsec {
+                return Ok(true);
+            }
+            let Content::New { source, .. } = &p.content else {
+                unreachable!()
+            };
+            let mut hasher = blake3::Hasher::new();
+            let mut file = fsutil::open_nofollow(source)?;
+            io::copy(&mut file, &mut hasher)?;
+            Ok(hasher.finalize().as_bytes() == &blake3)
+        })
+        .collect();
+    let mut reused = 0;
+    for ((path, p), keep) in candidates.into_iter().zip(decisions) {
+        if keep? {
+            p.content = old[path].0.content.clone();
+            reused += 1;
+        }
+    }
+    Ok(reused)
+}
+
+/// A sealed object in `tmp/`, not yet in place.
+struct Sealed {
+    info: ObjectInfo,
+    temp: PathBuf,
+    /// (tree key, offset, blake3) of every file in it.
+    files: Vec<(Vec<u8>, u64, [u8; 32])>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    vault: &Path,
+    existing: Option<UnlockedVault>,
+    new: Option<NewVault<'_>>,
+    mut tree: BTreeMap<Vec<u8>, Planned>,
+    old: &OldContents,
+    signer: Option<&SigningKey>,
+    options: &WriteOptions,
+    progress: Progress<'_>,
+) -> Result<WriteSummary> {
+    // Where we write: the vault itself, or a hidden sibling for a new one.
+    let (work, key, keyring, generation, old_objects) = match (&existing, new) {
+        (Some(v), _) => (
+            vault.to_path_buf(),
+            v.key().clone(),
+            v.index().keyring.clone(),
+            v.index().public.generation + 1,
+            v.manifest().objects.clone(),
+        ),
+        (None, Some(new)) => {
+            let key = VaultKey::generate()?;
+            let keyring = keyring::seal(&key, new.recipients, &new.info)?;
+            let work = new_vault_dir(vault)?;
+            (work, key, keyring, 1, Vec::new())
+        }
+        (None, None) => {
+            return Err(Error::InvalidArgument(
+                "no vault to update and no recipients for a new one".into(),
+            ));
+        }
+    };
+    let result = (|| {
+        let _lock = WriteLock::acquire(&work)?;
+        fsutil::ensure_dir(&work.join(OBJECTS_DIR))?;
+        fsutil::ensure_dir(&work.join(TMP_DIR))?;
+        let reused = reuse_unchanged(&mut tree, old)?;
+        let sealed = seal_new_files(&work, &key, &tree, options, progress)?;
+        let summary = finish(
+            &work,
+            &key,
+            &keyring,
+            generation,
+            old_objects,
+            tree,
+            sealed,
+            signer,
+            reused,
+        )?;
+        Ok(summary)
+    })();
+    match (&existing, result) {
+        (Some(_), result) => result,
+        (None, Ok(summary)) => {
+            fs::rename(&work, vault).map_err(|e| {
+                let _ = fs::remove_dir_all(&work);
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    || e.kind() == io::ErrorKind::DirectoryNotEmpty
+                {
+                    Error::Io(io::Error::new(
+                        e.kind(),
+                        format!("{} appeared while sealing", vault.display()),
+                    ))
+                } else {
+                    Error::Io(e)
+                }
+            })?;
+            let _ = fsutil::sync_dir(super::fsutil_parent(vault));
+            Ok(summary)
+        }
+        (None, Err(e)) => {
+            let _ = fs::remove_dir_all(&work);
+            Err(e)
+        }
+    }
+}
+
+/// A fresh hidden folder beside `vault` to build a new vault in.
+fn new_vault_dir(vault: &Path) -> Result<PathBuf> {
+    let parent = super::fsutil_parent(vault);
+    let name = vault
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "vault".into());
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".mvault-tmp")
+        .tempdir_in(parent)?;
+    Ok(dir.keep())
+}
+
+fn seal_new_files(
+    work: &Path,
+    key: &VaultKey,
+    tree: &BTreeMap<Vec<u8>, Planned>,
+    options: &WriteOptions,
+    progress: Progress<'_>,
+) -> Result<Vec<Sealed>> {
+    // Jobs: one per large file, small files packed in path order.
+    let mut jobs: Vec<Vec<(&Vec<u8>, &Path, u64)>> = Vec::new();
+    let mut pack: Vec<(&Vec<u8>, &Path, u64)> = Vec::new();
+    let mut pack_bytes = 0u64;
+    for (path, p) in tree {
+        let Content::New { source, size } = &p.content else {
+            continue;
+        };
+        if *size > options.small_file_max {
+            jobs.push(vec![(path, source.as_path(), *size)]);
+            continue;
+        }
+        if pack_bytes + size > options.pack_target && !pack.is_empty() {
+            jobs.push(std::mem::take(&mut pack));
+            pack_bytes = 0;
+        }
+        pack_bytes += size;
+        pack.push((path, source.as_path(), *size));
+    }
+    if !pack.is_empty() {
+        jobs.push(pack);
+    }
+    let tmp = work.join(TMP_DIR);
+    let sealed: Vec<Sealed> = jobs
+        .par_iter()
+        .map(|job| {
+            if job.len() == 1 && job[0].2 > options.small_file_max {
+                seal_large(&tmp, key, job[0], options.chunk_size, progress)
+            } else {
+                seal_pack(&tmp, key, job, options.pack_chunk_size, progress)
+            }
+        })
+        .collect::<Result<_>>()
+        .inspect_err(|_| {
+            let _ = fs::remove_dir_all(&tmp);
+        })?;
+    Ok(sealed)
+}
+
+fn new_object_id() -> Result<[u8; 32]> {
+    let mut id = [0u8; 32];
+    random_bytes(&mut id)?;
+    Ok(id)
+}
+
+/// Opens a source file and checks it is still the regular file of the size
+/// that was scanned.
+fn open_source(path: &Path, size: u64) -> Result<(File, fs::Metadata)> {
+    let file = fsutil::open_nofollow(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() != size {
+        return Err(Error::SourceChanged(format!(
+            "{} changed while sealing (size {} → {})",
+            path.display(),
+            size,
+            meta.len()
+        )));
+    }
+    Ok((file, meta))
+}
+
+/// After reading: the file must be at its end and unmodified.
+fn check_unchanged(path: &Path, file: &mut File, before: &fs::Metadata) -> Result<()> {
+    let mut probe = [0u8; 1];
+    let after = file.metadata()?;
+    if file.read(&mut probe)? != 0
+        || after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+    {
+        return Err(Error::SourceChanged(format!(
+            "{} was modified while it was being sealed",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the sealed bytes of an object to a new file in `tmp`, fsynced.
+fn create_temp_object(tmp: &Path, id: &[u8; 32]) -> Result<(File, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = tmp.join(id_hex(id));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)?;
+    Ok((file, path))
+}
+
+fn seal_pack(
+    tmp: &Path,
+    key: &VaultKey,
+    files: &[(&Vec<u8>, &Path, u64)],
+    chunk_size: ChunkSize,
+    progress: Progress<'_>,
+) -> Result<Sealed> {
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    let mut plain = zeroize::Zeroizing::new(vec![0u8; total as usize]);
+    let mut placed = Vec::with_capacity(files.len());
+    let mut offset = 0u64;
+    for &(tree_key, path, size) in files {
+        let (mut file, meta) = open_source(path, size)?;
+        let slot = &mut plain[offset as usize..(offset + size) as usize];
+        file.read_exact(slot).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
+                "{} shrank while it was being sealed",
+                path.display()
+            )),
+            _ => Error::Io(e),
+        })?;
+        check_unchanged(path, &mut file, &meta)?;
+        placed.push((tree_key.clone(), offset, *blake3::hash(slot).as_bytes()));
+        offset += size;
+    }
+    let id = new_object_id()?;
+    let sealer_options = SealOptions {
+        chunk_size,
+        plaintext_len: Some(total),
+    };
+    let mut sealer = Sealer::with_file_key(
+        Vec::with_capacity(total as usize + total as usize / 1000 + 4096),
+        &key.derive(OBJECT_ROLE, &id),
+        id,
+        vec![key.stanza(OBJECT_ROLE)],
+        sealer_options,
+    )?;
+    sealer.write_all(&plain)?;
+    let (sealed_bytes, summary) = sealer.finish()?;
+    let (mut file, temp) = create_temp_object(tmp, &id)?;
+    file.write_all(&sealed_bytes)?;
+    file.sync_all()?;
+    progress(total);
+    Ok(Sealed {
+        info: ObjectInfo {
+            id,
+            plain_len: summary.plaintext_len,
+            sealed_len: summary.sealed_len,
+            sealed_blake3: *blake3::hash(&sealed_bytes).as_bytes(),
+        },
+        temp,
+        files: placed,
+    })
+}
+
+/// Hashes what passes through it.
+struct HashingFile {
+    file: File,
+    hasher: blake3::Hasher,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn seal_large(
+    tmp: &Path,
+    key: &VaultKey,
+    (tree_key, path, size): (&Vec<u8>, &Path, u64),
+    chunk_size: ChunkSize,
+    progress: Progress<'_>,
+) -> Result<Sealed> {
+    let (mut source, meta) = open_source(path, size)?;
+    let id = new_object_id()?;
+    let (file, temp) = create_temp_object(tmp, &id)?;
+    let out = HashingFile {
+        file,
+        hasher: blake3::Hasher::new(),
+    };
+    let mut sealer = Sealer::with_file_key(
+        out,
+        &key.derive(OBJECT_ROLE, &id),
+        id,
+        vec![key.stanza(OBJECT_ROLE)],
+        SealOptions {
+            chunk_size,
+            plaintext_len: Some(size),
+        },
+    )?;
+    let mut buf = vec![0u8; (32 << 20).min(size as usize)];
+    let mut left = size;
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        source
+            .read_exact(&mut buf[..n])
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
+                    "{} shrank while it was being sealed",
+                    path.display()
+                )),
+                _ => Error::Io(e),
+            })?;
+        sealer.write_all(&buf[..n])?;
+        left -= n as u64;
+        progress(n as u64);
+    }
+    zeroize::Zeroize::zeroize(&mut buf);
+    check_unchanged(path, &mut source, &meta)?;
+    let (out, summary) = sealer.finish()?;
+    out.file.sync_all()?;
+    Ok(Sealed {
+        info: ObjectInfo {
+            id,
+            plain_len: summary.plaintext_len,
+            sealed_len: summary.sealed_len,
+            sealed_blake3: *out.hasher.finalize().as_bytes(),
+        },
+        temp,
+        files: vec![(tree_key.clone(), 0, *summary.blake3.as_bytes())],
+    })
+}
+
+fn seal_manifest(key: &VaultKey, manifest: &Manifest) -> Result<Vec<u8>> {
+    let plain = zeroize::Zeroizing::new(manifest.encode());
+    let id = new_object_id()?;
+    let mut sealer = Sealer::with_file_key(
+        Vec::with_capacity(plain.len() + plain.len() / 1000 + 4096),
+        &key.derive(MANIFEST_ROLE, &id),
+        id,
+        vec![key.stanza(MANIFEST_ROLE)],
+        SealOptions {
+            chunk_size: ChunkSize::default(),
+            plaintext_len: Some(plain.len() as u64),
+        },
+    )?;
+    sealer.write_all(&plain)?;
+    Ok(sealer.finish()?.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    work: &Path,
+    key: &VaultKey,
+    keyring: &[u8],
+    generation: u64,
+    old_objects: Vec<ObjectInfo>,
+    tree: BTreeMap<Vec<u8>, Planned>,
+    sealed: Vec<Sealed>,
+    signer: Option<&SigningKey>,
+    reused: u64,
+) -> Result<WriteSummary> {
+    // Where every new file landed.
+    let mut placed: HashMap<Vec<u8>, ([u8; 32], u64, [u8; 32])> = HashMap::new();
+    for s in &sealed {
+        for (path, offset, hash) in &s.files {
+            placed.insert(path.clone(), (s.info.id, *offset, *hash));
+        }
+    }
+    // Objects still referenced, old ones first (stable), then new ones.
+    let mut used: HashSet<[u8; 32]> = HashSet::new();
+    for p in tree.values() {
+        if let Content::Kept { object, .. } = p.content {
+            used.insert(object);
+        }
+    }
+    let mut objects: Vec<ObjectInfo> = old_objects
+        .iter()
+        .filter(|o| used.contains(&o.id))
+        .cloned()
+        .collect();
+    objects.extend(sealed.iter().map(|s| s.info.clone()));
+    let object_index: HashMap<[u8; 32], u32> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id, i as u32))
+        .collect();
+
+    let mut entries = Vec::with_capacity(tree.len());
+    let mut entry_index: HashMap<&[u8], u32> = HashMap::with_capacity(tree.len());
+    let mut summary = WriteSummary {
+        generation,
+        files_reused: reused,
+        objects_written: sealed.len() as u64,
+        ..WriteSummary::default()
+    };
+    for (path, p) in &tree {
+        let (parent_path, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(slash) => (&path[..slash], &path[slash + 1..]),
+            None => (&path[..0], &path[..]),
+        };
+        let parent = if parent_path.is_empty() {
+            0
+        } else {
+            *entry_index.get(parent_path).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "internal: no parent for {}",
+                    String::from_utf8_lossy(path)
+                ))
+            })?
+        };
+        let kind = match &p.content {
+            Content::Dir => EntryKind::Dir,
+            Content::Kept {
+                size,
+                blake3,
+                object,
+                offset,
+            } => EntryKind::File {
+                size: *size,
+                blake3: *blake3,
+                object: object_index[object],
+                offset: *offset,
+            },
+            Content::New { size, .. } => {
+                let (object, offset, blake3) = placed[path];
+                summary.files_sealed += 1;
+                summary.bytes_sealed += size;
+                EntryKind::File {
+                    size: *size,
+                    blake3,
+                    object: object_index[&object],
+                    offset,
+                }
+            }
+        };
+        if let EntryKind::File { size, .. } = kind {
+            summary.files += 1;
+            summary.bytes += size;
+        }
+        entries.push(Entry {
+            parent,
+            name: name.to_vec(),
+            mode: p.mode,
+            mtime: p.mtime,
+            mtime_nsec: p.mtime_nsec,
+            kind,
+        });
+        entry_index.insert(path.as_slice(), entries.len() as u32);
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        vault_id: *key.id(),
+        generation,
+        objects,
+        entries,
+    };
+    manifest.validate()?;
+    let sealed_manifest = seal_manifest(key, &manifest)?;
+
+    // 1. New objects into place, durably.
+    let mut touched = HashSet::new();
+    for s in &sealed {
+        let dest = object_path(work, &s.info.id);
+        let dir = dest.parent().expect("objects/xx").to_path_buf();
+        fsutil::ensure_dir(&dir)?;
+        fs::rename(&s.temp, &dest)?;
+        touched.insert(dir);
+    }
+    for dir in &touched {
+        fsutil::sync_dir(dir)?;
+    }
+    fsutil::sync_dir(&work.join(OBJECTS_DIR))?;
+
+    // 2. The switch.
+    let public = IndexPublic {
+        vault_id: *key.id(),
+        generation,
+        keyring_len: 0,
+        keyring_blake3: [0; 32],
+        manifest_len: 0,
+        manifest_blake3: [0; 32],
+        objects: manifest
+            .objects
+            .iter()
+            .map(|o| PublicObject {
+                id: o.id,
+                sealed_len: o.sealed_len,
+                blake3: o.sealed_blake3,
+            })
+            .collect(),
+    };
+    let bytes = Index::encode(public, keyring, &sealed_manifest, signer);
+    fsutil::replace_file(work, INDEX_FILE, &bytes, 0o644)?;
+
+    // 3. Garbage: objects nothing references, leftovers in tmp/.
+    let keep: HashSet<String> = manifest.objects.iter().map(|o| id_hex(&o.id)).collect();
+    summary.objects_removed = collect_garbage(work, &keep);
+    Ok(summary)
+}
+
+/// Deletes unreferenced objects and scratch files; returns how many objects
+/// went. Failures are ignored: a leftover orphan is harmless.
+fn collect_garbage(work: &Path, keep: &HashSet<String>) -> u64 {
+    let mut removed = 0;
+    if let Ok(dirs) = fs::read_dir(work.join(OBJECTS_DIR)) {
+        for dir in dirs.flatten() {
+            let Ok(files) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&name) && fs::remove_file(f.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            let _ = fs::remove_dir(dir.path());
+        }
+    }
+    if let Ok(files) = fs::read_dir(work.join(TMP_DIR)) {
+        for f in files.flatten() {
+            let _ = fs::remove_file(f.path());
+        }
+    }
+    removed
+}
