@@ -77,6 +77,21 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A directory vault is damaged or was tampered with: an object is
+    /// missing, extra, of the wrong size or hash, the index does not match
+    /// its own integrity list, or the manifest is inconsistent or unsafe.
+    #[error("vault integrity failure: {0}")]
+    VaultCorrupt(String),
+
+    /// A directory vault's Ed25519 signature is missing, does not verify, or
+    /// was made by a different key than the one given.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+
+    /// The path is not a directory vault (no index, or a wrong magic).
+    #[error("not an mvault directory vault: {0}")]
+    NotVault(String),
+
     /// An I/O error from the underlying reader or writer.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -51,11 +51,12 @@ mod passphrase;
 mod pipeline;
 mod seal;
 mod source;
+pub mod vault;
 mod wrap;
 
 pub use chunk::{Layout, TAG_LEN, chunk_nonce};
 pub use error::{Error, Result};
-pub use header::{ChunkSize, FORMAT_VERSION, Header, Stanza};
+pub use header::{ChunkSize, FILE_ID_LEN, FORMAT_VERSION, Header, Stanza};
 pub use keys::{FILE_KEY_LEN, FileKey};
 pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
 pub use passphrase::{Argon2Params, PassphraseStanza};

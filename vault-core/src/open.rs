@@ -9,6 +9,7 @@ use crate::chunk::{ChunkCipher, Layout, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::hash::{ChunkDigest, PlaintextHasher};
 use crate::header::{FIXED_LEN, Header, MAC_LEN};
+use crate::keys::{FileKey, KeySchedule};
 use crate::pipeline::{OverlappedWriter, batch_chunks};
 use crate::seal::Progress;
 use crate::source::Source;
@@ -65,6 +66,26 @@ impl<S: Source> Opener<S> {
     pub fn new(source: S, identities: &Identities) -> Result<Self> {
         let (header, header_len) = read_header(&source)?;
         let (_, schedule) = identities.unlock_schedule(&header)?;
+        Self::with_schedule(source, header, header_len, schedule)
+    }
+
+    /// Opens a file whose key the caller already holds (a directory vault
+    /// object, whose key is derived from the vault key): parses the header,
+    /// verifies its MAC under `file_key` and checks the file length. The
+    /// header's stanzas are not used.
+    pub fn with_file_key(source: S, file_key: &FileKey) -> Result<Self> {
+        let (header, header_len) = read_header(&source)?;
+        let schedule = KeySchedule::derive(file_key, &header.file_id);
+        schedule.verify_header(&header)?;
+        Self::with_schedule(source, header, header_len, schedule)
+    }
+
+    fn with_schedule(
+        source: S,
+        header: Header,
+        header_len: u64,
+        schedule: KeySchedule,
+    ) -> Result<Self> {
         let chunk_size = header.chunk_size.bytes() as u64;
         let file_len = source.len()?;
         let layout = match header.plaintext_len {

@@ -265,6 +265,27 @@ impl<W: Write + Send> Sealer<W> {
         Self::start(output, file, options)
     }
 
+    /// Starts a sealed file under a key the caller derived (a directory
+    /// vault object: the key comes from the vault key and `file_id`, and
+    /// `stanzas` describe how, see `docs/FORMAT.md`). Every
+    /// `(file_key, file_id)` pair must seal exactly one plaintext.
+    pub fn with_file_key(
+        output: W,
+        file_key: &FileKey,
+        file_id: [u8; FILE_ID_LEN],
+        stanzas: Vec<Stanza>,
+        options: SealOptions,
+    ) -> Result<Self> {
+        let file = NewFile::with_key(
+            file_key,
+            file_id,
+            stanzas,
+            options.chunk_size,
+            options.plaintext_len,
+        );
+        Self::start(output, file, options)
+    }
+
     fn start(output: W, file: NewFile, options: SealOptions) -> Result<Self> {
         let mut writer = OverlappedWriter::new(output);
         writer.write_now(&file.header_bytes)?;
