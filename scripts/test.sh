@@ -3,6 +3,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Python end-to-end test (vault-cli/tests/python_e2e.rs) needs numpy and
+# safetensors: scripts/setup-e2e.sh makes .venv-e2e once (quick afterwards).
+# Without it the test skips loudly, unless MVAULT_REQUIRE_E2E=1 (CI).
+if [ -z "${MVAULT_PYTHON:-}" ]; then
+  if py=$(./scripts/setup-e2e.sh); then
+    export MVAULT_PYTHON="$py"
+  elif [ "${MVAULT_REQUIRE_E2E:-}" = 1 ]; then
+    echo "test.sh: cannot set up .venv-e2e (scripts/setup-e2e.sh failed)" >&2
+    exit 1
+  else
+    echo "test.sh: WARNING: no Python e2e environment; python_e2e will be skipped" >&2
+  fi
+fi
+
 # Test builds are optimised (see [profile.test]) so crypto-heavy tests run fast.
 cargo test --workspace --all-targets
 cargo test --workspace --doc
