@@ -29,6 +29,15 @@ pub fn default_identity_path() -> Option<PathBuf> {
 pub fn check_secret_file(path: &Path) -> Result<()> {
     let meta = fs::metadata(path)
         .with_context(|| format!("cannot read identity file {}", path.display()))?;
+    if meta.is_dir() {
+        return Err(fail(
+            Exit::Io,
+            format!(
+                "identity file {} is a directory; pass the file itself with -i",
+                path.display()
+            ),
+        ));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(fail(
@@ -81,7 +90,11 @@ pub fn load_identities(files: &[PathBuf]) -> Result<(Identities, Vec<PathBuf>)> 
                 ReadError::IdentityNotFound(_) => Exit::Io,
                 _ => Exit::Usage,
             };
-            fail(exit, format!("cannot load identities: {e}"))
+            let names: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+            fail(
+                exit,
+                format!("cannot load identities from {}: {e}", names.join(", ")),
+            )
         })?;
         identities.extend_age(loaded);
     }

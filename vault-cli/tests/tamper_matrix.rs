@@ -1,0 +1,350 @@
+//! The CLI tamper matrix, beyond the single cases in `tamper.rs`: random
+//! payload offsets, truncation at every chunk boundary and one byte either
+//! side, dropped, duplicated and reordered chunks, whole headers and final
+//! chunks spliced between two files of the same key, and the replay of an
+//! older sealed file (which is valid, and only `--expect-blake3` catches).
+//!
+//! Every case must exit 4 (or 5 for a broken magic/version, which
+//! `tamper.rs` covers), write no output file, and put on stdout with
+//! `open -o -` only an exact prefix of the plaintext that ends on a chunk
+//! boundary before the first failing chunk.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+
+/// A sealed file plus everything needed to tamper with it.
+struct Fixture {
+    env: Env,
+    data: Vec<u8>,
+    path: PathBuf,
+    original: Vec<u8>,
+    header_len: usize,
+    chunks: usize,
+}
+
+impl Fixture {
+    /// `len` plaintext bytes sealed with 64 KiB chunks (recorded length),
+    /// or from stdin (no recorded length) when `streamed`.
+    fn new(name: &str, seed: u64, len: usize, streamed: bool) -> Fixture {
+        let env = Env::new();
+        env.keygen();
+        let data = pattern(seed, len);
+        let path = env.path(&format!("{name}.mvlt"));
+        let mut cmd = env.cmd();
+        cmd.args(["seal", "--chunk-size", "64K", "-o"]).arg(&path);
+        if streamed {
+            cmd.arg("-").write_stdin(data.clone());
+        } else {
+            cmd.arg(env.write(name, &data));
+        }
+        cmd.assert().success();
+        let _ = fs::remove_file(env.path(name));
+        let header_len = env.inspect(&path)["header_len"].as_u64().unwrap() as usize;
+        let original = fs::read(&path).unwrap();
+        let chunks = len.div_ceil(C).max(1);
+        assert_eq!(original.len(), header_len + len + chunks * TAG);
+        Fixture {
+            env,
+            data,
+            path,
+            original,
+            header_len,
+            chunks,
+        }
+    }
+
+    /// File offset where chunk `i` starts.
+    fn chunk(&self, i: usize) -> usize {
+        self.header_len + i * (C + TAG)
+    }
+
+    /// The sealed bytes of chunk `i` (ciphertext and tag).
+    fn chunk_bytes(&self, i: usize) -> &[u8] {
+        &self.original[self.chunk(i)..self.original.len().min(self.chunk(i + 1))]
+    }
+
+    /// Writes `bytes` as the sealed file and checks that open (to a file
+    /// and to stdout) and verify all fail with exit 4, that no output or
+    /// temporary file is left, and that stdout holds only authenticated
+    /// plaintext from before chunk `bad`. Returns open's stderr and the
+    /// number of bytes `open -o -` released.
+    fn rejects_releasing(&self, what: &str, bytes: &[u8], bad: usize) -> (String, usize) {
+        fs::write(&self.path, bytes).unwrap();
+        let out_path = self.env.path("opened.bin");
+        let out = self
+            .env
+            .cmd()
+            .arg("open")
+            .arg(&self.path)
+            .arg("-o")
+            .arg(&out_path)
+            .assert()
+            .code(EXIT_INTEGRITY)
+            .stdout("");
+        let stderr = stderr_of(&out);
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert!(!out_path.exists(), "{what}: an output was left");
+        assert!(
+            self.env.temp_files().is_empty(),
+            "{what}: temporary files left"
+        );
+
+        let out = self
+            .env
+            .cmd()
+            .args(["open", "-o", "-"])
+            .arg(&self.path)
+            .assert()
+            .code(EXIT_INTEGRITY);
+        let stdout = &out.get_output().stdout;
+        assert!(
+            self.data.starts_with(stdout),
+            "{what}: stdout is not a prefix of the plaintext"
+        );
+        assert_eq!(stdout.len() % C, 0, "{what}: stdout ends mid-chunk");
+        assert!(
+            stdout.len() <= bad * C,
+            "{what}: {} bytes on stdout reach failing chunk {bad}",
+            stdout.len()
+        );
+
+        self.env
+            .cmd()
+            .arg("verify")
+            .arg(&self.path)
+            .assert()
+            .code(EXIT_INTEGRITY)
+            .stdout("");
+        (stderr, stdout.len())
+    }
+
+    /// [`Fixture::rejects_releasing`], returning only stderr.
+    fn rejects(&self, what: &str, bytes: &[u8], bad: usize) -> String {
+        self.rejects_releasing(what, bytes, bad).0
+    }
+
+    fn restore(&self) {
+        fs::write(&self.path, &self.original).unwrap();
+    }
+}
+
+/// A small xorshift generator with a printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("MVAULT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("random seed {seed} (set MVAULT_TEST_SEED to replay)");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_payload_bit_flips_in_a_multi_batch_file() {
+    // 300 chunks: more than one 16 MiB batch, so a flip late in the file
+    // lets the first batch through, and that must be an exact prefix.
+    let f = Fixture::new("big.bin", 1, 300 * C + 123, false);
+    let mut rng = Rng::new();
+    for _ in 0..10 {
+        let offset = f.header_len + rng.below(f.original.len() - f.header_len);
+        let bit = rng.below(8);
+        let mut bytes = f.original.clone();
+        bytes[offset] ^= 1 << bit;
+        let bad = (offset - f.header_len) / (C + TAG);
+        let err = f.rejects(&format!("bit {bit} at {offset}"), &bytes, bad);
+        assert!(
+            err.contains(&format!("chunk {bad} failed authentication")),
+            "{err}"
+        );
+    }
+    // A flip in the second batch: the whole first batch (256 chunks of
+    // 64 KiB) authenticated and is released, and not a byte more.
+    let mut bytes = f.original.clone();
+    bytes[f.chunk(290) + 5] ^= 0x80;
+    let (_, released) = f.rejects_releasing("flip in chunk 290", &bytes, 290);
+    assert!(released > 0, "nothing released before a late failure");
+    f.restore();
+    f.env.cmd().arg("verify").arg(&f.path).assert().success();
+}
+
+#[test]
+fn truncation_at_every_chunk_boundary_and_one_byte_either_side() {
+    for streamed in [false, true] {
+        let f = Fixture::new("t.bin", 2, 5 * C + 77, streamed);
+        for i in 0..=f.chunks {
+            let boundary = if i == f.chunks {
+                f.original.len()
+            } else {
+                f.chunk(i)
+            };
+            for cut in [boundary - 1, boundary, boundary + 1] {
+                if cut >= f.original.len() {
+                    continue; // the whole file, or past it
+                }
+                let what = format!("streamed={streamed}, cut at {cut} (chunk {i})");
+                // The chunk holding the last byte kept is incomplete, or
+                // (cut at a boundary of a streamed file) lacks its final
+                // flag: it and everything after it must stay unreleased.
+                let bad =
+                    ((cut.max(f.header_len + 1) - 1 - f.header_len) / (C + TAG)).min(f.chunks - 1);
+                let err = f.rejects(&what, &f.original[..cut], bad);
+                assert!(
+                    err.contains("truncated") || err.contains("failed authentication"),
+                    "{what}: {err}"
+                );
+            }
+        }
+    }
+}
+
+impl Fixture {
+    /// The file with its chunks rearranged: `order` lists source chunk
+    /// indices (repeats and omissions allowed).
+    fn rearranged(&self, order: &[usize]) -> Vec<u8> {
+        let mut bytes = self.original[..self.header_len].to_vec();
+        for &i in order {
+            bytes.extend_from_slice(self.chunk_bytes(i));
+        }
+        bytes
+    }
+}
+
+#[test]
+fn dropped_duplicated_and_reordered_chunks() {
+    for streamed in [false, true] {
+        let f = Fixture::new("r.bin", 3, 5 * C + 9, streamed);
+        let last = f.chunks - 1; // 5: the short final chunk
+        let cases: Vec<(&str, Vec<usize>, usize)> = vec![
+            ("chunk 1 dropped", vec![0, 2, 3, 4, last], 1),
+            (
+                "chunk 1 duplicated in place of 2",
+                vec![0, 1, 1, 3, 4, last],
+                2,
+            ),
+            ("chunk 2 inserted twice", vec![0, 1, 2, 2, 3, 4, last], 3),
+            ("chunks 1..4 rotated", vec![0, 2, 3, 4, 1, last], 1),
+            ("first two swapped", vec![1, 0, 2, 3, 4, last], 0),
+            ("final chunk moved first", vec![last, 0, 1, 2, 3, 4], 0),
+            // Chunk 4 now ends the file without the final flag.
+            ("final chunk dropped", vec![0, 1, 2, 3, 4], last - 1),
+            (
+                "chunk 0 repeated at the end",
+                vec![0, 1, 2, 3, 4, last, 0],
+                last,
+            ),
+        ];
+        for (what, order, bad) in cases {
+            let what = format!("streamed={streamed}: {what}");
+            f.rejects(&what, &f.rearranged(&order), bad);
+        }
+    }
+}
+
+#[test]
+fn splices_between_two_files_of_the_same_key() {
+    let a = Fixture::new("a.bin", 4, 3 * C + 50, false);
+    let b_path = a.env.path("b.mvlt");
+    let b_data = pattern(5, 3 * C + 50);
+    let b_in = a.env.write("b.bin", &b_data);
+    a.env
+        .cmd()
+        .args(["seal", "--chunk-size", "64K", "-o"])
+        .arg(&b_path)
+        .arg(&b_in)
+        .assert()
+        .success();
+    let b = fs::read(&b_path).unwrap();
+    let b_header = a.env.inspect(&b_path)["header_len"].as_u64().unwrap() as usize;
+
+    // A's header (valid MAC, same recipients) on B's payload: the payload
+    // key comes from A's file id, so chunk 0 fails.
+    let mut bytes = a.original[..a.header_len].to_vec();
+    bytes.extend_from_slice(&b[b_header..]);
+    let err = a.rejects("A's header on B's payload", &bytes, 0);
+    assert!(err.contains("chunk 0 failed authentication"), "{err}");
+
+    // B's final chunk (same length, same index, last flag set) in A.
+    let mut bytes = a.original.clone();
+    let tail = b.len() - (50 + TAG);
+    bytes[a.chunk(3)..].copy_from_slice(&b[tail..]);
+    let err = a.rejects("B's final chunk in A", &bytes, 3);
+    assert!(err.contains("chunk 3 failed authentication"), "{err}");
+
+    // B's stanzas in A's header: the header MAC (keyed from A's file key,
+    // which B's stanzas do not wrap) fails.
+    let mut bytes = a.original[..62].to_vec();
+    bytes.extend_from_slice(&b[62..b_header]);
+    bytes.extend_from_slice(&a.original[a.header_len..]);
+    fs::write(&a.path, &bytes).unwrap();
+    let out = a
+        .env
+        .cmd()
+        .args(["open", "-o", "-"])
+        .arg(&a.path)
+        .assert()
+        .failure()
+        .stdout("");
+    let code = out.get_output().status.code();
+    assert!(
+        matches!(code, Some(EXIT_INTEGRITY | EXIT_KEY)),
+        "B's stanzas under A's header: exit {code:?}"
+    );
+}
+
+#[test]
+fn an_older_version_of_the_same_file_is_valid_unless_its_hash_is_pinned() {
+    // Documented limit (docs/SECURITY.md): a single sealed file carries no
+    // version counter, so someone with write access can put back an older
+    // file sealed to the same recipients and it opens. Pinning the
+    // plaintext BLAKE3 (verify --expect-blake3) catches the rollback.
+    let env = Env::new();
+    env.keygen();
+    let input = env.path("ckpt.bin");
+    let sealed = sealed_name(&input);
+    fs::write(&input, pattern(6, 2 * C + 1)).unwrap();
+    env.seal_small_chunks(&input);
+    let old = fs::read(&sealed).unwrap();
+    let v2 = pattern(7, 2 * C + 1);
+    fs::write(&input, &v2).unwrap();
+    env.cmd()
+        .args(["seal", "--force", "--chunk-size", "64K"])
+        .arg(&input)
+        .assert()
+        .success();
+    let v2_hash = blake3::hash(&v2).to_hex().to_string();
+    env.cmd()
+        .args(["verify", "--expect-blake3", &v2_hash])
+        .arg(&sealed)
+        .assert()
+        .success();
+
+    fs::write(&sealed, &old).unwrap(); // the rollback
+    env.cmd().arg("verify").arg(&sealed).assert().success();
+    let out = env
+        .cmd()
+        .args(["verify", "--expect-blake3", &v2_hash])
+        .arg(&sealed)
+        .assert()
+        .code(EXIT_INTEGRITY);
+    assert!(stderr_of(&out).contains("expected"), "{}", stderr_of(&out));
+}
