@@ -43,6 +43,16 @@ pub enum Command {
     Run(RunArgs),
     /// Check this host against the practices mvault relies on, with a fix for each.
     Doctor(DoctorArgs),
+    /// List the files in a directory vault.
+    Ls(LsArgs),
+    /// Write one file of a directory vault to standard output.
+    Cat(CatArgs),
+    /// Add files or folders to a directory vault (only changed files are sealed).
+    Add(AddArgs),
+    /// Change who can open a directory vault (rewrites only its keyring).
+    Rekey(RekeyArgs),
+    /// Create an Ed25519 signing key (0600) and KEY.pub for signed vaults.
+    SignKeygen(SignKeygenArgs),
 }
 
 /// Who may read through a mount. Rules of different kinds must all match;
@@ -176,6 +186,9 @@ pub struct SealArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Directory vaults: sign the new index with this Ed25519 key (from `mvault sign-keygen`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -198,6 +211,9 @@ pub struct OpenArgs {
     /// Print a JSON report on stdout (not with -o -).
     #[arg(long)]
     pub json: bool,
+    /// Directory vaults: extract only this path (a file or a folder). Repeatable.
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -224,6 +240,93 @@ pub struct VerifyArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Directory vaults: require a valid signature by this public key (KEY.pub).
+    /// Without -i, checks only what needs no decryption key (for CI).
+    #[arg(long, value_name = "PUB")]
+    pub pubkey: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// The vault.
+    #[arg(value_name = "VAULT")]
+    pub vault: PathBuf,
+    /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CatArgs {
+    /// VAULT:PATH of the file to print.
+    #[arg(value_name = "VAULT:PATH")]
+    pub target: String,
+    /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The vault.
+    #[arg(value_name = "VAULT")]
+    pub vault: PathBuf,
+    /// Files or folders to add; each goes under its own name (or under --to).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Folder inside the vault to add into (default: the vault root).
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<String>,
+    /// Identity file(s) that open the vault.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Sign the new index with this Ed25519 key.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RekeyArgs {
+    /// The vault.
+    #[arg(value_name = "VAULT")]
+    pub vault: PathBuf,
+    /// Identity file(s) that open the vault now.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Add this recipient (age1..., ssh-..., plugin). Repeatable.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub add_recipient: Vec<String>,
+    /// Remove this recipient. Repeatable. What they already decrypted stays theirs.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub remove_recipient: Vec<String>,
+    /// Add (or replace) a passphrase.
+    #[arg(long)]
+    pub add_passphrase: bool,
+    /// Remove the passphrase.
+    #[arg(long, conflicts_with = "add_passphrase")]
+    pub remove_passphrase: bool,
+    /// Argon2id costs for a new passphrase, as m=KiB,t=passes,p=lanes.
+    #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
+    pub argon2: Option<String>,
+    /// Sign the new index with this Ed25519 key (a signed vault loses its signature otherwise).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignKeygenArgs {
+    /// Where to write the secret key (0600); the public key goes to KEY.pub.
+    #[arg(short, long, value_name = "KEY")]
+    pub output: PathBuf,
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses sizes such as `1M`, `64K`, `16MiB` or `1048576`.

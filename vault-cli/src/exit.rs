@@ -26,6 +26,8 @@ pub enum Exit {
     Refused = 7,
     /// `mvault doctor` found a check that failed (secrets exposed now).
     HostUnsafe = 8,
+    /// A directory vault's signature is missing, invalid, or by another key.
+    BadSignature = 9,
 }
 
 /// Text appended to `mvault --help`.
@@ -40,6 +42,7 @@ Exit codes:
   6  I/O error: missing file, permission denied, disk full
   7  refused: output exists (use --force), key file readable by others, source changed while sealing
   8  mvault doctor: a host check failed (e.g. a key file readable by others)
+  9  bad signature: a vault checked with --pubkey is unsigned, signed by another key, or modified after signing
 
 Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)
@@ -107,7 +110,10 @@ fn exit_for_core(err: &CoreError) -> Exit {
         | CoreError::ChunkTampered { .. }
         | CoreError::Truncated(_)
         | CoreError::TrailingData(_)
-        | CoreError::MalformedHeader(_) => Exit::Integrity,
+        | CoreError::MalformedHeader(_)
+        | CoreError::VaultCorrupt(_) => Exit::Integrity,
+        CoreError::BadSignature(_) => Exit::BadSignature,
+        CoreError::NotVault(_) => Exit::Format,
         CoreError::NotSealed
         | CoreError::UnsupportedVersion { .. }
         | CoreError::UnsupportedSuite(_) => Exit::Format,

@@ -24,6 +24,10 @@ pub fn run(args: InspectArgs) -> Result<Exit> {
         for (file, r) in results {
             let Ok(v) = r else { continue };
             println!("{file}");
+            if v["kind"] == "directory vault" {
+                print_vault(&v);
+                continue;
+            }
             println!(
                 "  format:          mvault v{}, AES-256-GCM chunks (suite 1)",
                 v["version"]
@@ -55,7 +59,35 @@ pub fn run(args: InspectArgs) -> Result<Exit> {
     Ok(exit)
 }
 
+fn print_vault(v: &serde_json::Value) {
+    println!("  format:          mvault directory vault (index v1)");
+    println!(
+        "  vault id:        {}",
+        v["vault_id"].as_str().unwrap_or("")
+    );
+    println!("  generation:      {}", v["generation"]);
+    println!(
+        "  objects:         {} ({})",
+        v["objects"],
+        human_bytes(v["sealed_bytes"].as_u64().unwrap_or(0))
+    );
+    println!(
+        "  manifest:        {} bytes, encrypted",
+        v["manifest_sealed_len"]
+    );
+    for s in v["keyring_stanzas"].as_array().into_iter().flatten() {
+        println!("  key stanza:      {}", s.as_str().unwrap_or(""));
+    }
+    println!(
+        "  signed by:       {}",
+        v["signed_by"].as_str().unwrap_or("(unsigned)")
+    );
+}
+
 fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
+    if super::vault::is_vault(path) {
+        return super::vault::inspect(path);
+    }
     let file = open_input(path)?;
     let (header, header_len) = read_header(&file)?;
     let sealed_len = file.len()?;

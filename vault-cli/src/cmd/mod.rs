@@ -1,12 +1,18 @@
 //! One module per subcommand.
 
+mod add;
+mod cat;
 mod doctor;
 mod inspect;
 mod keygen;
+mod ls;
 mod mount;
 mod open;
+mod rekey;
 mod run;
 mod seal;
+mod sign_keygen;
+mod vault;
 mod verify;
 
 use std::path::Path;
@@ -28,6 +34,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Mount(args) => mount::run(args, cli.quiet),
         Command::Umount(args) => mount::umount(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Cat(args) => cat::run(args),
+        Command::Add(args) => add::run(args, show_progress),
+        Command::Rekey(args) => rekey::run(args, cli.quiet),
+        Command::SignKeygen(args) => sign_keygen::run(args, cli.quiet),
         Command::Run(args) => {
             let code = run::run(args, cli.quiet)?;
             std::process::exit(code);

@@ -72,6 +72,12 @@ fn open_one(
     have_identity_files: bool,
     progress: bool,
 ) -> Result<serde_json::Value> {
+    if super::vault::is_vault(input) {
+        return super::vault::open(input, args, progress);
+    }
+    if !args.paths.is_empty() {
+        return Err(fail(Exit::Usage, "--path applies to directory vaults"));
+    }
     let started = Instant::now();
     let target = match &args.output {
         Some(p) if p == Path::new("-") => None,

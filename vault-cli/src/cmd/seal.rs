@@ -18,6 +18,18 @@ use crate::progress::Progress;
 use crate::report::{gb_per_s, print_json, print_transfer};
 
 pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
+    if args.inputs.len() == 1
+        && args.inputs[0] != Path::new("-")
+        && fs::metadata(&args.inputs[0]).is_ok_and(|m| m.is_dir())
+    {
+        return super::vault::seal(&args, show_progress);
+    }
+    if args.sign.is_some() {
+        return Err(fail(
+            Exit::Usage,
+            "--sign applies to directory vaults (seal a folder)",
+        ));
+    }
     if args.output.is_some() && args.inputs.len() > 1 {
         return Err(fail(
             Exit::Usage,

@@ -14,6 +14,9 @@ use crate::progress::Progress;
 use crate::report::{gb_per_s, print_json};
 
 pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
+    if args.inputs.iter().any(|p| super::vault::is_vault(p)) || args.pubkey.is_some() {
+        return verify_vault(&args);
+    }
     if args.expect_blake3.is_some() && args.inputs.len() > 1 {
         return Err(fail(
             Exit::Usage,
@@ -68,6 +71,34 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
                 println!("{}  {file}", v["blake3"].as_str().unwrap_or(""));
             }
         }
+    }
+    Ok(exit)
+}
+
+/// `mvault verify VAULT`: one directory vault at a time.
+fn verify_vault(args: &VerifyArgs) -> Result<Exit> {
+    if args.inputs.len() != 1 {
+        return Err(fail(Exit::Usage, "verify one directory vault at a time"));
+    }
+    if args.expect_blake3.is_some() {
+        return Err(fail(
+            Exit::Usage,
+            "--expect-blake3 applies to sealed files; a vault's manifest holds every file's BLAKE3",
+        ));
+    }
+    let input = &args.inputs[0];
+    if !super::vault::is_vault(input) {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "--pubkey applies to directory vaults; {} is not one",
+                input.display()
+            ),
+        ));
+    }
+    let (exit, value) = super::vault::verify(input, args)?;
+    if args.json {
+        print_json(&value);
     }
     Ok(exit)
 }

@@ -245,7 +245,7 @@ pub fn rekey(
         ..vault.index().public.clone()
     };
     let bytes = Index::encode(public, &keyring, &sealed_manifest, signer);
-    fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o644)?;
+    fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o600)?;
     Ok(generation)
 }
 
@@ -596,7 +596,7 @@ fn create_temp_object(tmp: &Path, id: &[u8; 32]) -> Result<(File, PathBuf)> {
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o644)
+        .mode(0o600)
         .open(&path)?;
     Ok((file, path))
 }
@@ -891,7 +891,7 @@ fn finish(
             .collect(),
     };
     let bytes = Index::encode(public, keyring, &sealed_manifest, signer);
-    fsutil::replace_file(work, INDEX_FILE, &bytes, 0o644)?;
+    fsutil::replace_file(work, INDEX_FILE, &bytes, 0o600)?;
 
     // 3. Garbage: objects nothing references, leftovers in tmp/.
     let keep: HashSet<String> = manifest.objects.iter().map(|o| id_hex(&o.id)).collect();

@@ -1,0 +1,59 @@
+//! `mvault add VAULT PATH...`: add or update files and folders in a vault;
+//! only files whose size and mtime changed (and whose BLAKE3 differs) are
+//! sealed, and the new index replaces the old one atomically.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use vault_core::vault::{self, parse_user_path};
+
+use super::vault::{load_signer, print_summary, summary_json, unlock};
+use crate::cli::AddArgs;
+use crate::exit::{Exit, fail};
+use crate::report::print_json;
+
+pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
+    let started = Instant::now();
+    let base = match &args.to {
+        Some(dir) => parse_user_path(dir.as_bytes())
+            .map_err(|e| fail(Exit::Usage, format!("--to {dir}: {e}")))?,
+        None => Vec::new(),
+    };
+    let mut sources: Vec<(PathBuf, Vec<Vec<u8>>)> = Vec::new();
+    for path in &args.paths {
+        let name = match path.file_name() {
+            Some(n) => n.as_bytes().to_vec(),
+            None => std::fs::canonicalize(path)
+                .with_context(|| format!("cannot find {}", path.display()))?
+                .file_name()
+                .map(|n| n.as_bytes().to_vec())
+                .ok_or_else(|| fail(Exit::Usage, format!("{} has no name", path.display())))?,
+        };
+        std::fs::symlink_metadata(path)
+            .with_context(|| format!("cannot add {}", path.display()))?;
+        let mut dest = base.clone();
+        dest.push(name);
+        sources.push((path.clone(), dest));
+    }
+    let signer = load_signer(args.sign.as_deref())?;
+    let unlocked = unlock(&args.vault, &args.identities)?;
+    let summary = vault::add_paths(
+        unlocked,
+        &sources,
+        signer.as_ref(),
+        &vault::WriteOptions::default(),
+        &|_| {},
+    )
+    .map_err(|e| match e {
+        vault_core::Error::InvalidArgument(m) => fail(Exit::Usage, m),
+        other => anyhow::Error::new(other),
+    })?;
+    let elapsed = started.elapsed();
+    print_summary(&args.vault, &summary, elapsed, !show_progress || args.json);
+    if args.json {
+        print_json(&summary_json(&args.vault, &summary, elapsed));
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,95 @@
+//! `mvault rekey VAULT`: change who can open a vault. Only the keyring (and
+//! so the index) is rewritten, atomically; the vault key and the objects
+//! stay, so a removed recipient keeps what they already decrypted, and
+//! anyone who kept the vault key can still read objects sealed under it.
+
+use anyhow::Result;
+use vault_core::Recipients;
+use vault_core::age::cli_common::{StdinGuard, read_recipients};
+use vault_core::vault;
+
+use super::vault::{load_signer, unlock};
+use crate::cli::RekeyArgs;
+use crate::exit::{Exit, fail};
+use crate::keys::new_passphrase;
+
+pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
+    let signer = load_signer(args.sign.as_deref())?;
+    let unlocked = unlock(&args.vault, &args.identities)?;
+    let was_signed = unlocked.index().signature.is_some();
+    let mut info = unlocked.keyring_info().clone();
+    for gone in &args.remove_recipient {
+        let before = info.recipients.len();
+        info.recipients.retain(|r| r != gone.trim());
+        if info.recipients.len() == before {
+            return Err(fail(
+                Exit::Usage,
+                format!("{gone} is not a recipient of this vault"),
+            ));
+        }
+    }
+    for new in &args.add_recipient {
+        if !info.recipients.iter().any(|r| r == new.trim()) {
+            info.recipients.push(new.trim().to_string());
+        }
+    }
+    if let Some(odd) = info.recipients.iter().find(|r| r.starts_with('#')) {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "the keyring records {odd:?}, which cannot be re-wrapped; remove it with --remove-recipient and add its recipient string"
+            ),
+        ));
+    }
+    info.passphrase = args.add_passphrase || (info.passphrase && !args.remove_passphrase);
+    let mut recipients = Recipients::new();
+    if !info.recipients.is_empty() {
+        let loaded = read_recipients(
+            info.recipients.clone(),
+            vec![],
+            vec![],
+            None,
+            &mut StdinGuard::new(false),
+        )
+        .map_err(|e| fail(Exit::Usage, format!("cannot parse recipients: {e}")))?;
+        recipients.extend_age(loaded);
+    }
+    if info.passphrase {
+        let params = match &args.argon2 {
+            Some(text) => vault_core::Argon2Params::parse(text)
+                .map_err(|e| fail(Exit::Usage, format!("--argon2: {e}")))?,
+            None => vault_core::Argon2Params::default(),
+        };
+        recipients.set_passphrase(new_passphrase()?, params);
+    }
+    if recipients.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "that would leave no recipient and no passphrase: nobody could open the vault",
+        ));
+    }
+    let generation = vault::rekey(unlocked, &recipients, info.clone(), signer.as_ref())?;
+    if !quiet {
+        eprintln!(
+            "mvault: {} generation {generation}: {} recipient(s){}",
+            args.vault.display(),
+            info.recipients.len(),
+            if info.passphrase {
+                " and a passphrase"
+            } else {
+                ""
+            }
+        );
+        if !args.remove_recipient.is_empty() {
+            eprintln!(
+                "mvault: note: removed recipients can no longer unwrap the keyring, but keep whatever they already decrypted (including the vault key, if they saved it); re-seal into a new vault to rotate the key"
+            );
+        }
+        if was_signed && signer.is_none() {
+            eprintln!(
+                "mvault: warning: the vault was signed; the new index is unsigned (pass --sign KEY)"
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}

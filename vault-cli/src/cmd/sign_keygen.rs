@@ -1,0 +1,35 @@
+//! `mvault sign-keygen -o KEY`: an Ed25519 key pair for signed vaults.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use vault_core::vault::SigningKey;
+
+use crate::cli::SignKeygenArgs;
+use crate::exit::Exit;
+use crate::output::AtomicFile;
+
+pub fn run(args: SignKeygenArgs, quiet: bool) -> Result<Exit> {
+    let key = SigningKey::generate()?;
+    let public = key.verifying_key().to_text();
+    let mut pub_path = args.output.clone().into_os_string();
+    pub_path.push(".pub");
+    let pub_path = PathBuf::from(pub_path);
+    // Both files are checked before either is written.
+    let mut secret = AtomicFile::create(&args.output, 0o600, args.force)?;
+    let mut pubfile = AtomicFile::create(&pub_path, 0o644, args.force)?;
+    secret.file().write_all(key.to_text().as_bytes())?;
+    pubfile.file().write_all(format!("{public}\n").as_bytes())?;
+    secret.commit()?;
+    pubfile.commit()?;
+    if !quiet {
+        eprintln!(
+            "mvault: signing key written to {} (keep it secret), public key to {}",
+            args.output.display(),
+            pub_path.display()
+        );
+    }
+    println!("{public}");
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,419 @@
+//! Shared pieces of the directory-vault commands: unlocking, keys, reports.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use vault_core::vault::{
+    self, ExtractOptions, KeyringInfo, NewVault, SigningKey, UnlockedVault, Vault, VerifyingKey,
+    WriteSummary,
+};
+
+use crate::cli::{OpenArgs, SealArgs, VerifyArgs};
+use crate::exit::{Exit, fail};
+use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
+use crate::report::{gb_per_s, human_bytes, print_json};
+
+/// Whether `path` is a directory vault.
+pub fn is_vault(path: &Path) -> bool {
+    Vault::is_vault(path)
+}
+
+/// Opens and unlocks a vault with identity files (or the default identity),
+/// asking for a passphrase when the keyring has one and no identity fits.
+pub fn unlock(path: &Path, identity_files: &[PathBuf]) -> Result<UnlockedVault> {
+    let vault = Vault::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (mut identities, files) = load_identities(identity_files)?;
+    let header = vault.keyring_header()?;
+    maybe_add_passphrase(&mut identities, &header, !files.is_empty())?;
+    if identities.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "no identity: pass -i IDENTITY, set MVAULT_IDENTITY, or create ~/.config/mvault/identity.txt with `mvault keygen`",
+        ));
+    }
+    vault
+        .unlock(&identities)
+        .with_context(|| format!("cannot unlock {}", path.display()))
+}
+
+/// Loads a signing key file (0600, like an identity).
+pub fn load_signer(path: Option<&Path>) -> Result<Option<SigningKey>> {
+    let Some(path) = path else { return Ok(None) };
+    check_secret_file(path)?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read signing key {}", path.display()))?,
+    );
+    SigningKey::from_text(&text)
+        .map(Some)
+        .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))
+}
+
+/// Loads a public signing key (KEY.pub).
+pub fn load_pubkey(path: &Path) -> Result<VerifyingKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read public key {}", path.display()))?;
+    VerifyingKey::from_text(&text)
+        .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))
+}
+
+/// The JSON form of a write summary.
+pub fn summary_json(vault: &Path, s: &WriteSummary, elapsed: Duration) -> serde_json::Value {
+    let secs = elapsed.as_secs_f64();
+    json!({
+        "vault": vault.display().to_string(),
+        "generation": s.generation,
+        "files": s.files,
+        "bytes": s.bytes,
+        "files_sealed": s.files_sealed,
+        "bytes_sealed": s.bytes_sealed,
+        "files_reused": s.files_reused,
+        "objects_written": s.objects_written,
+        "objects_removed": s.objects_removed,
+        "warnings": s.warnings,
+        "seconds": secs,
+        "files_per_s": if secs > 0.0 { s.files_sealed as f64 / secs } else { 0.0 },
+        "gb_per_s": gb_per_s(s.bytes_sealed, elapsed),
+    })
+}
+
+/// Prints warnings and a one-line summary on stderr.
+pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool) {
+    for w in &s.warnings {
+        eprintln!("mvault: warning: {w}");
+    }
+    if quiet {
+        return;
+    }
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "mvault: {} generation {}: {} files ({}); sealed {} files ({}) in {:.2}s ({:.0} files/s, {:.2} GB/s), kept {}, objects +{} -{}",
+        vault.display(),
+        s.generation,
+        s.files,
+        human_bytes(s.bytes),
+        s.files_sealed,
+        human_bytes(s.bytes_sealed),
+        secs,
+        s.files_sealed as f64 / secs,
+        gb_per_s(s.bytes_sealed, elapsed),
+        s.files_reused,
+        s.objects_written,
+        s.objects_removed
+    );
+}
+
+/// Recipient strings to record in a new vault's keyring (for `rekey`).
+fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
+    let mut out = args.recipients.recipients.clone();
+    for file in &args.recipients.recipients_files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    let mut identity_files = args.recipients.identities.clone();
+    if out.is_empty() && identity_files.is_empty() && !args.recipients.passphrase {
+        identity_files.extend(crate::keys::default_identity_path().filter(|p| p.exists()));
+    }
+    for file in identity_files {
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&file)?);
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("AGE-SECRET-KEY-")
+                && let Ok(id) = line.parse::<vault_core::age::x25519::Identity>()
+            {
+                out.push(id.to_public().to_string());
+            } else if line.starts_with("AGE-PLUGIN-") {
+                out.push(format!("# plugin identity in {}", file.display()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `mvault seal DIR [-o DIR.vault]`: a new vault, or the next generation of
+/// an existing one (only changed files are sealed).
+pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
+    let source = &args.inputs[0];
+    let target = match &args.output {
+        Some(p) if p == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "a folder seals to a vault folder, not to standard output",
+            ));
+        }
+        Some(p) => p.clone(),
+        None => {
+            let trimmed = source.to_string_lossy().trim_end_matches('/').to_string();
+            PathBuf::from(format!("{trimmed}.vault"))
+        }
+    };
+    if args.remove_source {
+        return Err(fail(
+            Exit::Usage,
+            "--remove-source is not supported for folders",
+        ));
+    }
+    let signer = load_signer(args.sign.as_deref())?;
+    let started = Instant::now();
+    let quiet = !show_progress || args.json;
+    let options = vault::WriteOptions {
+        chunk_size: args.chunk_size,
+        ..vault::WriteOptions::default()
+    };
+    let summary = if is_vault(&target) {
+        if !args.recipients.recipients.is_empty() || !args.recipients.recipients_files.is_empty() {
+            eprintln!(
+                "mvault: warning: {} exists; its recipients are kept (change them with `mvault rekey`)",
+                target.display()
+            );
+        }
+        let unlocked = unlock(&target, &args.recipients.identities)?;
+        vault::seal_dir(
+            source,
+            &target,
+            Some(unlocked),
+            None,
+            signer.as_ref(),
+            &options,
+            &|_| {},
+        )?
+    } else {
+        if let Ok(mut entries) = std::fs::read_dir(&target)
+            && entries.next().is_some()
+        {
+            return Err(fail(
+                Exit::Refused,
+                format!(
+                    "{} exists and is not a vault; choose another -o",
+                    target.display()
+                ),
+            ));
+        } else if target.exists() && !target.is_dir() {
+            return Err(fail(
+                Exit::Refused,
+                format!("{} already exists (and is not a vault)", target.display()),
+            ));
+        }
+        let (recipients, description) = args.recipients.load()?;
+        if !quiet {
+            eprintln!("mvault: sealing {} to {description}", source.display());
+        }
+        let info = KeyringInfo {
+            recipients: recipient_strings(args)?,
+            passphrase: args.recipients.passphrase,
+        };
+        vault::seal_dir(
+            source,
+            &target,
+            None,
+            Some(NewVault {
+                recipients: &recipients,
+                info,
+            }),
+            signer.as_ref(),
+            &options,
+            &|_| {},
+        )?
+    };
+    let elapsed = started.elapsed();
+    print_summary(&target, &summary, elapsed, quiet);
+    if args.json {
+        print_json(&summary_json(&target, &summary, elapsed));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `mvault open VAULT [-o DIR] [--path P]...`
+pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let out = match &args.output {
+        Some(p) if p == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "use `mvault cat VAULT:PATH` to write one file to standard output",
+            ));
+        }
+        Some(p) => p.clone(),
+        None => {
+            let name = input.to_string_lossy().trim_end_matches('/').to_string();
+            match name.strip_suffix(".vault") {
+                Some(stem) if !stem.is_empty() && !stem.ends_with('/') => PathBuf::from(stem),
+                _ => {
+                    return Err(fail(
+                        Exit::Usage,
+                        format!(
+                            "{} does not end in .vault; choose the output folder with -o",
+                            input.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let unlocked = unlock(input, &args.identities)?;
+    let mut select = Vec::new();
+    for p in &args.paths {
+        select.push(
+            vault::parse_user_path(p.as_bytes())
+                .map_err(|e| fail(Exit::Usage, format!("--path {p}: {e}")))?,
+        );
+    }
+    let summary = unlocked
+        .extract(
+            &out,
+            &ExtractOptions {
+                select,
+                overwrite: args.force,
+            },
+        )
+        .map_err(|e| match e {
+            vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => {
+                fail(Exit::Refused, io.to_string())
+            }
+            vault_core::Error::InvalidArgument(m) => fail(Exit::Usage, m),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(|| format!("while writing {}", out.display()))?;
+    let elapsed = started.elapsed();
+    if show_progress && !args.json {
+        eprintln!(
+            "mvault: {} -> {} ({} files, {}, {:.2} GB/s)",
+            input.display(),
+            out.display(),
+            summary.files,
+            human_bytes(summary.bytes),
+            gb_per_s(summary.bytes, elapsed)
+        );
+    }
+    Ok(json!({
+        "input": input.display().to_string(),
+        "output": out.display().to_string(),
+        "files": summary.files,
+        "dirs": summary.dirs,
+        "plaintext_len": summary.bytes,
+        "seconds": elapsed.as_secs_f64(),
+        "gb_per_s": gb_per_s(summary.bytes, elapsed),
+    }))
+}
+
+/// `mvault verify VAULT [--pubkey PUB] [-i ID]`.
+pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Value)> {
+    let started = Instant::now();
+    let pubkey = args.pubkey.as_deref().map(load_pubkey).transpose()?;
+    let (vault, mut report) = vault::verify_public(input, pubkey.as_ref())
+        .with_context(|| format!("cannot verify {}", input.display()))?;
+    // Keyed checks with -i, or with the default identity when no --pubkey.
+    let keyed = !args.identities.is_empty()
+        || (pubkey.is_none() && crate::keys::default_identity_path().is_some_and(|p| p.exists()));
+    if keyed
+        && report
+            .failures
+            .iter()
+            .all(|f| f.kind != vault::FailureKind::Index)
+    {
+        drop(vault);
+        let unlocked = unlock(input, &args.identities)?;
+        vault::verify_keyed(&unlocked, &mut report);
+    }
+    let elapsed = started.elapsed();
+    let exit = if report.signature_failed() {
+        Exit::BadSignature
+    } else if !report.ok() {
+        Exit::Integrity
+    } else {
+        Exit::Ok
+    };
+    let failures: Vec<_> = report
+        .failures
+        .iter()
+        .map(|f| {
+            json!({
+                "kind": f.kind.name(),
+                "object": f.object,
+                "path": f.path,
+                "detail": f.detail,
+            })
+        })
+        .collect();
+    let secs = elapsed.as_secs_f64();
+    let value = json!({
+        "vault": input.display().to_string(),
+        "ok": report.ok(),
+        "vault_id": report.vault_id,
+        "generation": report.generation,
+        "signed": report.signed,
+        "signature": match report.signature {
+            vault::SignatureStatus::NotChecked => "not checked",
+            vault::SignatureStatus::Valid => "valid",
+            vault::SignatureStatus::Bad => "bad",
+        },
+        "decrypted": keyed,
+        "objects": report.objects,
+        "sealed_bytes": report.sealed_bytes,
+        "files": report.files,
+        "plaintext_bytes": report.plain_bytes,
+        "seconds": secs,
+        "gb_per_s": gb_per_s(report.sealed_bytes, elapsed),
+        "files_per_s": if secs > 0.0 { report.files as f64 / secs } else { 0.0 },
+        "failures": failures,
+    });
+    if !args.json {
+        for f in &report.failures {
+            let what = f.path.as_deref().or(f.object.as_deref()).unwrap_or("index");
+            eprintln!(
+                "mvault: {}: {} {what}: {}",
+                input.display(),
+                f.kind.name(),
+                f.detail
+            );
+        }
+        let sig = match report.signature {
+            vault::SignatureStatus::NotChecked if report.signed => {
+                "signed, signature not checked (give --pubkey)"
+            }
+            vault::SignatureStatus::NotChecked => "unsigned",
+            vault::SignatureStatus::Valid => "signature valid",
+            vault::SignatureStatus::Bad => "SIGNATURE BAD",
+        };
+        println!(
+            "{}: {} (generation {}, {sig}, {} objects, {}{})",
+            input.display(),
+            if report.ok() { "OK" } else { "FAILED" },
+            report.generation,
+            report.objects,
+            human_bytes(report.sealed_bytes),
+            if keyed {
+                format!(", {} files decrypted and hashed", report.files)
+            } else {
+                String::from(", ciphertext only")
+            }
+        );
+    }
+    Ok((exit, value))
+}
+
+/// Public facts about a vault, for `inspect`.
+pub fn inspect(input: &Path) -> Result<serde_json::Value> {
+    let vault = Vault::open(input)?;
+    let index = vault.index();
+    let header = vault.keyring_header()?;
+    let stanzas: Vec<_> = header.stanzas.iter().map(|s| s.kind_name()).collect();
+    Ok(json!({
+        "file": input.display().to_string(),
+        "kind": "directory vault",
+        "vault_id": hex::encode(index.public.vault_id),
+        "generation": index.public.generation,
+        "objects": index.public.objects.len(),
+        "sealed_bytes": index.public.objects.iter().map(|o| o.sealed_len).sum::<u64>(),
+        "manifest_sealed_len": index.public.manifest_len,
+        "keyring_stanzas": stanzas,
+        "signed_by": index.signature.as_ref().map(|(k, _)| k.to_text()),
+    }))
+}
