@@ -3,6 +3,8 @@
 //! A sealed file appears under its plaintext name (`x.safetensors.mvlt` as
 //! `x.safetensors`) with its exact plaintext size. A folder is mirrored
 //! recursively; only `*.mvlt` files are served, symlinks are never followed.
+//! A directory vault (`DIR.vault/` with an `index`) is served as the tree
+//! its encrypted manifest describes; its validated names cannot escape.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -11,7 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use vault_core::{Identities, Opener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vault_core::vault::{EntryKind, FileReader, Vault};
+use vault_core::{Identities, Layout, Opener};
 
 /// Inode number of the root directory.
 pub const ROOT: u64 = 1;
@@ -26,8 +32,83 @@ pub enum NodeKind {
     /// A sealed file, unlocked.
     File {
         /// Authenticated random access to the plaintext.
-        opener: Opener<File>,
+        opener: ServedFile,
     },
+}
+
+/// A file's plaintext, chunk by chunk: a whole sealed file, or one file of
+/// a directory vault (a byte range of an object, cut into chunks of the
+/// object's chunk size).
+pub struct ServedFile {
+    layout: Layout,
+    source: Served,
+}
+
+enum Served {
+    Sealed(Opener<File>),
+    InVault(FileReader),
+}
+
+impl ServedFile {
+    /// A whole sealed file.
+    pub fn sealed(opener: Opener<File>) -> Self {
+        ServedFile {
+            layout: *opener.layout(),
+            source: Served::Sealed(opener),
+        }
+    }
+
+    /// A file inside a vault object.
+    pub fn in_vault(reader: FileReader) -> Self {
+        ServedFile {
+            layout: Layout::for_plaintext(0, reader.chunk_size(), reader.len()),
+            source: Served::InVault(reader),
+        }
+    }
+
+    /// Chunk geometry of the plaintext (`header_len` is meaningless for vault files).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Plaintext length.
+    pub fn len(&self) -> u64 {
+        self.layout.plaintext_len
+    }
+
+    /// Whether the plaintext is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decrypts chunk `index` into `out` (exactly `layout().plain_len(index)`
+    /// bytes). Every byte was authenticated; on failure `out` holds zeros.
+    pub fn read_chunk(&self, index: u64, out: &mut [u8]) -> Result<(), vault_core::Error> {
+        match &self.source {
+            Served::Sealed(opener) => opener.read_chunk(index, out),
+            Served::InVault(reader) => {
+                if index >= self.layout.chunks || out.len() != self.layout.plain_len(index) {
+                    return Err(vault_core::Error::InvalidArgument(format!(
+                        "chunk {index} out of range"
+                    )));
+                }
+                let offset = self.layout.plain_offset(index);
+                match reader.read_at(out, offset) {
+                    Ok(n) if n == out.len() => Ok(()),
+                    Ok(_) => {
+                        out.fill(0);
+                        Err(vault_core::Error::Truncated(
+                            "short read in a vault object".into(),
+                        ))
+                    }
+                    Err(e) => {
+                        out.fill(0);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One inode.
@@ -64,6 +145,9 @@ impl Tree {
         source: &Path,
         identities: &Identities,
     ) -> Result<(Tree, Vec<Skipped>), vault_core::Error> {
+        if Vault::is_vault(source) {
+            return Self::build_vault(source, identities).map(|t| (t, Vec::new()));
+        }
         let meta = std::fs::metadata(source)?;
         let mut tree = Tree {
             nodes: vec![Node {
@@ -87,6 +171,61 @@ impl Tree {
             return Err(skipped.remove(0).error);
         }
         Ok((tree, skipped))
+    }
+
+    /// The tree of a directory vault: every object is opened once and
+    /// shared by the files packed in it.
+    fn build_vault(source: &Path, identities: &Identities) -> Result<Tree, vault_core::Error> {
+        let meta = std::fs::metadata(source)?;
+        let vault = Vault::open(source)?.unlock(identities)?;
+        let manifest = vault.manifest();
+        let mut objects = Vec::with_capacity(manifest.objects.len());
+        for i in 0..manifest.objects.len() {
+            objects.push(Arc::new(vault.open_object(i as u32)?));
+        }
+        let mut tree = Tree {
+            nodes: vec![Node {
+                parent: ROOT,
+                path: "/".into(),
+                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                kind: NodeKind::Dir {
+                    children: BTreeMap::new(),
+                },
+            }],
+        };
+        // Manifest entry i (parents first) becomes inode inodes[i].
+        let mut inodes = Vec::with_capacity(manifest.entries.len());
+        for entry in &manifest.entries {
+            let parent = match entry.parent {
+                0 => ROOT,
+                p => inodes[p as usize - 1],
+            };
+            let mtime = if entry.mtime >= 0 {
+                SystemTime::UNIX_EPOCH
+                    + Duration::new(entry.mtime as u64, entry.mtime_nsec.min(999_999_999))
+            } else {
+                SystemTime::UNIX_EPOCH
+            };
+            let kind = match entry.kind {
+                EntryKind::Dir => NodeKind::Dir {
+                    children: BTreeMap::new(),
+                },
+                EntryKind::File {
+                    size,
+                    object,
+                    offset,
+                    ..
+                } => NodeKind::File {
+                    opener: ServedFile::in_vault(FileReader::new(
+                        Arc::clone(&objects[object as usize]),
+                        offset,
+                        size,
+                    )),
+                },
+            };
+            inodes.push(tree.push(parent, OsStr::from_bytes(&entry.name), mtime, kind));
+        }
+        Ok(tree)
     }
 
     fn add_dir_contents(
@@ -147,7 +286,7 @@ impl Tree {
                     .metadata()?
                     .modified()
                     .unwrap_or(SystemTime::UNIX_EPOCH);
-                Ok((Opener::new(file, identities)?, mtime))
+                Ok((ServedFile::sealed(Opener::new(file, identities)?), mtime))
             });
         match opened {
             Ok((opener, mtime)) => {

@@ -96,7 +96,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
-    /// A sealed file or a folder of sealed files.
+    /// A sealed file, a folder of sealed files, or a directory vault.
     pub source: PathBuf,
     /// An existing empty directory.
     pub mountpoint: PathBuf,
