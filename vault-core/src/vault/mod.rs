@@ -45,7 +45,9 @@ pub use paths::{parse_user_path, valid_name};
 pub use read::{ExtractOptions, ExtractSummary, FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
 pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
-pub use write::{NewVault, WriteOptions, WriteSummary, add_paths, rekey, seal_dir};
+pub use write::{
+    NewVault, WriteOptions, WriteSummary, add_paths, rekey, replace_manifest_unchecked, seal_dir,
+};
 
 /// Name of the objects folder inside a vault.
 pub const OBJECTS_DIR: &str = "objects";

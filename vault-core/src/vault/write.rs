@@ -924,3 +924,23 @@ fn collect_garbage(work: &Path, keep: &HashSet<String>) -> u64 {
     }
     removed
 }
+
+/// Replaces the manifest of `vault` with `manifest` as given, **without
+/// validating it**, keeping the objects: for tests that need a hostile or
+/// inconsistent manifest (path escapes, wrong hashes). Never use it to
+/// write a real vault.
+#[doc(hidden)]
+pub fn replace_manifest_unchecked(
+    vault: &UnlockedVault,
+    manifest: &Manifest,
+    signer: Option<&SigningKey>,
+) -> Result<()> {
+    let sealed = seal_manifest(vault.key(), manifest)?;
+    let public = IndexPublic {
+        generation: manifest.generation,
+        ..vault.index().public.clone()
+    };
+    let bytes = Index::encode(public, &vault.index().keyring, &sealed, signer);
+    fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o600)?;
+    Ok(())
+}
