@@ -24,6 +24,31 @@ pub fn default_identity_path() -> Option<PathBuf> {
     Some(config.join("mvault").join("identity.txt"))
 }
 
+/// How every age X25519 secret key begins (Bech32, any case).
+const SECRET_KEY_PREFIX: &str = "AGE-SECRET-KEY-";
+
+/// Replaces anything that looks like an age secret key in `text` by a
+/// placeholder, so no error message or log line ever carries one (age's
+/// parsers quote the offending input in their errors).
+pub fn redact_secrets(text: &str) -> String {
+    let upper = text.to_ascii_uppercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = upper[rest..].find(SECRET_KEY_PREFIX) {
+        let start = rest + found;
+        let body = start + SECRET_KEY_PREFIX.len();
+        let end = body
+            + text[body..]
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(text.len() - body);
+        out.push_str(&text[rest..start]);
+        out.push_str("AGE-SECRET-KEY-(redacted)");
+        rest = end;
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 /// Refuses secret files that other users could read or that another user
 /// owns, as ssh does for private keys.
 pub fn check_secret_file(path: &Path) -> Result<()> {
@@ -93,7 +118,10 @@ pub fn load_identities(files: &[PathBuf]) -> Result<(Identities, Vec<PathBuf>)> 
             let names: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
             fail(
                 exit,
-                format!("cannot load identities from {}: {e}", names.join(", ")),
+                redact_secrets(&format!(
+                    "cannot load identities from {}: {e}",
+                    names.join(", ")
+                )),
             )
         })?;
         identities.extend_age(loaded);
@@ -148,6 +176,18 @@ impl RecipientArgs {
         for path in &identity_files {
             check_secret_file(path)?;
         }
+        if self
+            .recipients
+            .iter()
+            .any(|r| r.trim().to_ascii_uppercase().starts_with(SECRET_KEY_PREFIX))
+        {
+            return Err(fail(
+                Exit::Usage,
+                "-r was given a secret key (AGE-SECRET-KEY-..., not shown); pass its public key (age1...), \
+                 printed by `mvault keygen` and on the identity file's `# public key:` line, and \
+                 treat the secret as exposed if it went through shell history or logs",
+            ));
+        }
         let mut recipients = Recipients::new();
         if !self.recipients.is_empty()
             || !self.recipients_files.is_empty()
@@ -166,7 +206,12 @@ impl RecipientArgs {
                 None,
                 &mut StdinGuard::new(false),
             )
-            .map_err(|e| fail(Exit::Usage, format!("cannot load recipients: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    Exit::Usage,
+                    redact_secrets(&format!("cannot load recipients: {e}")),
+                )
+            })?;
             if description.is_empty() {
                 description.push(format!("{} recipient(s)", loaded.len()));
             }
@@ -187,7 +232,7 @@ impl RecipientArgs {
 
 /// Reads a passphrase for a new file: `$MVAULT_PASSPHRASE`, or asked twice
 /// on the terminal.
-pub fn new_passphrase() -> Result<SecretString> {
+fn new_passphrase() -> Result<SecretString> {
     if let Some(p) = env_passphrase() {
         return Ok(p);
     }
@@ -272,3 +317,25 @@ pub fn generate_identity(path: &Path, force: bool) -> Result<String> {
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+#[cfg(test)]
+mod tests {
+    use super::redact_secrets;
+
+    #[test]
+    fn secret_keys_are_redacted_in_any_case() {
+        let key = "AGE-SECRET-KEY-16YPC36RUD3JY96N4M3MPG5YJGR4RN6TWG37FPNP57RPP3H6V8FPS2YYW5L";
+        let text = format!("Invalid recipient '{key}'. and {} end", key.to_lowercase());
+        let out = redact_secrets(&text);
+        assert!(!out.to_uppercase().contains("16YPC36"), "{out}");
+        assert_eq!(
+            out,
+            "Invalid recipient 'AGE-SECRET-KEY-(redacted)'. and AGE-SECRET-KEY-(redacted) end"
+        );
+        assert_eq!(redact_secrets("nothing here"), "nothing here");
+        assert_eq!(
+            redact_secrets("AGE-SECRET-KEY-"),
+            "AGE-SECRET-KEY-(redacted)"
+        );
+    }
+}

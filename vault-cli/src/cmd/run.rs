@@ -90,8 +90,11 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
                     .map_err(|e| mount_error(e, &spec.mountpoint))?;
             sessions.push(session);
         }
+        // The command reads plaintext through the mount; it never needs
+        // the passphrase that unlocked it.
         let mut child = Command::new(&args.command[0])
             .args(&args.command[1..])
+            .env_remove("MVAULT_PASSPHRASE")
             .spawn()
             .with_context(|| format!("cannot start {}", args.command[0]))?;
         let pid = child.id() as i32;

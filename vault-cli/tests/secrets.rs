@@ -1,0 +1,573 @@
+//! Key hygiene: no secret key or passphrase in any output of any error
+//! path (text or `--json`), key files refused when owned by someone else,
+//! and long-running commands undumpable with RLIMIT_CORE 0 and no
+//! passphrase handed on to the command they run.
+//!
+//! Mode checks for group/world-readable identities live in `errors.rs`
+//! (`identity_readable_by_others_is_refused`) and 0600 creation in
+//! `keygen.rs`; they are not repeated here.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PASSPHRASE: &str = "pp-7f3a91c2-correct-horse";
+const WRONG_PASSPHRASE: &str = "pp-0b55e1d4-wrong-battery";
+
+/// The `AGE-SECRET-KEY-1...` line of an identity file.
+fn secret_of(identity: &Path) -> String {
+    fs::read_to_string(identity)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .expect("an X25519 identity")
+        .to_string()
+}
+
+/// Asserts that no secret appears in `bytes` in any letter case.
+fn assert_clean(what: &str, bytes: &[u8], secrets: &[&str]) {
+    let text = String::from_utf8_lossy(bytes).to_lowercase();
+    assert!(
+        !text.contains("age-secret-key-1"),
+        "{what}: a secret key in the output:\n{text}"
+    );
+    for secret in secrets {
+        // The Bech32 payload alone, in case a prefix was stripped.
+        let needle = secret.to_lowercase();
+        let needle = needle.strip_prefix("age-secret-key-").unwrap_or(&needle);
+        assert!(!text.contains(needle), "{what}: a secret in the output");
+    }
+    assert!(!text.contains("panicked"), "{what}: {text}");
+}
+
+#[test]
+fn no_secret_in_any_error_output() {
+    let env = Env::new();
+    env.keygen();
+    let stranger_id = env.path("stranger.txt");
+    env.keygen_at(&stranger_id);
+    let secret = secret_of(&env.identity());
+    let stranger = secret_of(&stranger_id);
+    let secrets = [
+        secret.as_str(),
+        stranger.as_str(),
+        PASSPHRASE,
+        WRONG_PASSPHRASE,
+    ];
+
+    let data = pattern(1, 3 * C + 5);
+    let input = env.write("w.bin", &data);
+    let sealed = env.seal_small_chunks(&input);
+    let pass_sealed = env.path("p.mvlt");
+    env.cmd()
+        .env("MVAULT_PASSPHRASE", PASSPHRASE)
+        .args(["seal", "-p", "-o"])
+        .arg(&pass_sealed)
+        .arg(&input)
+        .assert()
+        .success();
+    let header_len = env.inspect(&sealed)["header_len"].as_u64().unwrap() as usize;
+    let tampered = env.path("tampered.mvlt");
+    let mut bytes = fs::read(&sealed).unwrap();
+    bytes[header_len + C + TAG + 3] ^= 1;
+    fs::write(&tampered, &bytes).unwrap();
+    let truncated = env.path("truncated.mvlt");
+    fs::write(&truncated, &bytes[..header_len + 10]).unwrap();
+    // The user's mistakes: a secret key where a recipient belongs, an
+    // identity file as a recipients file, a damaged secret key line.
+    let damaged_id = env.path("damaged.txt");
+    fs::write(&damaged_id, format!("{secret}Q\n")).unwrap();
+    fs::set_permissions(&damaged_id, fs::Permissions::from_mode(0o600)).unwrap();
+    let open_id = env.path("open-id.txt");
+    fs::copy(env.identity(), &open_id).unwrap();
+    fs::set_permissions(&open_id, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let s = |p: &Path| p.display().to_string();
+    let cases: Vec<(&str, Vec<String>, Option<&str>)> = vec![
+        (
+            "open, wrong identity",
+            vec![
+                "open".into(),
+                "-o".into(),
+                "-".into(),
+                "-i".into(),
+                s(&stranger_id),
+                s(&sealed),
+            ],
+            None,
+        ),
+        (
+            "open --json, wrong identity",
+            vec![
+                "open".into(),
+                "--json".into(),
+                "-o".into(),
+                s(&env.path("x1")),
+                "-i".into(),
+                s(&stranger_id),
+                s(&sealed),
+            ],
+            None,
+        ),
+        (
+            "verify --json, wrong identity",
+            vec![
+                "verify".into(),
+                "--json".into(),
+                "-i".into(),
+                s(&stranger_id),
+                s(&sealed),
+            ],
+            None,
+        ),
+        (
+            "open, wrong passphrase",
+            vec!["open".into(), "-o".into(), "-".into(), s(&pass_sealed)],
+            Some(WRONG_PASSPHRASE),
+        ),
+        (
+            "verify --json, wrong passphrase",
+            vec!["verify".into(), "--json".into(), s(&pass_sealed)],
+            Some(WRONG_PASSPHRASE),
+        ),
+        (
+            "open, tampered",
+            vec!["open".into(), "-o".into(), "-".into(), s(&tampered)],
+            None,
+        ),
+        (
+            "open --json, tampered",
+            vec![
+                "open".into(),
+                "--json".into(),
+                "-o".into(),
+                s(&env.path("x2")),
+                s(&tampered),
+            ],
+            None,
+        ),
+        (
+            "verify --json, truncated",
+            vec!["verify".into(), "--json".into(), s(&truncated)],
+            None,
+        ),
+        (
+            "inspect --json, passphrase file",
+            vec!["inspect".into(), "--json".into(), s(&pass_sealed)],
+            None,
+        ),
+        (
+            "seal -r SECRET",
+            vec![
+                "seal".into(),
+                "-r".into(),
+                secret.clone(),
+                s(&input),
+                "-o".into(),
+                s(&env.path("x3")),
+            ],
+            None,
+        ),
+        (
+            "seal -r secret lowercased",
+            vec![
+                "seal".into(),
+                "-r".into(),
+                secret.to_lowercase(),
+                s(&input),
+                "-o".into(),
+                s(&env.path("x4")),
+            ],
+            None,
+        ),
+        (
+            "seal -R identity file",
+            vec![
+                "seal".into(),
+                "-R".into(),
+                s(&env.identity()),
+                s(&input),
+                "-o".into(),
+                s(&env.path("x5")),
+            ],
+            None,
+        ),
+        (
+            "seal --json -R identity file",
+            vec![
+                "seal".into(),
+                "--json".into(),
+                "-R".into(),
+                s(&env.identity()),
+                s(&input),
+                "-o".into(),
+                s(&env.path("x6")),
+            ],
+            None,
+        ),
+        (
+            "open, damaged identity",
+            vec![
+                "open".into(),
+                "-o".into(),
+                "-".into(),
+                "-i".into(),
+                s(&damaged_id),
+                s(&sealed),
+            ],
+            None,
+        ),
+        (
+            "open, world-readable identity",
+            vec![
+                "open".into(),
+                "-o".into(),
+                "-".into(),
+                "-i".into(),
+                s(&open_id),
+                s(&sealed),
+            ],
+            None,
+        ),
+        (
+            "keygen over an existing identity",
+            vec!["keygen".into()],
+            None,
+        ),
+        (
+            "keygen --json",
+            vec![
+                "keygen".into(),
+                "--json".into(),
+                "-o".into(),
+                s(&env.path("new-id.txt")),
+            ],
+            None,
+        ),
+        (
+            "doctor --json",
+            vec!["doctor".into(), "--json".into(), "-i".into(), s(&open_id)],
+            None,
+        ),
+        (
+            "run with a wrong passphrase",
+            vec![
+                "run".into(),
+                "--mount".into(),
+                format!("{}:{}", s(&pass_sealed), s(&env.path("mnt"))),
+                "--".into(),
+                "true".into(),
+            ],
+            Some(WRONG_PASSPHRASE),
+        ),
+    ];
+    for (what, args, passphrase) in cases {
+        let mut cmd = env.cmd();
+        cmd.args(&args);
+        if let Some(p) = passphrase {
+            cmd.env("MVAULT_PASSPHRASE", p);
+        }
+        let out = cmd.output().unwrap();
+        let ok_expected = what.starts_with("inspect") || what == "keygen --json";
+        assert_eq!(
+            out.status.success(),
+            ok_expected,
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_clean(&format!("{what} (stdout)"), &out.stdout, &secrets);
+        assert_clean(&format!("{what} (stderr)"), &out.stderr, &secrets);
+    }
+}
+
+#[test]
+fn a_secret_key_given_as_a_recipient_is_refused_without_echo() {
+    let env = Env::new();
+    env.keygen();
+    let secret = secret_of(&env.identity());
+    let input = env.write("d.bin", b"data");
+    let out = env
+        .cmd()
+        .args(["seal", "-r", &secret])
+        .arg(&input)
+        .assert()
+        .code(EXIT_USAGE);
+    let err = stderr_of(&out);
+    assert!(err.contains("secret key"), "{err}");
+    assert!(err.contains("public key"), "{err}");
+    assert!(!err.contains(&secret[15..]), "{err}");
+    assert!(!sealed_name(&input).exists());
+}
+
+/// Runs `mvault ARGS` as uid/gid 65534 (nobody) through setpriv, or None
+/// where that is impossible (not root, no setpriv).
+fn as_nobody(env: &Env, args: &[&std::ffi::OsStr]) -> Option<std::process::Output> {
+    let root = fs::metadata("/proc/self").ok()?.uid() == 0;
+    if !root || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipping: needs root and setpriv to act as another user");
+        return None;
+    }
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    Some(
+        Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin("mvault"))
+            .args(args)
+            .env("HOME", env.dir.path())
+            .env_remove("MVAULT_IDENTITY")
+            .env_remove("MVAULT_PASSPHRASE")
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn identity_owned_by_another_user_is_refused_with_the_chown_fix() {
+    let env = Env::new();
+    env.keygen();
+    let input = env.write("d.bin", b"owned data");
+    let sealed = env.seal_small_chunks(&input);
+    fs::set_permissions(&sealed, fs::Permissions::from_mode(0o644)).unwrap();
+    // The identity is root's, private (0600): nobody must not use it even
+    // where it could read it, and must be told how to fix it.
+    let Some(out) = as_nobody(
+        &env,
+        &[
+            "open".as_ref(),
+            "-o".as_ref(),
+            "-".as_ref(),
+            "-i".as_ref(),
+            env.identity().as_os_str(),
+            sealed.as_os_str(),
+        ],
+    ) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_REFUSED), "{err}");
+    assert!(err.contains("owned by uid 0"), "{err}");
+    assert!(err.contains("chown"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_clean("foreign owner", &out.stderr, &[&secret_of(&env.identity())]);
+}
+
+fn fuse_available() -> bool {
+    Path::new("/dev/fuse").exists()
+        && Command::new("fusermount3")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+const NOBODY: u32 = 65534;
+
+/// `mvault` as uid/gid 65534 through setpriv, or None where that is
+/// impossible. Acting as an ordinary user makes the dumpable flag visible
+/// from outside: the kernel hands an undumpable process's /proc files to
+/// root instead of their owner.
+fn mvault_as_nobody() -> Option<Command> {
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root || !Path::new("/usr/bin/setpriv").exists() || !fuse_available() {
+        eprintln!("skipping: needs root, setpriv and FUSE");
+        return None;
+    }
+    // Other users may use FUSE only where /dev/fuse is 0666 (the usual
+    // udev rule; some VMs and containers keep it 0600).
+    if fs::metadata("/dev/fuse").is_ok_and(|m| m.mode() & 0o006 != 0o006) {
+        eprintln!("skipping: /dev/fuse is not usable by other users here");
+        return None;
+    }
+    let mut cmd = Command::new("/usr/bin/setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("mvault"))
+        .env_remove("MVAULT_IDENTITY")
+        .env_remove("MVAULT_PASSPHRASE");
+    Some(cmd)
+}
+
+/// A test folder that nobody can use: identity (nobody's, 0600), a
+/// sealed file it can read, and an empty mountpoint it owns.
+fn nobody_fixture(env: &Env) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    env.keygen();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let input = env.write("m.bin", &pattern(2, 1000));
+    let sealed = env.seal_small_chunks(&input);
+    fs::set_permissions(&sealed, fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(env.identity(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let mnt = env.path("mnt");
+    fs::create_dir(&mnt).unwrap();
+    std::os::unix::fs::chown(&mnt, Some(NOBODY), Some(NOBODY)).unwrap();
+    (env.identity(), sealed, mnt)
+}
+
+/// Owner of /proc/PID/status: the process's uid while it is dumpable,
+/// root once it called PR_SET_DUMPABLE 0.
+fn proc_owner(pid: u32) -> u32 {
+    fs::metadata(format!("/proc/{pid}/status")).unwrap().uid()
+}
+
+/// Soft and hard RLIMIT_CORE from /proc/PID/limits, e.g. "0 0".
+fn core_limit(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn mounted(mnt: &Path) -> bool {
+    let mnt = mnt.display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
+}
+
+#[test]
+fn mount_is_undumpable_with_no_core_limit() {
+    let Some(mut cmd) = mvault_as_nobody() else {
+        return;
+    };
+    let env = Env::new();
+    let (identity, sealed, mnt) = nobody_fixture(&env);
+    // The control: an ordinary process of nobody's owns its /proc files.
+    let mut sleeper = Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sleep",
+            "30",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        proc_owner(sleeper.id()),
+        NOBODY,
+        "the check does not work here"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+
+    let mut child = cmd
+        .args(["-q", "mount", "--foreground", "-i"])
+        .arg(&identity)
+        .arg(&sealed)
+        .arg(&mnt)
+        .env("HOME", env.dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !mounted(&mnt) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("mount exited early: {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "the mount never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id(); // setpriv exec()s mvault: same pid
+    let (owner, core) = (proc_owner(pid), core_limit(pid));
+    // SIGTERM unmounts cleanly.
+    Command::new("kill").arg(pid.to_string()).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "mount ended with {status}");
+    assert!(!mounted(&mnt), "still mounted after SIGTERM");
+    assert_eq!(core, "0 0", "RLIMIT_CORE of the mount (soft hard)");
+    assert_eq!(owner, 0, "PR_SET_DUMPABLE is not 0 in the mount");
+}
+
+#[test]
+fn run_is_undumpable_and_hands_no_passphrase_to_the_command() {
+    let Some(mut cmd) = mvault_as_nobody() else {
+        return;
+    };
+    let env = Env::new();
+    let (identity, sealed, mnt) = nobody_fixture(&env);
+    // A passphrase in the environment, which the command must not inherit
+    // (it is not needed: the file opens with the identity).
+    let script = "echo \"owner=$(stat -c %u /proc/$PPID/status)\"; \
+         echo \"core=$(grep 'Max core file size' /proc/$PPID/limits | awk '{print $5, $6}')\"; \
+         echo \"pass=${MVAULT_PASSPHRASE:-unset}\"; cmp -s \"$1\" \"$2\" && echo same";
+    let out = cmd
+        .env("MVAULT_PASSPHRASE", PASSPHRASE)
+        .env("HOME", env.dir.path())
+        .args(["-q", "run", "-i"])
+        .arg(&identity)
+        .arg("--mount")
+        .arg(format!("{}:{}", sealed.display(), mnt.display()))
+        .args(["--", "bash", "-c", script, "probe"])
+        .arg(mnt.join("m.bin"))
+        .arg(env.path("m.bin"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("owner=0"), "run is dumpable: {stdout}");
+    assert!(stdout.contains("core=0 0"), "{stdout}");
+    assert!(stdout.contains("pass=unset"), "{stdout}");
+    assert!(
+        stdout.contains("same"),
+        "the mount served other bytes: {stdout}"
+    );
+    assert_clean("run", &out.stderr, &[PASSPHRASE]);
+}
+
+#[test]
+fn audit_log_is_private_and_holds_no_secret() {
+    if !fuse_available() {
+        eprintln!("skipping: no FUSE");
+        return;
+    }
+    let env = Env::new();
+    let input = env.write("r.bin", &pattern(3, 1000));
+    let sealed = env.path("r.bin.mvlt");
+    env.cmd()
+        .env("MVAULT_PASSPHRASE", PASSPHRASE)
+        .args(["seal", "-p", "-o"])
+        .arg(&sealed)
+        .arg(&input)
+        .assert()
+        .success();
+    let audit = env.path("audit.jsonl");
+    let out = env
+        .cmd()
+        .env("MVAULT_PASSPHRASE", PASSPHRASE)
+        .args(["-q", "run", "--audit-log"])
+        .arg(&audit)
+        .arg("--mount")
+        .arg(format!(
+            "{}:{}",
+            sealed.display(),
+            env.path("mnt").display()
+        ))
+        .args(["--", "sh", "-c", "cat \"$1\" >/dev/null; env", "probe"])
+        .arg(env.path("mnt/r.bin"))
+        .assert()
+        .success();
+    assert_clean(
+        "run's command environment",
+        &out.get_output().stdout,
+        &[PASSPHRASE],
+    );
+    assert_clean("run", &out.get_output().stderr, &[PASSPHRASE]);
+    assert_eq!(mode(&audit), 0o600);
+    let log = fs::read(&audit).unwrap();
+    assert!(String::from_utf8_lossy(&log).contains("\"decision\":\"allow\""));
+    assert_clean("audit log", &log, &[PASSPHRASE]);
+}
