@@ -348,3 +348,279 @@ fn an_older_version_of_the_same_file_is_valid_unless_its_hash_is_pinned() {
         .code(EXIT_INTEGRITY);
     assert!(stderr_of(&out).contains("expected"), "{}", stderr_of(&out));
 }
+
+// ---------------------------------------------------------------------
+// Directory vaults: objects tampered, truncated, swapped and spliced from
+// another vault of the same key; the index rolled back. (`vault_cli.rs`
+// covers flipped bytes in `verify`, missing/extra objects, a foreign
+// signature and hostile manifests; they are not repeated here.)
+
+const EXIT_BAD_SIGNATURE: i32 = 9;
+
+/// Every object file of a vault, largest first.
+fn objects_by_size(vault: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in fs::read_dir(vault.join("objects")).unwrap() {
+        for f in fs::read_dir(dir.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
+    out
+}
+
+/// A signed vault holding two files over the pack limit (one object each) and a
+/// small one, with 64 KiB chunks.
+struct VaultFixture {
+    env: Env,
+    big: Vec<u8>,
+    pubkey: PathBuf,
+    key: PathBuf,
+}
+
+impl VaultFixture {
+    fn new() -> VaultFixture {
+        let env = Env::new();
+        env.keygen();
+        fs::create_dir_all(env.path("ckpt")).unwrap();
+        let big = pattern(10, 72 * C + 5); // over the 4 MiB pack limit
+        fs::write(env.path("ckpt/big.bin"), &big).unwrap();
+        fs::write(env.path("ckpt/other.bin"), pattern(11, 66 * C + 9)).unwrap();
+        fs::write(env.path("ckpt/config.json"), b"{\"layers\": 2}").unwrap();
+        env.cmd()
+            .args(["-q", "sign-keygen", "-o", "sign.key"])
+            .assert()
+            .success();
+        let f = VaultFixture {
+            pubkey: env.path("sign.key.pub"),
+            key: env.path("sign.key"),
+            env,
+            big,
+        };
+        f.seal("ckpt.vault");
+        f
+    }
+
+    fn seal(&self, out: &str) {
+        self.env
+            .cmd()
+            .args([
+                "-q",
+                "seal",
+                "ckpt",
+                "--chunk-size",
+                "64K",
+                "-o",
+                out,
+                "--sign",
+            ])
+            .arg(&self.key)
+            .assert()
+            .success();
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.env.path("ckpt.vault")
+    }
+
+    /// With the vault tampered: public verify, `cat` of big.bin and `open`
+    /// all fail with exit 4; `cat` releases at most `limit` bytes, an exact
+    /// prefix on a chunk boundary; `open` leaves no big.bin behind.
+    fn rejects(&self, what: &str, limit: usize) {
+        self.env
+            .cmd()
+            .args(["verify", "ckpt.vault", "--pubkey"])
+            .arg(&self.pubkey)
+            .assert()
+            .code(EXIT_INTEGRITY);
+        let out = self
+            .env
+            .cmd()
+            .args(["cat", "ckpt.vault:big.bin"])
+            .assert()
+            .code(EXIT_INTEGRITY);
+        let stdout = &out.get_output().stdout;
+        let stderr = stderr_of(&out);
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert!(self.big.starts_with(stdout), "{what}: not a prefix");
+        assert_eq!(stdout.len() % C, 0, "{what}: ends mid-chunk");
+        assert!(
+            stdout.len() <= limit,
+            "{what}: {} bytes released",
+            stdout.len()
+        );
+        let dest = self.env.path("restored");
+        let _ = fs::remove_dir_all(&dest);
+        self.env
+            .cmd()
+            .args(["open", "ckpt.vault", "-o"])
+            .arg(&dest)
+            .assert()
+            .code(EXIT_INTEGRITY);
+        if let Ok(bytes) = fs::read(dest.join("big.bin")) {
+            panic!("{what}: open left big.bin ({} bytes)", bytes.len());
+        }
+    }
+}
+
+#[test]
+fn vault_objects_flipped_truncated_swapped_and_spliced() {
+    let f = VaultFixture::new();
+    let objects = objects_by_size(&f.vault());
+    let (big_obj, other_obj) = (objects[0].clone(), objects[1].clone());
+    let original = fs::read(&big_obj).unwrap();
+    let header_len = f.env.inspect(&big_obj)["header_len"].as_u64().unwrap() as usize;
+    let chunk = |i: usize| header_len + i * (C + TAG);
+
+    let mut bytes = original.clone();
+    bytes[chunk(30) + 100] ^= 0x04;
+    fs::write(&big_obj, &bytes).unwrap();
+    f.rejects("bit flip in chunk 30", 30 * C);
+
+    fs::write(&big_obj, &original[..chunk(20)]).unwrap();
+    f.rejects("truncated at chunk 20", 20 * C);
+
+    fs::write(&big_obj, &original[..chunk(20) + 1]).unwrap();
+    f.rejects("truncated one byte past chunk 20", 20 * C);
+
+    // Chunks 5 and 6 swapped inside the object.
+    let mut bytes = original.clone();
+    let (a, b) = (
+        original[chunk(5)..chunk(6)].to_vec(),
+        original[chunk(6)..chunk(7)].to_vec(),
+    );
+    bytes[chunk(5)..chunk(6)].copy_from_slice(&b);
+    bytes[chunk(6)..chunk(7)].copy_from_slice(&a);
+    fs::write(&big_obj, &bytes).unwrap();
+    f.rejects("chunks 5 and 6 swapped", 5 * C);
+
+    // The two objects exchanged under each other's names.
+    let other = fs::read(&other_obj).unwrap();
+    fs::write(&big_obj, &other).unwrap();
+    fs::write(&other_obj, &original).unwrap();
+    f.rejects("objects swapped", 0);
+    fs::write(&other_obj, &other).unwrap();
+
+    // The same file from another vault sealed to the same key.
+    f.seal("second.vault");
+    let foreign = objects_by_size(&f.env.path("second.vault"))[0].clone();
+    fs::copy(&foreign, &big_obj).unwrap();
+    f.rejects("object from another vault of the same key", 0);
+
+    fs::write(&big_obj, &original).unwrap();
+    f.env
+        .cmd()
+        .args(["verify", "ckpt.vault", "-i", "identity.txt", "--pubkey"])
+        .arg(&f.pubkey)
+        .assert()
+        .success();
+}
+
+#[test]
+fn vault_keyring_and_index_rollback() {
+    // What a writer to the vault's storage can and cannot do with older
+    // index bytes (docs/SECURITY.md, "Rollback"):
+    // - an old keyring spliced into the current index breaks the index's
+    //   hashes and signature: detected;
+    // - the whole index of an older generation, signed, is still a valid
+    //   vault: verify reports its (lower) generation, which CI must pin;
+    // - rekey does not rotate the vault key: a removed recipient who kept
+    //   the old keyring reads files added after the removal.
+    use vault_core::vault::Index;
+    let f = VaultFixture::new();
+    let stranger_id = f.env.path("stranger.txt");
+    let stranger = f.env.keygen_at(&stranger_id);
+    let index_path = f.vault().join("index");
+    f.env
+        .cmd()
+        .args([
+            "-q",
+            "rekey",
+            "ckpt.vault",
+            "--add-recipient",
+            &stranger,
+            "--sign",
+        ])
+        .arg(&f.key)
+        .assert()
+        .success();
+    let with_stranger = fs::read(&index_path).unwrap();
+    f.env
+        .cmd()
+        .args([
+            "-q",
+            "rekey",
+            "ckpt.vault",
+            "--remove-recipient",
+            &stranger,
+            "--sign",
+        ])
+        .arg(&f.key)
+        .assert()
+        .success();
+    f.env
+        .cmd()
+        .args(["cat", "ckpt.vault:config.json", "-i"])
+        .arg(&stranger_id)
+        .assert()
+        .code(EXIT_KEY);
+    fs::write(f.env.path("late.txt"), b"added after the removal").unwrap();
+    f.env
+        .cmd()
+        .args(["-q", "add", "ckpt.vault", "late.txt", "--sign"])
+        .arg(&f.key)
+        .assert()
+        .success();
+    let current = fs::read(&index_path).unwrap();
+    let (old, new) = (
+        Index::parse(&with_stranger).unwrap(),
+        Index::parse(&current).unwrap(),
+    );
+
+    // The old keyring spliced in, the index re-encoded around it: the
+    // signature no longer verifies.
+    let spliced = Index::encode(new.public.clone(), &old.keyring, &new.manifest, None);
+    fs::write(&index_path, &spliced).unwrap();
+    f.env
+        .cmd()
+        .args(["verify", "ckpt.vault", "--pubkey"])
+        .arg(&f.pubkey)
+        .assert()
+        .code(EXIT_BAD_SIGNATURE);
+    // Without a signature check, the old keyring unlocks the current vault
+    // for the removed recipient, including the file added later.
+    let out = f
+        .env
+        .cmd()
+        .args(["cat", "ckpt.vault:late.txt", "-i"])
+        .arg(&stranger_id)
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"added after the removal");
+    fs::write(&index_path, &current).unwrap();
+
+    // The whole older index, with its valid signature: a consistent, older
+    // vault. Only the generation tells.
+    let generation = |f: &VaultFixture| -> u64 {
+        let out = f
+            .env
+            .cmd()
+            .args(["verify", "ckpt.vault", "--json", "--pubkey"])
+            .arg(&f.pubkey)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["generation"].as_u64().unwrap()
+    };
+    let now = generation(&f);
+    fs::write(&index_path, &with_stranger).unwrap();
+    let then = generation(&f);
+    assert!(then < now, "generation {then} after rollback, {now} before");
+    f.env
+        .cmd()
+        .args(["cat", "ckpt.vault:config.json", "-i"])
+        .arg(&stranger_id)
+        .assert()
+        .success();
+    fs::write(&index_path, &current).unwrap();
+}
