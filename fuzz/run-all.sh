@@ -11,7 +11,7 @@ seconds="${1:-30}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-targets=(header_parse stanza_decode chunk_open opener_random)
+targets=(header_parse stanza_decode chunk_open opener_random manifest_decode index_parse text_parse)
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target"
     echo "==> $target for ${seconds}s"
