@@ -118,6 +118,7 @@ pub fn stdout_file() -> Result<File> {
 pub struct HashingWriter<W> {
     inner: W,
     hasher: Option<blake3::Hasher>,
+    positional: bool,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -125,9 +126,27 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: hash.then(blake3::Hasher::new),
+            positional: false,
         }
     }
 
+    /// Marks the inner file as an empty regular file that may be written
+    /// out of order with positional writes (never standard output, never
+    /// when hashing, which needs the bytes in order).
+    pub fn allow_positional(mut self, allow: bool) -> Self {
+        self.positional = allow && self.hasher.is_none();
+        self
+    }
+}
+
+impl HashingWriter<&mut File> {
+    /// The inner file, when it may take positional writes.
+    pub fn positional(&self) -> Option<&File> {
+        self.positional.then_some(&*self.inner)
+    }
+}
+
+impl<W: Write> HashingWriter<W> {
     /// The inner writer and the hash of everything written (if hashing).
     pub fn into_parts(self) -> (W, Option<blake3::Hash>) {
         (self.inner, self.hasher.map(|h| h.finalize()))

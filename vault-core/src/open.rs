@@ -1,7 +1,9 @@
 //! Opening: random access to an authenticated plaintext.
 
 use std::cell::RefCell;
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
@@ -10,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::hash::{ChunkDigest, PlaintextHasher};
 use crate::header::{FIXED_LEN, Header, MAC_LEN};
 use crate::keys::{FileKey, KeySchedule};
-use crate::pipeline::{OverlappedWriter, batch_chunks};
+use crate::pipeline::{OverlappedWriter, batch_chunks, par_chunks};
 use crate::seal::Progress;
 use crate::source::Source;
 use crate::wrap::Identities;
@@ -272,9 +274,84 @@ impl<S: Source> Opener<S> {
 
     /// Authenticates every chunk without writing plaintext anywhere, and
     /// returns the plaintext BLAKE3.
+    ///
+    /// Chunks are read, authenticated and hashed in parallel on the current
+    /// rayon pool, each in its worker's own buffer (zeroized afterwards).
     pub fn verify(&self, progress: Progress<'_>) -> Result<OpenSummary> {
-        self.decrypt_to(io::sink(), true, progress)
-            .map(|(_, summary)| summary)
+        self.par_open(None, true, progress)
+    }
+
+    /// Decrypts the whole file into the file `output` with positional
+    /// writes: the fastest way to decrypt into a file.
+    ///
+    /// Every worker of the current rayon pool reads a chunk, authenticates
+    /// and decrypts it in its own buffer and, only once it authenticated,
+    /// writes its plaintext at its place in `output`, while the other
+    /// workers do the same. `output` must be an empty regular file opened for
+    /// writing without `O_APPEND`; it ends up exactly [`Opener::len`] bytes
+    /// long. Chunks land out of order, so after a failure the file holds
+    /// some authenticated chunks and holes, never an unauthenticated byte,
+    /// and must be discarded (write to a temporary file and rename it into
+    /// place only on success, as the CLI does). Use [`Opener::decrypt_to`]
+    /// for streams that must be written in order. With `hash`, also computes
+    /// the plaintext BLAKE3.
+    pub fn decrypt_to_file(
+        &self,
+        output: &File,
+        hash: bool,
+        progress: Progress<'_>,
+    ) -> Result<OpenSummary> {
+        let summary = self.par_open(Some(output), hash, progress)?;
+        if output.metadata()?.len() != summary.plaintext_len {
+            output.set_len(summary.plaintext_len)?;
+        }
+        Ok(summary)
+    }
+
+    /// Opens every chunk in parallel, each in its worker's buffer, writing
+    /// the plaintext at its offset in `output` if there is one.
+    fn par_open(
+        &self,
+        output: Option<&File>,
+        hash: bool,
+        progress: Progress<'_>,
+    ) -> Result<OpenSummary> {
+        let chunk_size = self.layout.chunk_size as usize;
+        let only = self.layout.chunks == 1;
+        let open_chunk = |index: u64, buffer: &mut Vec<u8>| -> Result<Option<ChunkDigest>> {
+            let plain = self.open_chunk_buffered(index, buffer)?;
+            let digest = hash.then(|| ChunkDigest::of(index, chunk_size, only, plain));
+            if let Some(file) = output {
+                file.write_all_at(plain, self.layout.plain_offset(index))?;
+            }
+            progress(plain.len() as u64);
+            Ok(digest)
+        };
+        let mut hasher = PlaintextHasher::default();
+        par_chunks(self.layout.chunks, open_chunk, |digests| {
+            digests.into_iter().flatten().for_each(|d| hasher.push(d))
+        })?;
+        Ok(OpenSummary {
+            plaintext_len: self.layout.plaintext_len,
+            blake3: hash.then(|| hasher.finish()),
+        })
+    }
+
+    /// Reads sealed chunk `index` (ciphertext and tag, one positional read)
+    /// into `buffer`, authenticates and decrypts it in place, and returns
+    /// its plaintext. On failure the buffer holds no plaintext.
+    fn open_chunk_buffered<'b>(&self, index: u64, buffer: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        let len = self.layout.plain_len(index);
+        buffer.resize(len + TAG_LEN, 0);
+        self.source
+            .read_exact_at(buffer, self.layout.sealed_offset(index))
+            .map_err(|e| self.read_error(e))?;
+        let (body, tag) = buffer.split_at_mut(len);
+        let last = self.layout.is_last(index);
+        self.cipher
+            .open_in_place(index, last, body, tag)
+            .map_err(|e| self.classify_failure(index, e))?;
+        Ok(body)
     }
 
     fn open_batch(

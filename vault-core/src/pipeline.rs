@@ -1,10 +1,23 @@
 //! Overlapping computation with output.
 //!
-//! Batches of chunks are sealed or opened on the rayon pool while the
-//! previous batch is being written, so crypto and I/O run at the same time
-//! and output stays in order. Memory is two batch buffers.
+//! Two pipelines:
+//!
+//! - [`par_chunks`], for positional output (a file): every worker reads,
+//!   transforms and writes whole chunks with its own chunk-sized buffer, so
+//!   reads, crypto and writes of different chunks overlap across threads,
+//!   each chunk is still in the worker's cache when it is written, and
+//!   memory is one chunk per thread.
+//! - [`OverlappedWriter`], for ordered streams (`io::Write`): batches of
+//!   chunks are sealed or opened on the rayon pool while the previous batch
+//!   is being written, so crypto and I/O run at the same time and output
+//!   stays in order. Memory is two batch buffers, reused from batch to
+//!   batch without being cleared or zero-filled again: every producer
+//!   overwrites the whole batch it returns.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
+
+use rayon::prelude::*;
 
 use crate::error::Result;
 
@@ -21,10 +34,76 @@ pub(crate) fn batch_chunks(chunk_size: usize) -> usize {
     (BATCH_TARGET_BYTES / chunk_size).max(threads).min(cap)
 }
 
+/// Chunks handed to the pool at once by [`par_chunks`]: enough that the
+/// wait for the slowest chunk at the end of a group is a small fraction of
+/// the group, few enough that the per-chunk results stay small.
+const GROUP_CHUNKS_PER_THREAD: usize = 32;
+
+thread_local! {
+    /// Each worker's chunk buffer for [`par_chunks`].
+    static CHUNK_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work(index, buffer)` for every chunk index in `0..chunks` on the
+/// current rayon pool and hands the results to `collect` in index order.
+///
+/// `buffer` is the calling worker's reusable scratch buffer: it holds stale
+/// bytes of an earlier chunk, so `work` must size it and overwrite what it
+/// uses. Chunks are processed in groups, so results need memory for one
+/// group only and the first failure stops the run within a group. When the
+/// run ends, successfully or not, every worker's buffer is zeroized and
+/// freed. A single chunk runs on the calling thread without touching the
+/// pool.
+pub(crate) fn par_chunks<T: Send>(
+    chunks: u64,
+    work: impl Fn(u64, &mut Vec<u8>) -> Result<T> + Sync,
+    mut collect: impl FnMut(Vec<T>),
+) -> Result<()> {
+    if chunks == 1 {
+        let mut buffer = Vec::new();
+        let result = work(0, &mut buffer);
+        zeroize::Zeroize::zeroize(&mut buffer);
+        collect(vec![result?]);
+        return Ok(());
+    }
+    let group = (rayon::current_num_threads().max(1) * GROUP_CHUNKS_PER_THREAD) as u64;
+    let mut run = || -> Result<()> {
+        let mut first = 0;
+        while first < chunks {
+            let end = chunks.min(first + group);
+            let results = (first..end)
+                .into_par_iter()
+                .map(|index| {
+                    // Taken out rather than borrowed, so a nested job that
+                    // rayon runs on this thread meanwhile gets its own.
+                    let mut buffer = CHUNK_BUFFER.take();
+                    let result = work(index, &mut buffer);
+                    CHUNK_BUFFER.set(buffer);
+                    result
+                })
+                .collect::<Result<Vec<T>>>()?;
+            collect(results);
+            first = end;
+        }
+        Ok(())
+    };
+    let result = run();
+    rayon::broadcast(|_| {
+        let mut buffer = CHUNK_BUFFER.take();
+        zeroize::Zeroize::zeroize(&mut buffer);
+    });
+    result
+}
+
 /// Writes batches in order while the next batch is produced.
 pub(crate) struct OverlappedWriter<W: Write + Send> {
     output: W,
+    /// The batch to write next, when `has_pending`.
     pending: Vec<u8>,
+    has_pending: bool,
+    /// The buffer the next batch is produced into. It keeps the length and
+    /// stale contents of an earlier batch: producers resize it (which only
+    /// zero-fills growth) and overwrite every byte.
     spare: Vec<u8>,
     written: u64,
 }
@@ -34,6 +113,7 @@ impl<W: Write + Send> OverlappedWriter<W> {
         OverlappedWriter {
             output,
             pending: Vec::new(),
+            has_pending: false,
             spare: Vec::new(),
             written: 0,
         }
@@ -41,15 +121,17 @@ impl<W: Write + Send> OverlappedWriter<W> {
 
     /// Writes `bytes` directly (the header), ahead of any pending batch.
     pub(crate) fn write_now(&mut self, bytes: &[u8]) -> io::Result<()> {
-        debug_assert!(self.pending.is_empty());
+        debug_assert!(!self.has_pending);
         self.output.write_all(bytes)?;
         self.written += bytes.len() as u64;
         Ok(())
     }
 
     /// Runs `produce` to fill the next batch while the pending one is
-    /// written. The produced batch becomes pending only if `produce`
-    /// succeeds; on failure nothing of it is ever written.
+    /// written. `produce` receives a buffer holding stale bytes of an
+    /// earlier batch; it must set the length and overwrite every byte. The
+    /// produced batch becomes pending only if `produce` succeeds; on failure
+    /// nothing of it is ever written.
     pub(crate) fn overlap<T: Send>(
         &mut self,
         produce: impl FnOnce(&mut Vec<u8>) -> Result<T> + Send,
@@ -57,36 +139,44 @@ impl<W: Write + Send> OverlappedWriter<W> {
         let Self {
             output,
             pending,
+            has_pending,
             spare,
             written,
         } = self;
         let (wrote, produced) = rayon::join(
-            || write_batch(output, pending, written),
-            || {
-                spare.clear();
-                produce(spare)
-            },
+            || write_batch(output, pending, has_pending, written),
+            || produce(spare),
         );
         wrote?;
         let value = produced?;
         std::mem::swap(pending, spare);
+        *has_pending = true;
         Ok(value)
     }
 
     /// Writes the last pending batch, flushes, and returns the output with
     /// the number of bytes written.
     pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
-        write_batch(&mut self.output, &mut self.pending, &mut self.written)?;
+        write_batch(
+            &mut self.output,
+            &self.pending,
+            &mut self.has_pending,
+            &mut self.written,
+        )?;
         self.output.flush()?;
         Ok((self.output, self.written))
     }
 }
 
-fn write_batch(output: &mut impl Write, batch: &mut Vec<u8>, written: &mut u64) -> io::Result<()> {
-    if !batch.is_empty() {
+fn write_batch(
+    output: &mut impl Write,
+    batch: &[u8],
+    has_pending: &mut bool,
+    written: &mut u64,
+) -> io::Result<()> {
+    if std::mem::take(has_pending) {
         output.write_all(batch)?;
         *written += batch.len() as u64;
-        batch.clear();
     }
     Ok(())
 }

@@ -93,8 +93,9 @@ fn open_one(
         }
         Some(path) => {
             let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
-            let (_, summary) = opener
-                .decrypt_to(atomic.file(), false, &bar.callback())
+            // A fresh temporary file: positional writes, discarded on failure.
+            let summary = opener
+                .decrypt_to_file(atomic.file(), false, &bar.callback())
                 .with_context(|| format!("while writing {}", path.display()))?;
             (summary, Some(atomic.commit()?))
         }

@@ -7,7 +7,10 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vault_core::{ChunkSize, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source};
+use vault_core::{
+    ChunkSize, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source,
+    seal_source_to_file,
+};
 
 use super::{for_each_input, open_input};
 use crate::cli::SealArgs;
@@ -131,12 +134,21 @@ fn seal_one(
             target.as_deref(),
             args,
             |out| {
-                if before.is_file() {
-                    seal_source(&file, out, recipients, args.chunk_size, &bar.callback())
-                        .map_err(Into::into)
-                } else {
-                    seal_stream(&file, out, recipients, args.chunk_size)
+                if !before.is_file() {
+                    return seal_stream(&file, out, recipients, args.chunk_size);
                 }
+                if let Some(positional) = out.positional() {
+                    let summary = seal_source_to_file(
+                        &file,
+                        positional,
+                        recipients,
+                        args.chunk_size,
+                        &bar.callback(),
+                    )?;
+                    return Ok((out, summary));
+                }
+                seal_source(&file, out, recipients, args.chunk_size, &bar.callback())
+                    .map_err(Into::into)
             },
             unchanged,
         )?
@@ -197,8 +209,12 @@ fn seal_to(
         }
         Some(path) => {
             let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
-            let (writer, summary) = seal(HashingWriter::new(atomic.file(), args.remove_source))
-                .with_context(|| format!("while writing {}", path.display()))?;
+            // A fresh temporary file takes positional writes, unless the
+            // sealed bytes must be hashed in order (--remove-source).
+            let writer = HashingWriter::new(atomic.file(), args.remove_source)
+                .allow_positional(!args.remove_source);
+            let (writer, summary) =
+                seal(writer).with_context(|| format!("while writing {}", path.display()))?;
             let (_, hash) = writer.into_parts();
             before_commit()?;
             let committed = atomic.commit()?;
