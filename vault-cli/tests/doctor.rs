@@ -168,3 +168,25 @@ fn storage_on_tmpfs_is_reported_as_in_memory() {
     let here = row(&report, &format!("storage {}", env.dir.path().display()));
     assert!(["ok", "warn"].contains(&here["status"].as_str().unwrap()));
 }
+
+#[test]
+fn temporary_files_of_killed_runs_are_reported() {
+    let env = Env::new();
+    env.keygen();
+    let here = env.dir.path().as_os_str();
+    let (_, report) = doctor_json(&env, &["--path".as_ref(), here]);
+    let name = format!("leftovers {}", env.dir.path().display());
+    assert_eq!(row(&report, &name)["status"], "ok");
+    fs::write(env.path(".ckpt.bin.Ab12Cd.mvault-tmp"), b"partial").unwrap();
+    let (code, report) = doctor_json(&env, &["--path".as_ref(), here]);
+    let r = row(&report, &name);
+    assert_eq!(r["status"], "warn", "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains(".ckpt.bin.Ab12Cd.mvault-tmp")
+    );
+    assert!(r["fix"].as_str().unwrap().contains("-delete"));
+    assert_eq!(code, Some(0), "a warning does not fail");
+}

@@ -109,6 +109,7 @@ pub fn run(args: DoctorArgs) -> Result<Exit> {
     checks.push(swap(&host));
     for path in &paths {
         checks.push(storage(&host, path));
+        checks.push(leftovers(path));
     }
     checks.push(running_as_root(rustix::process::geteuid().as_raw()));
     checks.push(fuse_conf(&host));
@@ -321,6 +322,36 @@ pub fn storage(host: &Host, path: &Path) -> Check {
             }
         }
     }
+}
+
+/// Temporary files (`.NAME.RANDOM.mvault-tmp`) left in a folder by runs
+/// that were killed; they may hold partial plaintext.
+pub fn leftovers(dir: &Path) -> Check {
+    let name = format!("leftovers {}", dir.display());
+    let found: Vec<String> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') && n.ends_with(".mvault-tmp"))
+            .collect(),
+        Err(e) => return check(name, Status::Warn, format!("cannot list: {e}")),
+    };
+    if found.is_empty() {
+        return check(name, Status::Ok, "no temporary files from interrupted runs");
+    }
+    check(
+        name,
+        Status::Warn,
+        format!(
+            "{} temporary file(s) from interrupted runs (may hold partial plaintext): {}",
+            found.len(),
+            found.join(", ")
+        ),
+    )
+    .fix(format!(
+        "when no mvault is running there: find {} -maxdepth 1 -name '.*.mvault-tmp' -delete",
+        dir.display()
+    ))
 }
 
 /// Resolves the block device (or virtual filesystem) a path lives on.
