@@ -16,8 +16,11 @@ use vault_core::vault::{
     SigningKey, VerifyingKey, parse_user_path, valid_name,
 };
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target: (name, body).
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, Target); 3] = [
     ("manifest_decode", manifest_decode),
     ("index_parse", index_parse),
     ("text_parse", text_parse),
