@@ -620,6 +620,17 @@ pub fn dev_fuse(host: &Host) -> Check {
     match fs::metadata(&path) {
         Ok(m) if m.file_type().is_char_device() => {
             match fs::OpenOptions::new().read(true).write(true).open(&path) {
+                // mvault opens /dev/fuse itself before falling back to
+                // fusermount3, so a 0600 node stops unprivileged mounts.
+                Ok(_) if m.permissions().mode() & 0o006 != 0o006 => check(
+                    "/dev/fuse",
+                    Status::Warn,
+                    format!(
+                        "mode {:03o}: only its owner can open it, so mvault mount/run fail for other users",
+                        m.permissions().mode() & 0o777
+                    ),
+                )
+                .fix("chmod 666 /dev/fuse (the udev default: KERNEL==\"fuse\", MODE=\"0666\")"),
                 Ok(_) => check("/dev/fuse", Status::Ok, "present and usable"),
                 Err(e) => check(
                     "/dev/fuse",
