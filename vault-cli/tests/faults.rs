@@ -681,3 +681,69 @@ fn wrong_passphrase_pays_the_recorded_argon2_cost() {
         "a guess at the m=1 MiB file used {light_kib} KiB"
     );
 }
+
+/// `mvault inspect --json` of a directory vault: its generation.
+fn vault_generation(env: &Env, vault: &str) -> u64 {
+    let out = env
+        .cmd()
+        .args(["inspect", "--json", vault])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["generation"].as_u64().unwrap()
+}
+
+#[test]
+fn sigkill_during_rekey_leaves_the_old_or_the_new_keyring() {
+    // A rekey killed at any point: the vault is at the old generation (the
+    // stranger cannot open it) or the new one (they can), never broken.
+    let env = Env::new();
+    env.keygen();
+    let stranger_id = env.path("stranger.txt");
+    let stranger = env.keygen_at(&stranger_id);
+    fs::create_dir(env.path("ckpt")).unwrap();
+    fs::write(env.path("ckpt/config.json"), b"{\"dim\": 8}").unwrap();
+    fs::write(env.path("ckpt/weights.bin"), pattern(7, 3 * C)).unwrap();
+    env.cmd().args(["-q", "seal", "ckpt"]).assert().success();
+    let mut rng = Rng::from_time();
+    let (mut old, mut new) = (0, 0);
+    for round in 0..8 {
+        let before = vault_generation(&env, "ckpt.vault");
+        let delay = Duration::from_millis(rng.below(200));
+        kill_after(
+            &env,
+            &[
+                "rekey".as_ref(),
+                "ckpt.vault".as_ref(),
+                "--add-recipient".as_ref(),
+                stranger.as_ref(),
+            ],
+            delay,
+        );
+        env.cmd()
+            .args(["verify", "ckpt.vault", "-i", "identity.txt"])
+            .assert()
+            .success();
+        let after = vault_generation(&env, "ckpt.vault");
+        let stranger_cat = env
+            .cmd()
+            .args(["cat", "ckpt.vault:config.json", "-i"])
+            .arg(&stranger_id)
+            .output()
+            .unwrap();
+        if after == before {
+            assert_eq!(stranger_cat.status.code(), Some(EXIT_KEY), "round {round}");
+            old += 1;
+        } else {
+            assert_eq!(after, before + 1, "round {round}");
+            assert!(stranger_cat.status.success(), "round {round}");
+            assert_eq!(stranger_cat.stdout, b"{\"dim\": 8}");
+            new += 1;
+            env.cmd()
+                .args(["-q", "rekey", "ckpt.vault", "--remove-recipient", &stranger])
+                .assert()
+                .success();
+        }
+    }
+    eprintln!("{old} old, {new} new");
+}
