@@ -512,15 +512,21 @@ fn seal_new_files(
     progress: Progress<'_>,
 ) -> Result<Vec<Sealed>> {
     // Jobs: one per large file, small files packed in path order.
-    let mut jobs: Vec<Vec<(&Vec<u8>, &Path, u64)>> = Vec::new();
-    let mut pack: Vec<(&Vec<u8>, &Path, u64)> = Vec::new();
+    let mut jobs: Vec<Vec<Src<'_>>> = Vec::new();
+    let mut pack: Vec<Src<'_>> = Vec::new();
     let mut pack_bytes = 0u64;
     for (path, p) in tree {
         let Content::New { source, size } = &p.content else {
             continue;
         };
+        let src = Src {
+            key: path,
+            path: source.as_path(),
+            size: *size,
+            mtime: (p.mtime, p.mtime_nsec),
+        };
         if *size > options.small_file_max {
-            jobs.push(vec![(path, source.as_path(), *size)]);
+            jobs.push(vec![src]);
             continue;
         }
         if pack_bytes + size > options.pack_target && !pack.is_empty() {
@@ -528,7 +534,7 @@ fn seal_new_files(
             pack_bytes = 0;
         }
         pack_bytes += size;
-        pack.push((path, source.as_path(), *size));
+        pack.push(src);
     }
     if !pack.is_empty() {
         jobs.push(pack);
@@ -537,8 +543,8 @@ fn seal_new_files(
     let sealed: Vec<Sealed> = jobs
         .par_iter()
         .map(|job| {
-            if job.len() == 1 && job[0].2 > options.small_file_max {
-                seal_large(&tmp, key, job[0], options.chunk_size, progress)
+            if job.len() == 1 && job[0].size > options.small_file_max {
+                seal_large(&tmp, key, &job[0], options.chunk_size, progress)
             } else {
                 seal_pack(&tmp, key, job, options.pack_chunk_size, progress)
             }
@@ -556,37 +562,56 @@ fn new_object_id() -> Result<[u8; 32]> {
     Ok(id)
 }
 
-/// Opens a source file and checks it is still the regular file of the size
-/// that was scanned.
-fn open_source(path: &Path, size: u64) -> Result<(File, fs::Metadata)> {
-    let file = fsutil::open_nofollow(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() != size {
-        return Err(Error::SourceChanged(format!(
-            "{} changed while sealing (size {} → {})",
-            path.display(),
-            size,
-            meta.len()
-        )));
-    }
-    Ok((file, meta))
+/// A source file to seal, as the scan saw it.
+struct Src<'a> {
+    key: &'a Vec<u8>,
+    path: &'a Path,
+    size: u64,
+    mtime: (i64, u32),
 }
 
-/// After reading: the file must be at its end and unmodified.
-fn check_unchanged(path: &Path, file: &mut File, before: &fs::Metadata) -> Result<()> {
-    let mut probe = [0u8; 1];
+/// Opens a source file without following a symlink and without blocking
+/// (should it have become a FIFO since the scan).
+fn open_source(src: &Src<'_>) -> Result<File> {
+    let fd = rustix::fs::open(
+        src.path,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::Io(e.into()))?;
+    Ok(File::from(fd))
+}
+
+/// After reading `src.size` bytes: the file must still be the regular file
+/// of the size and mtime the scan saw, so what was read is what was scanned
+/// (and is what the manifest will record).
+fn check_unchanged(src: &Src<'_>, file: &File) -> Result<()> {
     let after = file.metadata()?;
-    if file.read(&mut probe)? != 0
-        || after.len() != before.len()
-        || after.mtime() != before.mtime()
-        || after.mtime_nsec() != before.mtime_nsec()
+    if !after.is_file()
+        || after.len() != src.size
+        || (after.mtime(), after.mtime_nsec() as u32) != src.mtime
     {
         return Err(Error::SourceChanged(format!(
             "{} was modified while it was being sealed",
-            path.display()
+            src.path.display()
         )));
     }
     Ok(())
+}
+
+fn read_source(src: &Src<'_>, slot: &mut [u8]) -> Result<()> {
+    let mut file = open_source(src)?;
+    file.read_exact(slot).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
+            "{} shrank while it was being sealed",
+            src.path.display()
+        )),
+        _ => Error::Io(e),
+    })?;
+    check_unchanged(src, &file)
 }
 
 /// Writes the sealed bytes of an object to a new file in `tmp`, fsynced.
@@ -604,28 +629,39 @@ fn create_temp_object(tmp: &Path, id: &[u8; 32]) -> Result<(File, PathBuf)> {
 fn seal_pack(
     tmp: &Path,
     key: &VaultKey,
-    files: &[(&Vec<u8>, &Path, u64)],
+    files: &[Src<'_>],
     chunk_size: ChunkSize,
     progress: Progress<'_>,
 ) -> Result<Sealed> {
-    let total: u64 = files.iter().map(|f| f.2).sum();
+    let total: u64 = files.iter().map(|f| f.size).sum();
     let mut plain = zeroize::Zeroizing::new(vec![0u8; total as usize]);
-    let mut placed = Vec::with_capacity(files.len());
+    // Disjoint slots, filled in parallel (small-file reads are syscall-bound).
+    let mut slots = Vec::with_capacity(files.len());
+    let mut offsets = Vec::with_capacity(files.len());
+    let mut rest: &mut [u8] = &mut plain;
     let mut offset = 0u64;
-    for &(tree_key, path, size) in files {
-        let (mut file, meta) = open_source(path, size)?;
-        let slot = &mut plain[offset as usize..(offset + size) as usize];
-        file.read_exact(slot).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
-                "{} shrank while it was being sealed",
-                path.display()
-            )),
-            _ => Error::Io(e),
-        })?;
-        check_unchanged(path, &mut file, &meta)?;
-        placed.push((tree_key.clone(), offset, *blake3::hash(slot).as_bytes()));
-        offset += size;
+    for src in files {
+        let (slot, tail) = rest.split_at_mut(src.size as usize);
+        slots.push(slot);
+        offsets.push(offset);
+        offset += src.size;
+        rest = tail;
     }
+    let hashes: Vec<[u8; 32]> = files
+        .par_iter()
+        .zip(slots.into_par_iter())
+        .with_min_len(64)
+        .map(|(src, slot)| {
+            read_source(src, slot)?;
+            Ok(*blake3::hash(slot).as_bytes())
+        })
+        .collect::<Result<_>>()?;
+    let placed: Vec<(Vec<u8>, u64, [u8; 32])> = files
+        .iter()
+        .zip(offsets)
+        .zip(hashes)
+        .map(|((src, offset), hash)| (src.key.clone(), offset, hash))
+        .collect();
     let id = new_object_id()?;
     let sealer_options = SealOptions {
         chunk_size,
@@ -677,11 +713,12 @@ impl Write for HashingFile {
 fn seal_large(
     tmp: &Path,
     key: &VaultKey,
-    (tree_key, path, size): (&Vec<u8>, &Path, u64),
+    src: &Src<'_>,
     chunk_size: ChunkSize,
     progress: Progress<'_>,
 ) -> Result<Sealed> {
-    let (mut source, meta) = open_source(path, size)?;
+    let (path, size) = (src.path, src.size);
+    let mut source = open_source(src)?;
     let id = new_object_id()?;
     let (file, temp) = create_temp_object(tmp, &id)?;
     let out = HashingFile {
@@ -716,7 +753,7 @@ fn seal_large(
         progress(n as u64);
     }
     zeroize::Zeroize::zeroize(&mut buf);
-    check_unchanged(path, &mut source, &meta)?;
+    check_unchanged(src, &source)?;
     let (out, summary) = sealer.finish()?;
     out.file.sync_all()?;
     Ok(Sealed {
@@ -727,7 +764,7 @@ fn seal_large(
             sealed_blake3: *out.hasher.finalize().as_bytes(),
         },
         temp,
-        files: vec![(tree_key.clone(), 0, *summary.blake3.as_bytes())],
+        files: vec![(src.key.clone(), 0, *summary.blake3.as_bytes())],
     })
 }
 
