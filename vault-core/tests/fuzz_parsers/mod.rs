@@ -151,6 +151,8 @@ pub fn sample_manifest() -> Manifest {
                 },
             ),
         ],
+        // Fields added later keep their defaults.
+        ..Manifest::default()
     }
 }
 
