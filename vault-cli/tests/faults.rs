@@ -747,3 +747,78 @@ fn sigkill_during_rekey_leaves_the_old_or_the_new_keyring() {
     }
     eprintln!("{old} old, {new} new");
 }
+
+#[test]
+fn vault_disk_full_and_read_only() {
+    let env = Env::new();
+    env.keygen();
+    fs::create_dir(env.path("ckpt")).unwrap();
+    fs::write(env.path("ckpt/a.bin"), pattern(8, 600 << 10)).unwrap();
+    fs::write(env.path("ckpt/big.bin"), pattern(9, 5 << 20)).unwrap();
+
+    // A new vault that does not fit: nothing at all is left.
+    let Some(full) = Tmpfs::mount(env.path("full"), "size=1m") else {
+        return;
+    };
+    let err = fails_with(
+        env.cmd()
+            .args(["seal", "ckpt", "-o"])
+            .arg(full.path("x.vault")),
+        EXIT_IO,
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("hint: the destination is full"), "{err}");
+    assert_eq!(full.names(), Vec::<String>::new());
+    drop(full);
+
+    // A vault that fits, then an `add` that does not: the vault stays at
+    // its old generation, verifies (so no stray objects), lists the old
+    // files only.
+    let Some(fs2) = Tmpfs::mount(env.path("small"), "size=2m") else {
+        return;
+    };
+    fs::create_dir(fs2.path("src")).unwrap();
+    fs::write(fs2.path("src/a.bin"), pattern(10, 300 << 10)).unwrap();
+    let vault = fs2.path("v.vault");
+    env.cmd()
+        .args(["-q", "seal"])
+        .arg(fs2.path("src"))
+        .arg("-o")
+        .arg(&vault)
+        .assert()
+        .success();
+    let listing = |env: &Env| {
+        let out = env.cmd().arg("ls").arg(&vault).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = listing(&env);
+    let err = fails_with(
+        env.cmd()
+            .arg("add")
+            .arg(&vault)
+            .arg(env.path("ckpt/big.bin")),
+        EXIT_IO,
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    env.cmd().arg("verify").arg(&vault).assert().success();
+    assert_eq!(listing(&env), before);
+
+    // Read-only: add and rekey fail with exit 6, the vault is unchanged.
+    fs2.remount_read_only();
+    let stranger = env.keygen_at(&env.path("stranger.txt"));
+    for args in [
+        vec![
+            "add".to_string(),
+            env.path("ckpt/a.bin").display().to_string(),
+        ],
+        vec!["rekey".to_string(), "--add-recipient".to_string(), stranger],
+    ] {
+        let mut cmd = env.cmd();
+        cmd.arg(&args[0]).arg(&vault).args(&args[1..]);
+        let err = fails_with(&mut cmd, EXIT_IO);
+        assert!(err.contains("Read-only file system"), "{args:?}: {err}");
+    }
+    env.cmd().arg("verify").arg(&vault).assert().success();
+    assert_eq!(listing(&env), before);
+}
