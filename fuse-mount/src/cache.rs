@@ -19,24 +19,90 @@ pub struct ChunkKey {
 }
 
 /// Authenticated plaintext of one chunk, zeroized when the last reference
-/// goes away.
-pub struct Plain(Vec<u8>);
+/// goes away; its buffer then goes back to its [`BufferPool`], if any.
+pub struct Plain {
+    bytes: Vec<u8>,
+    pool: Option<Arc<BufferPool>>,
+}
 
 impl Plain {
     /// Wraps decrypted bytes.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Plain(bytes)
+        Plain { bytes, pool: None }
+    }
+
+    /// Wraps decrypted bytes held in a buffer from `pool` (see
+    /// [`BufferPool::take`]), which gets the buffer back once zeroized.
+    pub fn pooled(bytes: Vec<u8>, pool: &Arc<BufferPool>) -> Self {
+        Plain {
+            bytes,
+            pool: Some(Arc::clone(pool)),
+        }
     }
 
     /// The plaintext.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
 impl Drop for Plain {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
+        let mut bytes = std::mem::take(&mut self.bytes);
+        match &self.pool {
+            Some(pool) => pool.put(bytes),
+            None => zeroize::Zeroize::zeroize(&mut bytes),
+        }
+    }
+}
+
+/// Recycles chunk-sized buffers.
+///
+/// A fresh 1 MiB allocation is an `mmap` whose pages the kernel must fault
+/// in and clear on first write, and `munmap` again when freed; at several
+/// GB/s that costs as much as decrypting. Buffers come back zeroized, so
+/// every byte of a pooled allocation is zero.
+pub struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    limit: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `limit` idle buffers.
+    pub fn new(limit: usize) -> Self {
+        BufferPool {
+            free: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    /// A buffer of exactly `len` zero bytes, recycled when one is idle.
+    pub fn take(&self, len: usize) -> Vec<u8> {
+        let recycled = {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            free.iter()
+                .position(|b| b.capacity() >= len)
+                .map(|i| free.swap_remove(i))
+        };
+        match recycled {
+            Some(mut buf) => {
+                // All of its allocation is zero: truncating writes nothing,
+                // growing writes only the new tail.
+                buf.resize(len, 0);
+                buf
+            }
+            None => vec![0u8; len],
+        }
+    }
+
+    /// Zeroizes `buf` and keeps it for reuse (or frees it when enough are idle).
+    pub fn put(&self, mut buf: Vec<u8>) {
+        // Only `..len` was ever written since the allocation was last zero.
+        zeroize::Zeroize::zeroize(buf.as_mut_slice());
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.limit {
+            free.push(buf);
+        }
     }
 }
 
@@ -142,5 +208,23 @@ mod tests {
             "least recently used is evicted"
         );
         assert!(cache.contains(key(same[2])));
+    }
+
+    #[test]
+    fn pool_recycles_zeroed_buffers() {
+        let pool = Arc::new(BufferPool::new(1));
+        let mut buf = pool.take(100);
+        assert_eq!(buf, vec![0; 100]);
+        buf.fill(7);
+        let ptr = buf.as_ptr();
+        drop(Plain::pooled(buf, &pool));
+        let again = pool.take(60);
+        assert_eq!(again.as_ptr(), ptr, "the buffer is reused");
+        assert_eq!(again, vec![0; 60], "and comes back zeroized");
+        let grown = pool.take(100);
+        assert_eq!(grown, vec![0; 100]);
+        drop(Plain::pooled(again, &pool));
+        drop(Plain::pooled(grown, &pool));
+        assert_eq!(pool.free.lock().unwrap().len(), 1, "at most `limit` idle");
     }
 }

@@ -1,10 +1,12 @@
 //! The FUSE filesystem: policy at lookup/open, decryption at read.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use fuser::{
@@ -14,7 +16,7 @@ use fuser::{
 };
 
 use crate::audit::AuditLog;
-use crate::cache::{ChunkCache, ChunkKey, Plain};
+use crate::cache::{BufferPool, ChunkCache, ChunkKey, Plain};
 use crate::policy::{Decision, Policy};
 use crate::procinfo::Caller;
 use crate::tree::{Node, NodeKind, ROOT, Tree};
@@ -48,28 +50,68 @@ impl Default for FsOptions {
     }
 }
 
+/// Idle chunk buffers kept for reuse.
+const POOLED_BUFFERS: usize = 16;
+
+/// The outcome of decrypting one chunk, shared by everyone who waited for it.
+type Loaded = Result<Arc<Plain>, String>;
+
 /// State shared with the prefetch threads.
 struct Shared {
     tree: Tree,
     cache: ChunkCache,
+    pool: Arc<BufferPool>,
+    /// Chunks being decrypted right now: a second reader of the same chunk
+    /// (a FUSE thread and a prefetch thread, or two FUSE threads serving
+    /// parts of one chunk) waits for the first instead of decrypting again.
+    loading: Mutex<HashMap<ChunkKey, Arc<OnceLock<Loaded>>>>,
 }
 
 impl Shared {
-    /// Returns chunk `index` of file `ino`, from the cache or by decrypting.
-    fn chunk(&self, ino: u64, index: u64) -> Result<Arc<Plain>, vault_core::Error> {
+    /// Returns chunk `index` of file `ino`, from the cache or by decrypting
+    /// it (once, however many threads ask at the same time).
+    fn chunk(&self, ino: u64, index: u64) -> Loaded {
         let key = ChunkKey { ino, index };
         if let Some(plain) = self.cache.get(key) {
             return Ok(plain);
         }
+        let slot = {
+            let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(loading.entry(key).or_default())
+        };
+        let loaded = slot
+            .get_or_init(|| {
+                // It may have been cached between our miss and now.
+                if let Some(plain) = self.cache.get(key) {
+                    return Ok(plain);
+                }
+                let plain = self.decrypt(ino, index).map_err(|e| e.to_string())?;
+                self.cache.insert(key, Arc::clone(&plain));
+                Ok(plain)
+            })
+            .clone();
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if loading.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+            loading.remove(&key);
+        }
+        loaded
+    }
+
+    fn decrypt(&self, ino: u64, index: u64) -> Result<Arc<Plain>, vault_core::Error> {
         let Some(NodeKind::File { opener }) = self.tree.get(ino).map(|n| &n.kind) else {
             return Err(vault_core::Error::InvalidArgument("not a file".into()));
         };
-        let mut buf = vec![0u8; opener.layout().plain_len(index)];
-        opener.read_chunk(index, &mut buf)?;
-        let plain = Arc::new(Plain::new(buf));
-        self.cache.insert(key, Arc::clone(&plain));
-        Ok(plain)
+        let mut buf = self.pool.take(opener.layout().plain_len(index));
+        // On failure read_chunk leaves zeros, so the buffer can go back.
+        let result = opener.read_chunk(index, &mut buf);
+        let plain = Plain::pooled(buf, &self.pool);
+        result.map(|()| Arc::new(plain))
     }
+}
+
+thread_local! {
+    /// Per FUSE thread: gathers a read that spans several chunks.
+    static GATHER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One open file handle.
@@ -104,6 +146,8 @@ impl VaultFs {
         let shared = Arc::new(Shared {
             tree,
             cache: ChunkCache::new(options.cache_bytes),
+            pool: Arc::new(BufferPool::new(POOLED_BUFFERS)),
+            loading: Mutex::new(HashMap::new()),
         });
         let prefetch = (options.prefetch_threads > 0).then(|| {
             let (tx, rx) = sync_channel::<ChunkKey>(64);
@@ -235,17 +279,32 @@ impl Filesystem for VaultFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(NodeKind::Dir { children }) = self.node(parent).map(|n| &n.kind) else {
-            return reply.error(Errno::ENOTDIR);
-        };
-        let Some(&ino) = children.get(name) else {
+        let Some(dir) = self.node(parent) else {
             return reply.error(Errno::ENOENT);
         };
-        let node = self.shared.tree.get(ino).expect("child inode exists");
-        if let Err(e) = self.authorize(req, "lookup", &node.path) {
+        let NodeKind::Dir { children } = &dir.kind else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        let child = children
+            .get(name)
+            .and_then(|&ino| Some((ino, self.shared.tree.get(ino)?)));
+        // Decide before saying whether the name exists: a denied process
+        // gets EACCES for every name, so it cannot probe what is served.
+        let path = match child {
+            Some((_, node)) => Cow::Borrowed(node.path.as_str()),
+            None => Cow::Owned(format!(
+                "{}/{}",
+                dir.path.trim_end_matches('/'),
+                name.to_string_lossy()
+            )),
+        };
+        if let Err(e) = self.authorize(req, "lookup", &path) {
             return reply.error(e);
         }
-        reply.entry(&TTL, &self.attr(ino, node), Generation(0));
+        match child {
+            Some((ino, node)) => reply.entry(&TTL, &self.attr(ino, node), Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -319,29 +378,47 @@ impl Filesystem for VaultFs {
         if sequential == first || sequential == first + 1 {
             self.request_prefetch(u64::from(ino), last + 1, layout.chunks);
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for index in first..=last {
-            let plain = match self.shared.chunk(u64::from(ino), index) {
+        let path = || self.node(ino).map(|n| n.path.as_str()).unwrap_or("?");
+        if first == last {
+            // The common case: answer straight from the cached chunk.
+            let plain = match self.shared.chunk(u64::from(ino), first) {
                 Ok(plain) => plain,
                 Err(e) => {
-                    eprintln!(
-                        "mvault: {}: {e}",
-                        self.node(ino).map(|n| n.path.as_str()).unwrap_or("?")
-                    );
-                    zeroize::Zeroize::zeroize(&mut out);
+                    eprintln!("mvault: {}: {e}", path());
                     return reply.error(Errno::EIO);
                 }
             };
-            let chunk_start = layout.plain_offset(index);
-            let from = offset.max(chunk_start) - chunk_start;
-            let to = end.min(chunk_start + plain.bytes().len() as u64) - chunk_start;
-            out.extend_from_slice(&plain.bytes()[from as usize..to as usize]);
+            let start = layout.plain_offset(first);
+            let bytes = &plain.bytes()[(offset - start) as usize..(end - start) as usize];
+            handle
+                .bytes_read
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            return reply.data(bytes);
         }
-        handle
-            .bytes_read
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
-        reply.data(&out);
-        zeroize::Zeroize::zeroize(&mut out);
+        GATHER.with_borrow_mut(|out| {
+            out.clear();
+            for index in first..=last {
+                let plain = match self.shared.chunk(u64::from(ino), index) {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        eprintln!("mvault: {}: {e}", path());
+                        zeroize::Zeroize::zeroize(out.as_mut_slice());
+                        out.clear();
+                        return reply.error(Errno::EIO);
+                    }
+                };
+                let chunk_start = layout.plain_offset(index);
+                let from = offset.max(chunk_start) - chunk_start;
+                let to = end.min(chunk_start + plain.bytes().len() as u64) - chunk_start;
+                out.extend_from_slice(&plain.bytes()[from as usize..to as usize]);
+            }
+            handle
+                .bytes_read
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            reply.data(out);
+            zeroize::Zeroize::zeroize(out.as_mut_slice());
+            out.clear();
+        });
     }
 
     fn release(

@@ -102,5 +102,33 @@ pub fn spawn_mount(
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     let fs = VaultFs::new(tree, policy, audit, owner, options.fs.clone());
-    fuser::spawn_mount(fs, mountpoint, &config)
+    let session = fuser::spawn_mount(fs, mountpoint, &config)?;
+    raise_readahead(mountpoint, options.fs.max_read);
+    Ok(session)
+}
+
+/// Raises the kernel read-ahead of a fresh mount to `bytes`, so sequential
+/// readers send `bytes`-sized requests instead of the default 128 KiB.
+///
+/// FUSE INIT can only lower read-ahead below the kernel's default, but the
+/// mount's backing device takes a larger value through sysfs afterwards
+/// (root only; elsewhere this quietly does nothing).
+fn raise_readahead(mountpoint: &Path, bytes: u32) {
+    // Stat waits for INIT to be answered, which would otherwise lower the
+    // value again; the root directory's attributes are open to everyone.
+    let Ok(meta) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = std::os::unix::fs::MetadataExt::dev(&meta);
+    let knob = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let current = std::fs::read_to_string(&knob)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if current.is_some_and(|kb| kb < bytes / 1024) {
+        let _ = std::fs::write(&knob, (bytes / 1024).to_string());
+    }
 }

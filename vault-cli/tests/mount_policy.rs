@@ -86,6 +86,11 @@ fn run_denies_processes_outside_the_command_tree_and_audits_them() {
     // Outsider 1: this test process (one of its threads, mapped to the pid).
     let inner = mnt.join("x.bin");
     assert_eq!(errno_of_open(&inner), Some(EACCES), "open by an outsider");
+    assert_eq!(
+        errno_of_open(&mnt.join("no-such-name")),
+        Some(EACCES),
+        "an outsider cannot probe which names exist"
+    );
     let dir_err = fs::read_dir(&mnt).err().and_then(|e| e.raw_os_error());
     assert_eq!(dir_err, Some(EACCES), "opendir by an outsider");
 
