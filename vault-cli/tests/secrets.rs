@@ -581,3 +581,83 @@ fn audit_log_is_private_and_holds_no_secret() {
     assert!(String::from_utf8_lossy(&log).contains("\"decision\":\"allow\""));
     assert_clean("audit log", &log, &[PASSPHRASE]);
 }
+
+#[test]
+fn signing_key_errors_never_echo_the_secret() {
+    let env = Env::new();
+    env.keygen();
+    fs::create_dir(env.path("ckpt")).unwrap();
+    fs::write(env.path("ckpt/w.bin"), b"weights").unwrap();
+    env.cmd()
+        .args(["-q", "sign-keygen", "-o", "sign.key"])
+        .assert()
+        .success();
+    assert_eq!(mode(&env.path("sign.key")), 0o600);
+    let secret_line = fs::read_to_string(env.path("sign.key"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("MVAULT-ED25519-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    let secret_hex = secret_line.split_whitespace().last().unwrap().to_string();
+    env.cmd()
+        .args(["-q", "seal", "ckpt", "--sign", "sign.key"])
+        .assert()
+        .success();
+    let damaged = env.path("damaged.key");
+    fs::write(&damaged, format!("{secret_line}zz\n")).unwrap();
+    fs::set_permissions(&damaged, fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = env.path("shared.key");
+    fs::copy(env.path("sign.key"), &shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o644)).unwrap();
+    let cases: Vec<(&str, Vec<std::ffi::OsString>, i32)> = vec![
+        (
+            "the secret key as --pubkey",
+            vec![
+                "verify".into(),
+                "ckpt.vault".into(),
+                "--pubkey".into(),
+                "sign.key".into(),
+            ],
+            EXIT_USAGE,
+        ),
+        (
+            "a damaged signing key",
+            vec![
+                "seal".into(),
+                "ckpt".into(),
+                "-o".into(),
+                "b.vault".into(),
+                "--sign".into(),
+                damaged.into(),
+            ],
+            EXIT_USAGE,
+        ),
+        (
+            "a signing key readable by others",
+            vec![
+                "seal".into(),
+                "ckpt".into(),
+                "-o".into(),
+                "c.vault".into(),
+                "--sign".into(),
+                shared.into(),
+            ],
+            EXIT_REFUSED,
+        ),
+    ];
+    for (what, args, code) in cases {
+        let out = env.cmd().args(&args).assert().code(code);
+        let all = [
+            out.get_output().stdout.clone(),
+            out.get_output().stderr.clone(),
+        ]
+        .concat();
+        let text = String::from_utf8_lossy(&all).to_lowercase();
+        assert!(
+            !text.contains(&secret_hex.to_lowercase()[..40]),
+            "{what}: {text}"
+        );
+        assert!(!text.contains("panicked"), "{what}: {text}");
+    }
+}
