@@ -244,6 +244,10 @@ pub struct VerifyArgs {
     /// Without -i, checks only what needs no decryption key (for CI).
     #[arg(long, value_name = "PUB")]
     pub pubkey: Option<PathBuf>,
+    /// Directory vaults: fail unless the index generation is at least N (catches a
+    /// rollback to an older, validly signed vault).
+    #[arg(long, value_name = "N")]
+    pub min_generation: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -583,3 +583,43 @@ fn sigkill_during_seal_and_add_leaves_old_or_new() {
         }
     }
 }
+
+#[test]
+fn passphrase_vault_and_generation_floor() {
+    let env = Env::new();
+    checkpoint(&env, "ckpt");
+    env.cmd()
+        .args(["seal", "ckpt", "-p"])
+        .env("MVAULT_PASSPHRASE", "correct horse")
+        .assert()
+        .success();
+    env.cmd()
+        .args(["ls", "ckpt.vault"])
+        .env("MVAULT_PASSPHRASE", "wrong")
+        .assert()
+        .code(EXIT_KEY);
+    let cat = env
+        .cmd()
+        .args(["cat", "ckpt.vault:config.json"])
+        .env("MVAULT_PASSPHRASE", "correct horse")
+        .assert()
+        .success();
+    assert_eq!(cat.get_output().stdout, pattern(1, 40));
+    // Generation 1 now; a CI that has seen generation 2 refuses it.
+    env.cmd()
+        .args(["verify", "ckpt.vault", "--min-generation", "1"])
+        .assert()
+        .success();
+    let v = json_of(
+        &env.cmd()
+            .args(["verify", "ckpt.vault", "--min-generation", "2", "--json"])
+            .assert()
+            .code(EXIT_INTEGRITY),
+    );
+    assert!(
+        v["failures"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("older")
+    );
+}

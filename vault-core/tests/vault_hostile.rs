@@ -143,6 +143,52 @@ fn crafted_manifests_cannot_escape() {
 }
 
 #[test]
+fn older_keyring_spliced_into_a_newer_index_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (v, k) = small_vault(t.path());
+    let k2 = keys();
+    // Generation 2: k and k2; generation 3: k only (k2 removed).
+    let mut both = Recipients::new();
+    both.add_age(Box::new(
+        k.2.recipients[0].parse::<age::x25519::Recipient>().unwrap(),
+    ));
+    both.add_age(Box::new(
+        k2.2.recipients[0]
+            .parse::<age::x25519::Recipient>()
+            .unwrap(),
+    ));
+    let info = KeyringInfo {
+        recipients: vec![k.2.recipients[0].clone(), k2.2.recipients[0].clone()],
+        passphrase: false,
+    };
+    vault::rekey(
+        Vault::open(&v).unwrap().unlock(&k.1).unwrap(),
+        &both,
+        info,
+        None,
+    )
+    .unwrap();
+    let with_k2 = Vault::open(&v).unwrap().index().keyring.clone();
+    vault::rekey(
+        Vault::open(&v).unwrap().unlock(&k.1).unwrap(),
+        &k.0,
+        k.2.clone(),
+        None,
+    )
+    .unwrap();
+    assert!(Vault::open(&v).unwrap().unlock(&k2.1).is_err());
+    // The removed recipient restores the old keyring: hashes made consistent.
+    let now = Vault::open(&v).unwrap().index().clone();
+    let forged = vault::Index::encode(now.public.clone(), &with_k2, &now.manifest, None);
+    fs::write(v.join("index"), forged).unwrap();
+    match Vault::open(&v).unwrap().unlock(&k2.1) {
+        Err(Error::VaultCorrupt(m)) => assert!(m.contains("keyring replaced"), "{m}"),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("an old keyring was accepted"),
+    }
+}
+
+#[test]
 fn wrong_plaintext_hash_is_caught_by_keyed_verify_and_open() {
     let t = tempfile::tempdir().unwrap();
     let (v, k) = small_vault(t.path());

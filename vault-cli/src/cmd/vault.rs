@@ -322,6 +322,19 @@ pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Valu
         let unlocked = unlock(input, &args.identities)?;
         vault::verify_keyed(&unlocked, &mut report);
     }
+    if let Some(min) = args.min_generation
+        && report.generation < min
+    {
+        report.failures.push(vault::Failure {
+            kind: vault::FailureKind::Index,
+            object: None,
+            path: None,
+            detail: format!(
+                "generation {} is older than the expected {min}: rolled back to an older index?",
+                report.generation
+            ),
+        });
+    }
     let elapsed = started.elapsed();
     let exit = if report.signature_failed() {
         Exit::BadSignature

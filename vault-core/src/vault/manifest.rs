@@ -73,6 +73,9 @@ pub struct Manifest {
     pub vault_id: [u8; 32],
     /// Must equal the index's generation.
     pub generation: u64,
+    /// BLAKE3 of the keyring this manifest was written with, so an older
+    /// keyring spliced into the index is caught by anyone holding the key.
+    pub keyring_blake3: [u8; 32],
     /// Every object the vault references.
     pub objects: Vec<ObjectInfo>,
     /// Entries; every parent comes before its children.

@@ -90,6 +90,11 @@ impl Vault {
                 manifest.generation, self.index.public.generation
             )));
         }
+        if manifest.keyring_blake3 != *blake3::hash(&self.index.keyring).as_bytes() {
+            return Err(Error::VaultCorrupt(
+                "the keyring is not the one the manifest was written with: keyring replaced".into(),
+            ));
+        }
         let listed: Vec<_> = manifest
             .objects
             .iter()
@@ -299,8 +304,10 @@ impl UnlockedVault {
 
     /// Writes the files (and folders) of the vault under `out`, never
     /// following a symlink inside `out`: every component is opened with
-    /// `O_NOFOLLOW`, each file is written to a temporary name, fsynced,
-    /// checked against its BLAKE3 and renamed into place.
+    /// `O_NOFOLLOW`, each file is written to a temporary name and checked
+    /// against its BLAKE3; then one `syncfs` makes them all durable and they
+    /// are renamed into place (so a crash never leaves a partial file under
+    /// a final name, without paying one fsync per file).
     pub fn extract(&self, out: &Path, options: &ExtractOptions) -> Result<ExtractSummary> {
         let selected = self.selection(&options.select)?;
         fsutil::ensure_dir(out)?;
@@ -327,14 +334,58 @@ impl UnlockedVault {
             }
         }
         let groups: Vec<(u32, Vec<usize>)> = by_object.into_iter().collect();
-        let written: Vec<(u64, u64)> = groups
+        // Phase 1: every file to a temporary name beside its final one.
+        let pending = std::sync::Mutex::new(Vec::new());
+        let written: Result<Vec<u64>> = groups
             .par_iter()
-            .map(|(object, files)| self.extract_object(&root, *object, files, options.overwrite))
-            .collect::<Result<_>>()?;
-        for (files, bytes) in written {
-            summary.files += files;
+            .map(|(object, files)| {
+                self.extract_object(&root, *object, files, options.overwrite, &pending)
+            })
+            .collect();
+        let mut pending = pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        let result = written.and_then(|bytes| {
+            // Phase 2: one flush for all of them, then the renames, so no
+            // final name ever holds a file whose data is not on disk.
+            rustix::fs::syncfs(&root).map_err(errno)?;
+            pending.sort_by_key(|(i, _)| self.manifest.entries[*i].parent);
+            let mut cached: Option<(u32, OwnedFd)> = None;
+            while let Some((i, temp)) = pending.first() {
+                let entry = &self.manifest.entries[*i];
+                if cached.as_ref().is_none_or(|(p, _)| *p != entry.parent) {
+                    cached = Some((entry.parent, self.open_parent(&root, *i)?));
+                }
+                let dir = &cached.as_ref().expect("just set").1;
+                let flags = if options.overwrite {
+                    RenameFlags::empty()
+                } else {
+                    RenameFlags::NOREPLACE
+                };
+                rustix::fs::renameat_with(dir, temp.as_slice(), dir, entry.name.as_slice(), flags)
+                    .map_err(|e| match e {
+                        rustix::io::Errno::EXIST => Error::Io(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!(
+                                "{} appeared while writing (use --force to overwrite)",
+                                String::from_utf8_lossy(&entry.name)
+                            ),
+                        )),
+                        e => errno(e),
+                    })?;
+                pending.remove(0);
+            }
+            Ok(bytes)
+        });
+        if result.is_err() {
+            for (i, temp) in &pending {
+                if let Ok(dir) = self.open_parent(&root, *i) {
+                    let _ = rustix::fs::unlinkat(&dir, temp.as_slice(), AtFlags::empty());
+                }
+            }
+        }
+        for bytes in result? {
             summary.bytes += bytes;
         }
+        summary.files = groups.iter().map(|(_, f)| f.len() as u64).sum();
         // Folder modes and mtimes last, so read-only folders could be filled.
         for (i, entry) in self.manifest.entries.iter().enumerate().rev() {
             if selected[i] && matches!(entry.kind, EntryKind::Dir) {
@@ -344,7 +395,7 @@ impl UnlockedVault {
                 set_mtime(&dir, entry)?;
             }
         }
-        rustix::fs::fsync(&root).map_err(errno)?;
+        rustix::fs::syncfs(&root).map_err(errno)?;
         Ok(summary)
     }
 
@@ -409,7 +460,14 @@ impl UnlockedVault {
         object: u32,
         files: &[usize],
         overwrite: bool,
-    ) -> Result<(u64, u64)> {
+        pending: &std::sync::Mutex<Vec<(usize, Vec<u8>)>>,
+    ) -> Result<u64> {
+        let push = |i: usize, temp: Vec<u8>| {
+            pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, temp));
+        };
         let opener = self.open_object(object)?;
         let mut bytes = 0;
         let whole_file = files.len() == 1 && {
@@ -422,11 +480,13 @@ impl UnlockedVault {
             let i = files[0];
             let entry = &self.manifest.entries[i];
             let parent = self.open_parent(root, i)?;
-            bytes += write_entry(&parent, entry, overwrite, |file| {
+            let temp = write_temp(&parent, entry, overwrite, |file| {
                 let (_, summary) = opener.decrypt_to(file, true, &|_| {})?;
                 Ok(summary.blake3.expect("hashed"))
             })?;
-            return Ok((1, bytes));
+            push(i, temp);
+            bytes += opener.len();
+            return Ok(bytes);
         }
         let (plain, _) =
             opener.decrypt_to(Vec::with_capacity(opener.len() as usize), false, &|_| {})?;
@@ -438,13 +498,15 @@ impl UnlockedVault {
             };
             let data = &plain[offset as usize..(offset + size) as usize];
             let parent = self.open_parent(root, i)?;
-            bytes += write_entry(&parent, entry, overwrite, |file| {
+            let temp = write_temp(&parent, entry, overwrite, |file| {
                 file.write_all(data)?;
                 Ok(blake3::hash(data))
             })?;
+            push(i, temp);
+            bytes += size;
         }
         zeroize::Zeroize::zeroize(&mut *plain);
-        Ok((files.len() as u64, bytes))
+        Ok(bytes)
     }
 }
 
@@ -530,16 +592,16 @@ fn set_mtime(fd: impl AsFd, entry: &Entry) -> Result<()> {
     Ok(())
 }
 
-/// Writes one file: temporary name in `parent` (O_EXCL, O_NOFOLLOW), the
-/// content from `fill` (which returns its BLAKE3), hash check, mode, mtime,
-/// fsync, rename (without replacing unless `overwrite`).
-fn write_entry(
+/// Writes one file to a temporary name in `parent` (O_EXCL, O_NOFOLLOW):
+/// the content from `fill` (which returns its BLAKE3), hash check, mode,
+/// mtime. Returns the temporary name; the caller flushes and renames.
+fn write_temp(
     parent: &OwnedFd,
     entry: &Entry,
     overwrite: bool,
     fill: impl FnOnce(&mut File) -> Result<blake3::Hash>,
-) -> Result<u64> {
-    let EntryKind::File { size, blake3, .. } = entry.kind else {
+) -> Result<Vec<u8>> {
+    let EntryKind::File { blake3, .. } = entry.kind else {
         unreachable!()
     };
     if !overwrite
@@ -576,26 +638,12 @@ fn write_entry(
         }
         rustix::fs::fchmod(&file, Mode::from_raw_mode(entry.mode & 0o777)).map_err(errno)?;
         set_mtime(&file, entry)?;
-        file.sync_all()?;
-        let flags = if overwrite {
-            RenameFlags::empty()
-        } else {
-            RenameFlags::NOREPLACE
-        };
-        rustix::fs::renameat_with(
-            parent,
-            temp_name.as_slice(),
-            parent,
-            entry.name.as_slice(),
-            flags,
-        )
-        .map_err(errno)?;
-        Ok(size)
+        Ok(())
     })();
     if result.is_err() {
         let _ = rustix::fs::unlinkat(parent, temp_name.as_slice(), AtFlags::empty());
     }
-    result
+    result.map(|()| temp_name)
 }
 
 fn errno(e: rustix::io::Errno) -> Error {

@@ -238,6 +238,7 @@ pub fn rekey(
     let keyring = keyring::seal(vault.key(), recipients, &info)?;
     let mut manifest = vault.manifest().clone();
     manifest.generation += 1;
+    manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
     let generation = manifest.generation;
     let sealed_manifest = seal_manifest(vault.key(), &manifest)?;
     let public = IndexPublic {
@@ -889,6 +890,7 @@ fn finish(
         version: MANIFEST_VERSION,
         vault_id: *key.id(),
         generation,
+        keyring_blake3: *blake3::hash(keyring).as_bytes(),
         objects,
         entries,
     };
