@@ -521,11 +521,11 @@ fn vault_keyring_and_index_rollback() {
     // What a writer to the vault's storage can and cannot do with older
     // index bytes (docs/SECURITY.md, "Rollback"):
     // - an old keyring spliced into the current index breaks the index's
-    //   hashes and signature: detected;
+    //   signature, and key holders find it is not the keyring the manifest
+    //   was written with: detected either way;
     // - the whole index of an older generation, signed, is still a valid
-    //   vault: verify reports its (lower) generation, which CI must pin;
-    // - rekey does not rotate the vault key: a removed recipient who kept
-    //   the old keyring reads files added after the removal.
+    //   vault the removed recipient opens again; `verify --min-generation`
+    //   with the generation CI last saw catches it.
     use vault_core::vault::Index;
     let f = VaultFixture::new();
     let stranger_id = f.env.path("stranger.txt");
@@ -587,16 +587,17 @@ fn vault_keyring_and_index_rollback() {
         .arg(&f.pubkey)
         .assert()
         .code(EXIT_BAD_SIGNATURE);
-    // Without a signature check, the old keyring unlocks the current vault
-    // for the removed recipient, including the file added later.
+    // Without a signature check, the manifest (bound to its keyring's
+    // BLAKE3) refuses it: the removed recipient gets no plaintext.
     let out = f
         .env
         .cmd()
         .args(["cat", "ckpt.vault:late.txt", "-i"])
         .arg(&stranger_id)
         .assert()
-        .success();
-    assert_eq!(out.get_output().stdout, b"added after the removal");
+        .code(EXIT_INTEGRITY)
+        .stdout("");
+    assert!(stderr_of(&out).contains("keyring"), "{}", stderr_of(&out));
     fs::write(&index_path, &current).unwrap();
 
     // The whole older index, with its valid signature: a consistent, older
@@ -622,5 +623,30 @@ fn vault_keyring_and_index_rollback() {
         .arg(&stranger_id)
         .assert()
         .success();
+    // Pinning the generation CI last saw catches it.
+    f.env
+        .cmd()
+        .args([
+            "verify",
+            "ckpt.vault",
+            "--min-generation",
+            &now.to_string(),
+            "--pubkey",
+        ])
+        .arg(&f.pubkey)
+        .assert()
+        .code(EXIT_INTEGRITY);
     fs::write(&index_path, &current).unwrap();
+    f.env
+        .cmd()
+        .args([
+            "verify",
+            "ckpt.vault",
+            "--min-generation",
+            &now.to_string(),
+            "--pubkey",
+        ])
+        .arg(&f.pubkey)
+        .assert()
+        .success();
 }
