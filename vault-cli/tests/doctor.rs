@@ -190,3 +190,20 @@ fn temporary_files_of_killed_runs_are_reported() {
     assert!(r["fix"].as_str().unwrap().contains("-delete"));
     assert_eq!(code, Some(0), "a warning does not fail");
 }
+
+#[test]
+fn the_xdg_default_is_checked_besides_mvault_identity() {
+    let env = Env::new();
+    env.keygen(); // at $MVAULT_IDENTITY
+    let xdg = env.path("config/mvault/identity.txt");
+    env.keygen_at(&xdg);
+    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o604)).unwrap();
+    let (code, report) = doctor_json(&env, &[]);
+    assert_eq!(code, Some(EXIT_HOST_UNSAFE));
+    let r = row(&report, &format!("identity {}", xdg.display()));
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(
+        row(&report, &format!("identity {}", env.identity().display()))["status"],
+        "ok"
+    );
+}

@@ -84,11 +84,16 @@ impl Default for Host {
 
 pub fn run(args: DoctorArgs) -> Result<Exit> {
     let host = Host::default();
-    let mut identities = args.identities.clone();
-    if let Some(default) = default_identity_path()
-        && !identities.contains(&default)
+    // $MVAULT_IDENTITY, the XDG default behind it, and any -i.
+    let mut identities = Vec::new();
+    for path in default_identity_path()
+        .into_iter()
+        .chain(xdg_identity_path())
+        .chain(args.identities.iter().cloned())
     {
-        identities.insert(0, default);
+        if !identities.contains(&path) {
+            identities.push(path);
+        }
     }
     let mut paths = args.paths.clone();
     if paths.is_empty() {
@@ -130,6 +135,16 @@ pub fn run(args: DoctorArgs) -> Result<Exit> {
     } else {
         Exit::Ok
     })
+}
+
+/// `$XDG_CONFIG_HOME/mvault/identity.txt` (or `~/.config/...`), the
+/// default identity when `$MVAULT_IDENTITY` is not set.
+fn xdg_identity_path() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("mvault").join("identity.txt"))
 }
 
 /// Prints the checks as an aligned table; the fix goes on its own line
