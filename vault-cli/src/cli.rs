@@ -321,6 +321,10 @@ pub struct RekeyArgs {
     /// Sign the new index with this Ed25519 key (a signed vault loses its signature otherwise).
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
+    /// Also rotate the vault key: re-encrypt every object (reads and rewrites the whole
+    /// vault), so a removed recipient who kept the old key can open none of the new objects.
+    #[arg(long)]
+    pub new_key: bool,
 }
 
 #[derive(Debug, clap::Args)]

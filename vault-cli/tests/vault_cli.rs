@@ -623,3 +623,25 @@ fn passphrase_vault_and_generation_floor() {
             .contains("older")
     );
 }
+
+#[test]
+fn rekey_new_key_reencrypts_everything() {
+    let env = Env::new();
+    env.keygen();
+    let src = checkpoint(&env, "ckpt");
+    env.cmd().args(["seal", "ckpt"]).assert().success();
+    let before = object_files(&env.path("ckpt.vault"));
+    env.cmd()
+        .args(["rekey", "ckpt.vault", "--new-key"])
+        .assert()
+        .success();
+    let after = object_files(&env.path("ckpt.vault"));
+    assert_eq!(before.len(), after.len());
+    assert!(before.iter().all(|b| !after.contains(b)));
+    env.cmd().args(["verify", "ckpt.vault"]).assert().success();
+    env.cmd()
+        .args(["open", "ckpt.vault", "-o", "out"])
+        .assert()
+        .success();
+    assert_eq!(tree(&src), tree(&env.path("out")));
+}

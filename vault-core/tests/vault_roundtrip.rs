@@ -525,3 +525,42 @@ fn extraction_never_follows_destination_symlinks() {
             .is_file()
     );
 }
+
+#[test]
+fn rotating_the_vault_key_rewrites_every_object() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ckpt");
+    checkpoint(&src);
+    let k = keys();
+    let v = t.path().join("v");
+    seal_new(&src, &v, &k, None);
+    let before = Vault::open(&v).unwrap().index().public.objects.clone();
+    let keyring_before = Vault::open(&v).unwrap().index().keyring.clone();
+    let k2 = keys();
+    let s = vault::rotate_key(unlock(&v, &k), &k2.recipients, k2.info.clone(), None).unwrap();
+    assert_eq!(s.objects_written as usize, before.len());
+    assert_eq!(s.objects_removed as usize, before.len());
+    let after = Vault::open(&v).unwrap().index().public.objects.clone();
+    assert!(after.iter().all(|o| before.iter().all(|b| b.id != o.id)));
+    for o in &before {
+        assert!(!vault::object_path(&v, &o.id).exists());
+    }
+    assert!(Vault::open(&v).unwrap().unlock(&k.identities).is_err());
+    // The old keyring (and so the old vault key) opens nothing any more.
+    let now = Vault::open(&v).unwrap().index().clone();
+    let forged = vault::Index::encode(now.public.clone(), &keyring_before, &now.manifest, None);
+    fs::write(v.join("index"), forged).unwrap();
+    assert!(Vault::open(&v).unwrap().unlock(&k.identities).is_err());
+    fs::write(
+        v.join("index"),
+        vault::Index::encode(now.public.clone(), &now.keyring, &now.manifest, None),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    unlock(&v, &k2)
+        .extract(&out, &ExtractOptions::default())
+        .unwrap();
+    assert_same_tree(&src, &out);
+    let (_, r) = vault::verify_public(&v, None).unwrap();
+    assert!(r.ok(), "{:?}", r.failures);
+}

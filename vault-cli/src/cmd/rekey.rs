@@ -68,7 +68,18 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
             "that would leave no recipient and no passphrase: nobody could open the vault",
         ));
     }
-    let generation = vault::rekey(unlocked, &recipients, info.clone(), signer.as_ref())?;
+    let generation = if args.new_key {
+        let summary = vault::rotate_key(unlocked, &recipients, info.clone(), signer.as_ref())?;
+        if !quiet {
+            eprintln!(
+                "mvault: re-encrypted {} objects under a new vault key; the old objects are deleted",
+                summary.objects_written
+            );
+        }
+        summary.generation
+    } else {
+        vault::rekey(unlocked, &recipients, info.clone(), signer.as_ref())?
+    };
     if !quiet {
         eprintln!(
             "mvault: {} generation {generation}: {} recipient(s){}",
@@ -80,9 +91,9 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
                 ""
             }
         );
-        if !args.remove_recipient.is_empty() {
+        if !args.remove_recipient.is_empty() && !args.new_key {
             eprintln!(
-                "mvault: note: removed recipients can no longer unwrap the keyring, but keep whatever they already decrypted (including the vault key, if they saved it); re-seal into a new vault to rotate the key"
+                "mvault: note: removed recipients can no longer unwrap the keyring, but keep whatever they already decrypted (including the vault key, if they saved it); run `mvault rekey --new-key` to rotate the key"
             );
         }
         if was_signed && signer.is_none() {

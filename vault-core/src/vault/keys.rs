@@ -58,6 +58,13 @@ impl VaultKey {
         Ok(VaultKey { id, key })
     }
 
+    /// The same vault id with a fresh random key (`rekey --new-key`).
+    pub(crate) fn rotated(&self) -> Result<Self> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        random_bytes(key.as_mut())?;
+        Ok(VaultKey { id: self.id, key })
+    }
+
     pub(crate) fn from_parts(id: [u8; 32], key: Zeroizing<[u8; 32]>) -> Self {
         VaultKey { id, key }
     }

@@ -46,7 +46,8 @@ pub use read::{ExtractOptions, ExtractSummary, FileReader, UnlockedVault, Vault}
 pub use sign::{SigningKey, VerifyingKey};
 pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
 pub use write::{
-    NewVault, WriteOptions, WriteSummary, add_paths, rekey, replace_manifest_unchecked, seal_dir,
+    NewVault, WriteOptions, WriteSummary, add_paths, rekey, replace_manifest_unchecked, rotate_key,
+    seal_dir,
 };
 
 /// Name of the objects folder inside a vault.

@@ -895,15 +895,33 @@ fn finish(
         entries,
     };
     manifest.validate()?;
-    let sealed_manifest = seal_manifest(key, &manifest)?;
+    let temps: Vec<([u8; 32], &Path)> = sealed
+        .iter()
+        .map(|s| (s.info.id, s.temp.as_path()))
+        .collect();
+    summary.objects_removed = install(work, key, keyring, &manifest, &temps, signer)?;
+    Ok(summary)
+}
+
+/// The commit protocol: new objects into place durably, then the index in
+/// one rename, then garbage collection. Returns how many objects went.
+fn install(
+    work: &Path,
+    key: &VaultKey,
+    keyring: &[u8],
+    manifest: &Manifest,
+    new_objects: &[([u8; 32], &Path)],
+    signer: Option<&SigningKey>,
+) -> Result<u64> {
+    let sealed_manifest = seal_manifest(key, manifest)?;
 
     // 1. New objects into place, durably.
     let mut touched = HashSet::new();
-    for s in &sealed {
-        let dest = object_path(work, &s.info.id);
+    for (id, temp) in new_objects {
+        let dest = object_path(work, id);
         let dir = dest.parent().expect("objects/xx").to_path_buf();
         fsutil::ensure_dir(&dir)?;
-        fs::rename(&s.temp, &dest)?;
+        fs::rename(temp, &dest)?;
         touched.insert(dir);
     }
     for dir in &touched {
@@ -914,7 +932,7 @@ fn finish(
     // 2. The switch.
     let public = IndexPublic {
         vault_id: *key.id(),
-        generation,
+        generation: manifest.generation,
         keyring_len: 0,
         keyring_blake3: [0; 32],
         manifest_len: 0,
@@ -934,8 +952,78 @@ fn finish(
 
     // 3. Garbage: objects nothing references, leftovers in tmp/.
     let keep: HashSet<String> = manifest.objects.iter().map(|o| id_hex(&o.id)).collect();
-    summary.objects_removed = collect_garbage(work, &keep);
-    Ok(summary)
+    Ok(collect_garbage(work, &keep))
+}
+
+/// Re-encrypts every object under a fresh vault key (same vault id) and a
+/// new keyring for `recipients`: after removing a recipient, whatever they
+/// kept of the old key opens none of the new objects. Objects are streamed
+/// (decrypted with authentication and re-sealed chunk batch by chunk
+/// batch); the switch is the usual single index rename.
+pub fn rotate_key(
+    vault: UnlockedVault,
+    recipients: &Recipients,
+    info: KeyringInfo,
+    signer: Option<&SigningKey>,
+) -> Result<WriteSummary> {
+    let work = vault.path().to_path_buf();
+    let _lock = WriteLock::acquire(&work)?;
+    let tmp = work.join(TMP_DIR);
+    fsutil::ensure_dir(&tmp)?;
+    let new_key = vault.key().rotated()?;
+    let keyring = keyring::seal(&new_key, recipients, &info)?;
+    let old = vault.manifest();
+    let resealed: Vec<(ObjectInfo, PathBuf)> = (0..old.objects.len())
+        .into_par_iter()
+        .map(|i| {
+            let opener = vault.open_object(i as u32)?;
+            let id = new_object_id()?;
+            let (file, temp) = create_temp_object(&tmp, &id)?;
+            let sealer = Sealer::with_file_key(
+                HashingFile {
+                    file,
+                    hasher: blake3::Hasher::new(),
+                },
+                &new_key.derive(OBJECT_ROLE, &id),
+                id,
+                vec![new_key.stanza(OBJECT_ROLE)],
+                SealOptions {
+                    chunk_size: opener.header().chunk_size,
+                    plaintext_len: Some(opener.len()),
+                },
+            )?;
+            let (sealer, _) = opener.decrypt_to(sealer, false, &|_| {})?;
+            let (out, summary) = sealer.finish()?;
+            out.file.sync_all()?;
+            Ok((
+                ObjectInfo {
+                    id,
+                    plain_len: summary.plaintext_len,
+                    sealed_len: summary.sealed_len,
+                    sealed_blake3: *out.hasher.finalize().as_bytes(),
+                },
+                temp,
+            ))
+        })
+        .collect::<Result<_>>()
+        .inspect_err(|_| {
+            let _ = fs::remove_dir_all(&tmp);
+        })?;
+    let mut manifest = old.clone();
+    manifest.generation += 1;
+    manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
+    manifest.objects = resealed.iter().map(|(o, _)| o.clone()).collect();
+    manifest.validate()?;
+    let temps: Vec<([u8; 32], &Path)> = resealed.iter().map(|(o, t)| (o.id, t.as_path())).collect();
+    let removed = install(&work, &new_key, &keyring, &manifest, &temps, signer)?;
+    Ok(WriteSummary {
+        generation: manifest.generation,
+        files: manifest.file_count() as u64,
+        bytes: manifest.total_bytes(),
+        objects_written: resealed.len() as u64,
+        objects_removed: removed,
+        ..WriteSummary::default()
+    })
 }
 
 /// Deletes unreferenced objects and scratch files; returns how many objects
