@@ -27,13 +27,13 @@ pub struct Cli {
 pub enum Command {
     /// Create an identity (0600) and print its recipient.
     Keygen(KeygenArgs),
-    /// Encrypt files: FILE becomes FILE.mvlt.
+    /// Encrypt files (FILE becomes FILE.mvlt) or a folder (DIR becomes the vault DIR.vault/).
     Seal(SealArgs),
-    /// Decrypt sealed files: FILE.mvlt becomes FILE.
+    /// Decrypt sealed files (FILE.mvlt becomes FILE) or a vault (DIR.vault/ becomes DIR/).
     Open(OpenArgs),
-    /// Show a sealed file's header without decrypting it.
+    /// Show a sealed file's header or a vault's public facts without decrypting.
     Inspect(InspectArgs),
-    /// Authenticate every byte of sealed files and print the plaintext BLAKE3.
+    /// Authenticate sealed files or vaults (a vault with --pubkey needs no key: CI).
     Verify(VerifyArgs),
     /// Serve decrypted files read-only through FUSE, only to permitted processes.
     Mount(MountArgs),
