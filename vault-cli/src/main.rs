@@ -14,6 +14,10 @@ use crate::exit::{Exit, exit_for, hint_for};
 
 fn main() {
     let cli = cli::Cli::parse();
+    // `doctor` reports the core dump limit it was started with.
+    if !matches!(cli.command, cli::Command::Doctor(_)) {
+        no_dumps();
+    }
     if let Err(err) = configure_threads(cli.threads) {
         eprintln!("mvault: error: {err:#}");
         std::process::exit(Exit::Usage as i32);
@@ -34,6 +38,22 @@ pub fn report_error(err: &anyhow::Error) {
     if let Some(hint) = hint_for(err) {
         eprintln!("mvault: hint: {hint}");
     }
+}
+
+/// Every command may hold keys and plaintext: no core dumps (RLIMIT_CORE 0,
+/// soft and hard) and no ptrace or /proc/PID/mem access by other processes
+/// of the same user (PR_SET_DUMPABLE 0). Best effort; `mount` and `run`
+/// also lock their memory (fuse_mount::harden_process).
+fn no_dumps() {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
+    let _ = set_dumpable_behavior(DumpableBehavior::NotDumpable);
 }
 
 fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {

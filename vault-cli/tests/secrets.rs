@@ -662,3 +662,61 @@ fn signing_key_errors_never_echo_the_secret() {
         assert!(!text.contains("panicked"), "{what}: {text}");
     }
 }
+
+#[test]
+fn short_lived_commands_are_undumpable_with_no_core_limit() {
+    // Short-lived commands hold file keys and plaintext too. Run `seal -p`
+    // with an expensive Argon2id stanza as nobody, and look at the process
+    // while it works: RLIMIT_CORE 0 0, and its /proc files handed to root
+    // (PR_SET_DUMPABLE 0).
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipping: needs root and setpriv");
+        return;
+    }
+    let env = Env::new();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let input = env.write("d.bin", &pattern(4, 3 * C));
+    fs::set_permissions(&input, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("mvault"))
+        .args(["-q", "seal", "-p", "-o"])
+        .arg(env.path("d.mvlt"))
+        .arg(&input)
+        .env("HOME", env.dir.path())
+        .env("MVAULT_PASSPHRASE", PASSPHRASE)
+        .env("MVAULT_ARGON2", "m=131072,t=3,p=1")
+        .env_remove("MVAULT_IDENTITY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until it runs as nobody (setpriv has exec'd mvault) and has
+    // opened its input.
+    let real = fs::canonicalize(&input).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let opened = fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| fs::read_link(e.path()).ok() == Some(real.clone()))
+            })
+            .unwrap_or(false);
+        if opened {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "seal ended too early");
+        assert!(Instant::now() < deadline, "seal never opened its input");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (owner, core) = (proc_owner(pid), core_limit(pid));
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(core, "0 0", "RLIMIT_CORE of seal");
+    assert_eq!(owner, 0, "seal is dumpable");
+}
