@@ -564,3 +564,64 @@ fn rotating_the_vault_key_rewrites_every_object() {
     let (_, r) = vault::verify_public(&v, None).unwrap();
     assert!(r.ok(), "{:?}", r.failures);
 }
+
+#[test]
+fn sparse_packs_are_compacted_on_reseal() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ds");
+    for i in 0..20 {
+        write(
+            &src.join(format!("f{i:02}")),
+            &bytes(10_000, i as u8),
+            0o644,
+        );
+    }
+    let k = keys();
+    let v = t.path().join("v");
+    seal_new(&src, &v, &k, None);
+    assert_eq!(Vault::open(&v).unwrap().index().public.objects.len(), 1);
+    // Drop 5: the pack is still 75% live, kept as it is.
+    for i in 0..5 {
+        fs::remove_file(src.join(format!("f{i:02}"))).unwrap();
+    }
+    let s = vault::seal_dir(
+        &src,
+        &v,
+        Some(unlock(&v, &k)),
+        None,
+        None,
+        &small_options(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (s.files_sealed, s.objects_written, s.objects_removed),
+        (0, 0, 0)
+    );
+    // Drop 10 more: 25% live, rewritten from the sources.
+    for i in 5..15 {
+        fs::remove_file(src.join(format!("f{i:02}"))).unwrap();
+    }
+    let s = vault::seal_dir(
+        &src,
+        &v,
+        Some(unlock(&v, &k)),
+        None,
+        None,
+        &small_options(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (s.files_sealed, s.objects_written, s.objects_removed),
+        (5, 1, 1),
+        "{s:?}"
+    );
+    let objects = Vault::open(&v).unwrap().index().public.objects.clone();
+    assert!(objects[0].sealed_len < 60_000);
+    let out = t.path().join("out");
+    unlock(&v, &k)
+        .extract(&out, &ExtractOptions::default())
+        .unwrap();
+    assert_same_tree(&src, &out);
+}

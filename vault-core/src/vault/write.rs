@@ -364,7 +364,10 @@ fn scan(
 /// Decides for each new file whether the vault already holds its bytes:
 /// same size and mtime as the old entry at that path, or same size and the
 /// same BLAKE3 (then only the mtime changes).
-fn reuse_unchanged(tree: &mut BTreeMap<Vec<u8>, Planned>, old: &OldContents) -> Result<u64> {
+fn reuse_unchanged(
+    tree: &mut BTreeMap<Vec<u8>, Planned>,
+    old: &OldContents,
+) -> Result<(u64, HashMap<Vec<u8>, (PathBuf, u64)>)> {
     let candidates: Vec<(&Vec<u8>, &mut Planned)> = tree
         .iter_mut()
         .filter(|(path, p)| {
@@ -397,13 +400,56 @@ fn reuse_unchanged(tree: &mut BTreeMap<Vec<u8>, Planned>, old: &OldContents) -> 
         })
         .collect();
     let mut reused = 0;
+    let mut sources = HashMap::new();
     for ((path, p), keep) in candidates.into_iter().zip(decisions) {
         if keep? {
+            if let Content::New { source, size } = &p.content {
+                sources.insert(path.clone(), (source.clone(), *size));
+            }
             p.content = old[path].0.content.clone();
             reused += 1;
         }
     }
-    Ok(reused)
+    Ok((reused, sources))
+}
+
+/// Packs whose live files fill less than half of them are rewritten: their
+/// live files are sealed again from their (unchanged) sources, so repeated
+/// updates of small files cannot make a vault grow without bound. Only
+/// packs whose every live file has a source in this run are compacted.
+/// Returns how many files go back to sealing.
+fn compact(
+    tree: &mut BTreeMap<Vec<u8>, Planned>,
+    sources: &HashMap<Vec<u8>, (PathBuf, u64)>,
+    old_objects: &[ObjectInfo],
+) -> u64 {
+    let mut live: HashMap<[u8; 32], (u64, bool)> = HashMap::new();
+    for (path, p) in tree.iter() {
+        if let Content::Kept { object, size, .. } = p.content {
+            let e = live.entry(object).or_insert((0, true));
+            e.0 += size;
+            e.1 &= sources.contains_key(path);
+        }
+    }
+    let sparse: HashSet<[u8; 32]> = old_objects
+        .iter()
+        .filter(|o| {
+            live.get(&o.id)
+                .is_some_and(|&(bytes, all_sourced)| all_sourced && bytes * 2 < o.plain_len)
+        })
+        .map(|o| o.id)
+        .collect();
+    let mut moved = 0;
+    for (path, p) in tree.iter_mut() {
+        if let Content::Kept { object, .. } = p.content
+            && sparse.contains(&object)
+        {
+            let (source, size) = sources[path].clone();
+            p.content = Content::New { source, size };
+            moved += 1;
+        }
+    }
+    moved
 }
 
 /// A sealed object in `tmp/`, not yet in place.
@@ -450,7 +496,8 @@ fn commit(
         let _lock = WriteLock::acquire(&work)?;
         fsutil::ensure_dir(&work.join(OBJECTS_DIR))?;
         fsutil::ensure_dir(&work.join(TMP_DIR))?;
-        let reused = reuse_unchanged(&mut tree, old)?;
+        let (mut reused, sources) = reuse_unchanged(&mut tree, old)?;
+        reused -= compact(&mut tree, &sources, &old_objects);
         let sealed = seal_new_files(&work, &key, &tree, options, progress)?;
         let summary = finish(
             &work,
