@@ -539,7 +539,7 @@ fn run_is_undumpable_and_hands_no_passphrase_to_the_command() {
 }
 
 #[test]
-fn audit_log_is_private_and_holds_no_secret() {
+fn run_locks_its_memory_and_its_audit_log_is_private_without_secrets() {
     if !fuse_available() {
         eprintln!("skipping: no FUSE");
         return;
@@ -566,10 +566,26 @@ fn audit_log_is_private_and_holds_no_secret() {
             sealed.display(),
             env.path("mnt").display()
         ))
-        .args(["--", "sh", "-c", "cat \"$1\" >/dev/null; env", "probe"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat \"$1\" >/dev/null; env; grep VmLck /proc/$PPID/status",
+            "probe",
+        ])
         .arg(env.path("mnt/r.bin"))
         .assert()
         .success();
+    // As root, mlockall succeeds: the memory holding the keys is locked.
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let locked_kib: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    if fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        assert!(locked_kib > 0, "nothing locked in run: {stdout}");
+    }
     assert_clean(
         "run's command environment",
         &out.get_output().stdout,
