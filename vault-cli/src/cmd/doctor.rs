@@ -507,9 +507,7 @@ pub fn running_as_root(euid: u32) -> Check {
             Status::Warn,
             "running as root: a mistake in a mount policy or a key file reaches everything",
         )
-        .fix(
-            "run mvault as a dedicated unprivileged user (see docs/examples/systemd/)",
-        )
+        .fix("run mvault as a dedicated unprivileged user (see docs/examples/systemd/)")
     } else {
         check("user", Status::Ok, format!("uid {euid}, not root"))
     }
