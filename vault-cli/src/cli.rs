@@ -43,6 +43,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check this host against the practices mvault relies on, with a fix for each.
     Doctor(DoctorArgs),
+    /// Measure memcpy, file copy, seal, open and verify on this machine (GB/s and ratios).
+    Bench(BenchArgs),
     /// List the files in a directory vault.
     Ls(LsArgs),
     /// Write one file of a directory vault to standard output.
@@ -133,6 +135,22 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Size of the generated test file.
+    #[arg(long, default_value = "2G", value_parser = parse_size, value_name = "SIZE")]
+    pub size: u64,
+    /// Folder for the test files (default: /dev/shm, which takes the disk out).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Runs of each operation; the best counts.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub repeat: u32,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

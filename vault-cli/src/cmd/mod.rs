@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod add;
+mod bench;
 mod cat;
 mod doctor;
 mod inspect;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Mount(args) => mount::run(args, cli.quiet),
         Command::Umount(args) => mount::umount(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Bench(args) => bench::run(args, cli.threads, cli.quiet),
         Command::Ls(args) => ls::run(args),
         Command::Cat(args) => cat::run(args),
         Command::Add(args) => add::run(args, show_progress),

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# mvault next to its peers, on one generated file, in one run, with the
+# targets of issue 5 checked as PASS/MISS.
+#
+#   benches/peers.sh                 # 2 GiB on /dev/shm, best of 3
+#   SIZE_MIB=512 RUNS=1 benches/peers.sh
+#
+# Environment:
+#   SIZE_MIB (2048)     size of the generated file
+#   BENCH_DIR (/dev/shm) where the files go (a fresh folder, removed after)
+#   RUNS (3)            rounds; every operation keeps its best time
+#   MOUNT (1)           0 skips the FUSE comparison (gocryptfs vs mvault mount)
+#   MOUNT_SECONDS (5)   seconds per random-read measurement
+#   INSTALL (1)         0 never installs missing peers
+#   MVAULT (unset)      use this mvault binary instead of building target/release/mvault
+#
+# Peers (installed when missing and INSTALL=1, as root): cp, age, rage,
+# b3sum, gocryptfs, fio, /usr/bin/time: `apt-get install -y age gocryptfs fio
+# time fuse3` and `cargo install rage b3sum` (a few minutes on 2 cores).
+#
+# Every timed command runs under /usr/bin/time for its peak RSS. Throughput
+# is plaintext bytes / wall seconds (decimal GB/s). Operations are
+# interleaved round by round, so a burst of load elsewhere hits all of them
+# alike; compare ratios, not absolute figures across runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+size_mib="${SIZE_MIB:-2048}"
+runs="${RUNS:-3}"
+mount_cmp="${MOUNT:-1}"
+mount_seconds="${MOUNT_SECONDS:-5}"
+install="${INSTALL:-1}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { echo "peers: $*" >&2; }
+
+# ---------------------------------------------------------------- peers
+install_peers() {
+  local apt=()
+  command -v age > /dev/null || apt+=(age)
+  command -v gocryptfs > /dev/null || apt+=(gocryptfs)
+  command -v fio > /dev/null || apt+=(fio)
+  [ -x /usr/bin/time ] || apt+=(time)
+  command -v fusermount3 > /dev/null || apt+=(fuse3)
+  if ((${#apt[@]})); then
+    say "installing ${apt[*]}"
+    apt-get install -y -q "${apt[@]}" > /dev/null || {
+      apt-get update -q > /dev/null && apt-get install -y -q "${apt[@]}" > /dev/null
+    }
+  fi
+  local crates=()
+  command -v rage > /dev/null || crates+=(rage)
+  command -v b3sum > /dev/null || crates+=(b3sum)
+  if ((${#crates[@]})); then
+    say "cargo install ${crates[*]} (takes a few minutes)"
+    cargo install -q --locked "${crates[@]}"
+  fi
+}
+if [ "$install" = 1 ]; then install_peers; fi
+[ -x /usr/bin/time ] || { say "/usr/bin/time is needed (apt-get install time)"; exit 2; }
+
+if [ -z "${MVAULT:-}" ]; then
+  say "building mvault (release)"
+  cargo build --release -q -p vault-cli
+fi
+mvault="${MVAULT:-$root/target/release/mvault}"
+
+# ---------------------------------------------------------------- files
+dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-peers.XXXXXX")
+cleanup() {
+  for m in "$dir/gmnt" "$dir/mmnt"; do
+    mountpoint -q "$m" 2> /dev/null && fusermount3 -u -z "$m" 2> /dev/null || true
+  done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+need=$((size_mib * 5 + 512))
+free=$(df -Pm "$dir" | awk 'NR==2 {print $4}')
+if ((free < need)); then
+  say "$dir has ${free} MiB free, the run needs about ${need} MiB; lower SIZE_MIB"
+  exit 7
+fi
+
+bytes=$((size_mib << 20))
+data="$dir/data.bin"
+mkdir -p "$dir/home" "$dir/folder" "$dir/sealed"
+say "generating ${size_mib} MiB of random data in $dir"
+head -c "$bytes" /dev/urandom > "$data"
+ln "$data" "$dir/folder/data.bin"
+id="$dir/identity.txt"
+HOME="$dir/home" "$mvault" -q keygen -o "$id" > /dev/null
+recipient=$(grep -o 'age1[0-9a-z]*' "$id" | head -n 1)
+export MVAULT_IDENTITY="$id"
+unset MVAULT_PASSPHRASE MVAULT_THREADS
+
+# ---------------------------------------------------------------- timing
+declare -A best rss
+# measure KEY CMD...: runs CMD once, keeps the best wall time and the
+# largest peak RSS under KEY. Output goes to /dev/null.
+measure() {
+  local key=$1
+  shift
+  local start end t m
+  start=$(date +%s%N)
+  if ! /usr/bin/time -o "$dir/time.out" -f '%M' "$@" > /dev/null 2> "$dir/err.out"; then
+    say "$key failed: $(tail -n 3 "$dir/err.out")"
+    return 0
+  fi
+  end=$(date +%s%N)
+  t=$(((end - start) / 1000)) # microseconds
+  m=$(tail -n 1 "$dir/time.out")
+  if [ -z "${best[$key]:-}" ] || ((t < best[$key])); then best[$key]=$t; fi
+  if [ -z "${rss[$key]:-}" ] || ((m > rss[$key])); then rss[$key]=$m; fi
+}
+
+sealed="$dir/data.bin.mvlt"
+vault="$dir/data.vault"
+for round in $(seq "$runs"); do
+  say "round $round of $runs"
+  rm -f "$dir/copy.bin"
+  measure cp cp "$data" "$dir/copy.bin"
+  rm -f "$dir/copy.bin"
+  measure b3sum b3sum "$data"
+  for t in 1 2; do
+    rm -f "$sealed"
+    measure "seal ${t}t" "$mvault" -q --threads "$t" seal "$data" -o "$sealed" -r "$recipient"
+    rm -f "$dir/opened.bin"
+    measure "open ${t}t" "$mvault" -q --threads "$t" open "$sealed" -o "$dir/opened.bin"
+    rm -f "$dir/opened.bin"
+    measure "verify ${t}t" "$mvault" -q --threads "$t" verify "$sealed"
+  done
+  rm -rf "$vault"
+  measure "vault seal 2t" "$mvault" -q seal "$dir/folder" -o "$vault" -r "$recipient"
+  for t in 1 2; do
+    # No identity anywhere: verify runs only the keyless checks.
+    measure "keyless verify ${t}t" env -u MVAULT_IDENTITY HOME="$dir/home" \
+      XDG_CONFIG_HOME="$dir/home" "$mvault" -q --threads "$t" verify "$vault"
+  done
+  rm -rf "$vault"
+  for tool in age rage; do
+    rm -f "$dir/x.age"
+    measure "$tool enc" "$tool" -r "$recipient" -o "$dir/x.age" "$data"
+    rm -f "$dir/x.out"
+    measure "$tool dec" "$tool" -d -i "$id" -o "$dir/x.out" "$dir/x.age"
+    rm -f "$dir/x.out" "$dir/x.age"
+  done
+done
+rm -f "$sealed"
+
+gbs() { awk -v b="$bytes" -v us="${best[$1]:-0}" 'BEGIN { if (us > 0) printf "%.2f", b / us / 1000; else printf "n/a" }'; }
+
+# ---------------------------------------------------------------- mounts
+declare -A mnt
+if [ "$mount_cmp" = 1 ]; then
+  reader="$root/benches/mount-read.sh"
+  [ -x "$reader" ] || reader="bash $reader"
+  # gocryptfs: encrypt the same file into a fresh cipher folder.
+  say "gocryptfs: init and copy the file in"
+  printf 'peers-benchmark-password\n' > "$dir/gpass"
+  mkdir -p "$dir/gcipher" "$dir/gmnt" "$dir/mmnt"
+  gocryptfs -q -init -passfile "$dir/gpass" "$dir/gcipher" > /dev/null
+  gmount="gocryptfs -q -nosyslog -passfile '$dir/gpass' '$dir/gcipher' '$dir/gmnt'"
+  bash -c "$gmount"
+  cp "$data" "$dir/gmnt/data.bin"
+  fusermount3 -u "$dir/gmnt"
+  bash -c "$gmount"
+  say "gocryptfs: reading"
+  $reader --label gocryptfs --seconds "$mount_seconds" --runs "$runs" \
+    --cold-cmd "fusermount3 -u '$dir/gmnt'; $gmount" "$dir/gmnt/data.bin" > "$dir/gocryptfs.tsv"
+  fusermount3 -u "$dir/gmnt"
+  rm -rf "$dir/gcipher"
+
+  say "mvault mount: reading"
+  "$mvault" -q seal "$data" -o "$dir/sealed/data.bin.mvlt" -r "$recipient"
+  mmount="'$mvault' -q mount '$dir/sealed' '$dir/mmnt'"
+  bash -c "$mmount"
+  $reader --label mvault --seconds "$mount_seconds" --runs "$runs" \
+    --cold-cmd "fusermount3 -u '$dir/mmnt'; for _ in \$(seq 100); do mountpoint -q '$dir/mmnt' || break; sleep 0.05; done; $mmount" \
+    "$dir/mmnt/data.bin" > "$dir/mvault.tsv"
+  fusermount3 -u "$dir/mmnt"
+  # label test cache MiB/s IOPS
+  while IFS=$'\t' read -r label test cache mibs iops; do
+    mnt["$label $test $cache"]="$mibs $iops"
+  done < <(cat "$dir/gocryptfs.tsv" "$dir/mvault.tsv")
+fi
+
+# ---------------------------------------------------------------- report
+echo
+echo "## mvault vs peers: ${size_mib} MiB file in ${BENCH_DIR:-/dev/shm}, best of $runs"
+echo
+echo "$(date -u +%FT%TZ) $(uname -r); $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p');" \
+  "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| operation | GB/s | x cp | peak RSS |"
+echo "| --- | ---: | ---: | ---: |"
+row() {
+  local key=$1 label=$2
+  local g
+  g=$(gbs "$key")
+  awk -v l="$label" -v g="$g" -v c="$(gbs cp)" -v r="${rss[$key]:-0}" 'BEGIN {
+    x = (g + 0 > 0 && c + 0 > 0) ? sprintf("%.2f", g / c) : "-";
+    printf "| %s | %s | %s | %.1f MiB |\n", l, g, x, r / 1024 }'
+}
+row cp "cp"
+row b3sum "b3sum (mmap, all threads)"
+for t in 1 2; do
+  row "seal ${t}t" "mvault seal, ${t} thread(s)"
+  row "open ${t}t" "mvault open, ${t} thread(s)"
+  row "verify ${t}t" "mvault verify (keyed), ${t} thread(s)"
+  row "keyless verify ${t}t" "mvault verify vault (keyless), ${t} thread(s)"
+done
+row "vault seal 2t" "mvault seal of a folder vault, 2 threads"
+for tool in age rage; do
+  row "$tool enc" "$tool encrypt"
+  row "$tool dec" "$tool decrypt"
+done
+
+if [ "$mount_cmp" = 1 ]; then
+  echo
+  echo "| read through the mount | gocryptfs | mvault mount | x gocryptfs |"
+  echo "| --- | ---: | ---: | ---: |"
+  for k in "seq cold" "seq warm" "rand4k x1 cold" "rand4k x1 warm"; do
+    g=${mnt["gocryptfs $k"]:-"0 0"}
+    m=${mnt["mvault $k"]:-"0 0"}
+    case $k in
+      seq*) gv=${g% *} mv=${m% *} unit="MiB/s" ;;
+      *) gv=${g#* } mv=${m#* } unit="IOPS" ;;
+    esac
+    awk -v k="$k" -v u="$unit" -v g="$gv" -v m="$mv" 'BEGIN {
+      printf "| %s (%s) | %s | %s | %s |\n", k, u, g, m, (g > 0 ? sprintf("%.2f", m / g) : "-") }'
+  done
+fi
+
+# ---------------------------------------------------------------- targets
+echo
+echo "| target (issue 5) | needed | measured | result |"
+echo "| --- | ---: | ---: | --- |"
+check() { # name needed measured
+  awk -v n="$1" -v need="$2" -v got="$3" 'BEGIN {
+    ok = (got != "" && got + 0 >= need + 0) ? "PASS" : "MISS";
+    printf "| %s | >= %s | %s | %s |\n", n, need, (got == "" ? "n/a" : got), ok }'
+}
+ratio() { awk -v a="$(gbs "$1")" -v b="$(gbs "$2")" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b }'; }
+check "seal (2 threads) vs cp" 0.5 "$(ratio "seal 2t" cp)"
+check "open (2 threads) vs cp" 0.5 "$(ratio "open 2t" cp)"
+check "seal vs age encrypt" 5 "$(ratio "seal 2t" "age enc")"
+check "seal vs rage encrypt" 5 "$(ratio "seal 2t" "rage enc")"
+check "open vs age decrypt" 5 "$(ratio "open 2t" "age dec")"
+check "open vs rage decrypt" 5 "$(ratio "open 2t" "rage dec")"
+check "keyless verify (2 threads) vs b3sum" 0.9 "$(ratio "keyless verify 2t" b3sum)"
+check "keyed verify (2 threads) vs cp" 0.5 "$(ratio "verify 2t" cp)"
+if [ "$mount_cmp" = 1 ]; then
+  mratio() { awk -v m="$1" -v g="$2" 'BEGIN { if (g + 0 > 0 && m + 0 > 0) printf "%.2f", m / g }'; }
+  for c in cold warm; do
+    g=${mnt["gocryptfs seq $c"]:-"0 0"} m=${mnt["mvault seq $c"]:-"0 0"}
+    check "mount sequential read ($c) vs gocryptfs" 2 "$(mratio "${m% *}" "${g% *}")"
+  done
+  for c in cold warm; do
+    g=${mnt["gocryptfs rand4k x1 $c"]:-"0 0"} m=${mnt["mvault rand4k x1 $c"]:-"0 0"}
+    check "mount 4 KiB random reads ($c) vs gocryptfs" 1.5 "$(mratio "${m#* }" "${g#* }")"
+  done
+fi
+peak=0
+for k in "seal 1t" "seal 2t" "open 1t" "open 2t"; do
+  ((${rss[$k]:-0} > peak)) && peak=${rss[$k]}
+done
+awk -v p="$peak" 'BEGIN { printf "| peak RSS of seal/open | < 256 MiB | %.1f MiB | %s |\n", p / 1024, (p > 0 && p < 262144 ? "PASS" : "MISS") }'
+echo
+echo "Scaling, 1 -> 2 threads: seal $(ratio "seal 2t" "seal 1t")x, open $(ratio "open 2t" "open 1t")x," \
+  "keyed verify $(ratio "verify 2t" "verify 1t")x, keyless verify $(ratio "keyless verify 2t" "keyless verify 1t")x"
