@@ -235,7 +235,7 @@ fn seal_while(env: &Env, input: &Path, change: impl FnOnce(&Path)) -> std::proce
         std::thread::sleep(Duration::from_millis(1));
     }
     // Give it a moment to record the size and modification time.
-    std::thread::sleep(Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(100));
     change(input);
     child.wait_with_output().unwrap()
 }
