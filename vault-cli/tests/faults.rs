@@ -822,3 +822,43 @@ fn vault_disk_full_and_read_only() {
     env.cmd().arg("verify").arg(&vault).assert().success();
     assert_eq!(listing(&env), before);
 }
+
+#[test]
+fn standard_output_full_or_closed() {
+    // `open -o -` into /dev/full, and into a pipe whose reader went away:
+    // exit 6 with the reason, never a panic or a signal death.
+    let env = Env::new();
+    env.keygen();
+    let input = env.write("s.bin", &pattern(12, 40 * C));
+    let sealed = env.seal_small_chunks(&input);
+    if Path::new("/dev/full").exists() {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(assert_cmd::cargo::cargo_bin("mvault"))
+            .args(["open", "-o", "-"])
+            .arg(&sealed)
+            .env("MVAULT_IDENTITY", env.identity())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_no_panic(&err);
+        assert_eq!(out.status.code(), Some(EXIT_IO), "{err}");
+        assert!(err.contains("No space left on device"), "{err}");
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("\"$0\" open -o - \"$1\" | head -c 10 >/dev/null; echo \"status=${PIPESTATUS[0]}\"")
+        .arg(assert_cmd::cargo::cargo_bin("mvault"))
+        .arg(&sealed)
+        .env("MVAULT_IDENTITY", env.identity())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_no_panic(&err);
+    assert!(stdout.contains("status=6"), "{stdout} {err}");
+    assert!(err.contains("Broken pipe"), "{err}");
+}
