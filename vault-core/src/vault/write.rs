@@ -52,7 +52,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             small_file_max: 4 << 20,
-            pack_target: 32 << 20,
+            pack_target: 16 << 20,
             pack_chunk_size: ChunkSize::from_log2(16).expect("64 KiB is valid"),
             chunk_size: ChunkSize::default(),
         }
@@ -682,11 +682,11 @@ fn seal_pack(
     progress: Progress<'_>,
 ) -> Result<Sealed> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let mut plain = zeroize::Zeroizing::new(vec![0u8; total as usize]);
+    let mut plain = PackBuffer::take(total as usize);
     // Disjoint slots, filled in parallel (small-file reads are syscall-bound).
     let mut slots = Vec::with_capacity(files.len());
     let mut offsets = Vec::with_capacity(files.len());
-    let mut rest: &mut [u8] = &mut plain;
+    let mut rest: &mut [u8] = &mut plain.0;
     let mut offset = 0u64;
     for src in files {
         let (slot, tail) = rest.split_at_mut(src.size as usize);
@@ -715,29 +715,61 @@ fn seal_pack(
         chunk_size,
         plaintext_len: Some(total),
     };
+    let (file, temp) = create_temp_object(tmp, &id)?;
     let mut sealer = Sealer::with_file_key(
-        Vec::with_capacity(total as usize + total as usize / 1000 + 4096),
+        HashingFile {
+            file,
+            hasher: blake3::Hasher::new(),
+        },
         &key.derive(OBJECT_ROLE, &id),
         id,
         vec![key.stanza(OBJECT_ROLE)],
         sealer_options,
     )?;
-    sealer.write_all(&plain)?;
-    let (sealed_bytes, summary) = sealer.finish()?;
-    let (mut file, temp) = create_temp_object(tmp, &id)?;
-    file.write_all(&sealed_bytes)?;
-    file.sync_all()?;
+    sealer.write_all(&plain.0)?;
+    drop(plain);
+    let (out, summary) = sealer.finish()?;
+    out.file.sync_all()?;
     progress(total);
     Ok(Sealed {
         info: ObjectInfo {
             id,
             plain_len: summary.plaintext_len,
             sealed_len: summary.sealed_len,
-            sealed_blake3: *blake3::hash(&sealed_bytes).as_bytes(),
+            sealed_blake3: *out.hasher.finalize().as_bytes(),
         },
         temp,
         files: placed,
     })
+}
+
+/// Plaintext buffers for packs, reused so that sealing many packs does not
+/// fault in fresh memory for each; zeroized whenever returned.
+static PACK_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+struct PackBuffer(Vec<u8>);
+
+impl PackBuffer {
+    fn take(len: usize) -> Self {
+        let mut buf = PACK_BUFFERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        buf.resize(len, 0);
+        PackBuffer(buf)
+    }
+}
+
+impl Drop for PackBuffer {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        zeroize::Zeroize::zeroize(&mut buf);
+        let mut pool = PACK_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < rayon::current_num_threads() {
+            pool.push(buf);
+        }
+    }
 }
 
 /// Hashes what passes through it.
