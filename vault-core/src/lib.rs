@@ -56,6 +56,7 @@ mod wrap;
 
 pub use chunk::{Layout, TAG_LEN, chunk_nonce};
 pub use error::{Error, Result};
+pub use hash::hash_source;
 pub use header::{ChunkSize, FILE_ID_LEN, FORMAT_VERSION, Header, Stanza};
 pub use keys::{FILE_KEY_LEN, FileKey};
 pub use open::{OpenSummary, Opener, PlaintextReader, read_header};

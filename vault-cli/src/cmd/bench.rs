@@ -98,6 +98,7 @@ pub fn run(args: BenchArgs, threads: Option<usize>, quiet: bool) -> Result<Exit>
     let mut memcpy_n = Row::new("memcpy, all threads", size);
     let mut copy = Row::new("file copy (cp)", size);
     let mut b3 = Row::new("BLAKE3 of a mapping (b3sum)", size);
+    let mut b3_pread = Row::new("BLAKE3, positional reads", size);
     let mut seal = Row::new("mvault seal", size);
     let mut open = Row::new("mvault open", size);
     let mut verify = Row::new("mvault verify (keyed)", size);
@@ -110,6 +111,7 @@ pub fn run(args: BenchArgs, threads: Option<usize>, quiet: bool) -> Result<Exit>
         memcpy_n.record(bench.memcpy(true), None);
         copy.record(bench.file_copy()?, None);
         b3.record(bench.blake3_mmap()?, None);
+        b3_pread.record(bench.blake3_pread()?, None);
         let (t, rss) = bench.mvault_op(Op::Seal)?;
         seal.record(t, rss);
         let (t, rss) = bench.mvault_op(Op::Open)?;
@@ -136,6 +138,7 @@ pub fn run(args: BenchArgs, threads: Option<usize>, quiet: bool) -> Result<Exit>
         &memcpy_n,
         &copy,
         &b3,
+        &b3_pread,
         &seal,
         &open,
         &verify,
@@ -364,6 +367,15 @@ impl Bench {
         let mut hasher = blake3::Hasher::new();
         hasher.update_mmap_rayon(self.path("data.bin"))?;
         std::hint::black_box(hasher.finalize());
+        Ok(started.elapsed())
+    }
+
+    /// BLAKE3 of the file with `vault_core::hash_source`: parallel `pread`s
+    /// into per-thread buffers instead of a memory map.
+    fn blake3_pread(&self) -> Result<Duration> {
+        let file = File::open(self.path("data.bin"))?;
+        let started = Instant::now();
+        std::hint::black_box(vault_core::hash_source(&file, &|_| {})?);
         Ok(started.elapsed())
     }
 
