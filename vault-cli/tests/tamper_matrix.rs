@@ -650,3 +650,53 @@ fn vault_keyring_and_index_rollback() {
         .assert()
         .success();
 }
+
+#[test]
+fn vault_index_bytes_flipped() {
+    // Every 7th byte of the index (fixed part, public integrity list,
+    // keyring, sealed manifest, signature): `verify --pubkey` fails with 4
+    // (integrity) or 9 (signature), or 5 for the magic and version; `ls`
+    // with the key (which does not check signatures) fails for every byte
+    // before the signer's key and signature; nothing panics.
+    let f = VaultFixture::new();
+    let index_path = f.vault().join("index");
+    let index = fs::read(&index_path).unwrap();
+    let mut codes = std::collections::BTreeMap::new();
+    let signature_at = index.len() - (32 + 64);
+    for offset in (0..index.len()).step_by(7).chain([index.len() - 1]) {
+        let mut bytes = index.clone();
+        bytes[offset] ^= 0x10;
+        fs::write(&index_path, &bytes).unwrap();
+        let out = f
+            .env
+            .cmd()
+            .args(["verify", "ckpt.vault", "--pubkey"])
+            .arg(&f.pubkey)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "byte {offset}: {err}");
+        let code = out.status.code();
+        assert!(
+            matches!(
+                code,
+                Some(EXIT_INTEGRITY | EXIT_FORMAT | EXIT_BAD_SIGNATURE)
+            ),
+            "byte {offset}: exit {code:?}: {err}"
+        );
+        *codes.entry(code.unwrap()).or_insert(0) += 1;
+        if offset % 5 == 0 && offset < signature_at {
+            let out = f.env.cmd().args(["ls", "ckpt.vault"]).output().unwrap();
+            assert!(!out.status.success(), "byte {offset}: ls succeeded");
+            assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        }
+    }
+    eprintln!("exit codes: {codes:?}");
+    fs::write(&index_path, &index).unwrap();
+    f.env
+        .cmd()
+        .args(["verify", "ckpt.vault", "--pubkey"])
+        .arg(&f.pubkey)
+        .assert()
+        .success();
+}
