@@ -625,3 +625,32 @@ fn sparse_packs_are_compacted_on_reseal() {
         .unwrap();
     assert_same_tree(&src, &out);
 }
+
+#[test]
+fn a_vault_inside_its_source_is_not_sealed_into_itself() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ds");
+    write(&src.join("a.txt"), b"a", 0o644);
+    let k = keys();
+    let v = src.join("ds.vault");
+    seal_new(&src, &v, &k, None);
+    let s = vault::seal_dir(
+        &src,
+        &v,
+        Some(unlock(&v, &k)),
+        None,
+        None,
+        &small_options(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(s.files, 1, "{s:?}");
+    assert!(s.warnings.iter().any(|w| w.contains("vault being written")));
+    let names: Vec<_> = unlock(&v, &k)
+        .manifest()
+        .entries
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(names, [b"a.txt".to_vec()]);
+}

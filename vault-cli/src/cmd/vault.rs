@@ -311,7 +311,9 @@ pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Valu
         .with_context(|| format!("cannot verify {}", input.display()))?;
     // Keyed checks with -i, or with the default identity when no --pubkey.
     let keyed = !args.identities.is_empty()
-        || (pubkey.is_none() && crate::keys::default_identity_path().is_some_and(|p| p.exists()));
+        || (pubkey.is_none()
+            && (crate::keys::default_identity_path().is_some_and(|p| p.exists())
+                || std::env::var_os("MVAULT_PASSPHRASE").is_some_and(|p| !p.is_empty())));
     if keyed
         && report
             .failures

@@ -130,7 +130,8 @@ pub fn seal_dir(
 ) -> Result<WriteSummary> {
     let mut warnings = Vec::new();
     let mut tree = BTreeMap::new();
-    scan(source, &mut Vec::new(), &mut tree, &mut warnings)?;
+    let exclude = dev_ino(vault);
+    scan(source, &mut Vec::new(), &mut tree, &mut warnings, &exclude)?;
     let old = existing.as_ref().map(old_contents).unwrap_or_default();
     let summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
     Ok(WriteSummary {
@@ -196,7 +197,13 @@ pub fn add_paths(
         let mut prefix = dest.clone();
         if meta.is_dir() {
             tree.insert(joined, planned_from(&meta, Content::Dir));
-            scan(source, &mut prefix, &mut tree, &mut warnings)?;
+            scan(
+                source,
+                &mut prefix,
+                &mut tree,
+                &mut warnings,
+                &dev_ino(vault.path()),
+            )?;
         } else if meta.is_file() {
             let content = Content::New {
                 source: source.to_path_buf(),
@@ -311,11 +318,20 @@ fn planned_from(meta: &fs::Metadata, content: Content) -> Planned {
 }
 
 /// Walks `dir` (never following symlinks) into `tree` under `prefix`.
+/// The (device, inode) of `path`, if it exists: the vault itself, which a
+/// scan must not descend into when it lies inside the source.
+fn dev_ino(path: &Path) -> Vec<(u64, u64)> {
+    fs::symlink_metadata(path)
+        .map(|m| vec![(m.dev(), m.ino())])
+        .unwrap_or_default()
+}
+
 fn scan(
     dir: &Path,
     prefix: &mut Vec<Vec<u8>>,
     tree: &mut BTreeMap<Vec<u8>, Planned>,
     warnings: &mut Vec<String>,
+    exclude: &[(u64, u64)],
 ) -> Result<()> {
     let meta = fs::symlink_metadata(dir)?;
     if !meta.is_dir() {
@@ -336,9 +352,14 @@ fn scan(
         }
         prefix.push(name);
         let key = prefix.join(&b'/');
-        if meta.is_dir() {
+        if meta.is_dir() && exclude.contains(&(meta.dev(), meta.ino())) {
+            warnings.push(format!(
+                "skipped {}: it is the vault being written",
+                path.display()
+            ));
+        } else if meta.is_dir() {
             tree.insert(key, planned_from(&meta, Content::Dir));
-            scan(&path, prefix, tree, warnings)?;
+            scan(&path, prefix, tree, warnings, exclude)?;
         } else if meta.is_file() {
             let content = Content::New {
                 source: path,
