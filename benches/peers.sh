@@ -95,22 +95,26 @@ export MVAULT_IDENTITY="$id"
 unset MVAULT_PASSPHRASE MVAULT_THREADS
 
 # ---------------------------------------------------------------- timing
-declare -A best rss
-# measure KEY CMD...: runs CMD once, keeps the best wall time and the
-# largest peak RSS under KEY. Output goes to /dev/null.
+declare -A best rss cores
+# measure KEY CMD...: runs CMD once, keeps the best wall time (and the CPU
+# cores it kept busy in that run) and the largest peak RSS under KEY.
+# Output goes to /dev/null.
 measure() {
   local key=$1
   shift
-  local start end t m
+  local start end t m cpu
   start=$(date +%s%N)
-  if ! /usr/bin/time -o "$dir/time.out" -f '%M' "$@" > /dev/null 2> "$dir/err.out"; then
+  if ! /usr/bin/time -o "$dir/time.out" -f '%M %U %S' "$@" > /dev/null 2> "$dir/err.out"; then
     say "$key failed: $(tail -n 3 "$dir/err.out")"
     return 0
   fi
   end=$(date +%s%N)
   t=$(((end - start) / 1000)) # microseconds
-  m=$(tail -n 1 "$dir/time.out")
-  if [ -z "${best[$key]:-}" ] || ((t < best[$key])); then best[$key]=$t; fi
+  read -r m cpu < <(tail -n 1 "$dir/time.out" | awk '{ printf "%d %.3f\n", $1, $2 + $3 }')
+  if [ -z "${best[$key]:-}" ] || ((t < best[$key])); then
+    best[$key]=$t
+    cores[$key]=$(awk -v c="$cpu" -v t="$t" 'BEGIN { printf "%.2f", c * 1e6 / t }')
+  fi
   if [ -z "${rss[$key]:-}" ] || ((m > rss[$key])); then rss[$key]=$m; fi
 }
 
@@ -121,6 +125,10 @@ for round in $(seq "$runs"); do
   rm -f "$dir/copy.bin"
   measure cp cp "$data" "$dir/copy.bin"
   rm -f "$dir/copy.bin"
+  # The floor for any tool that writes a new file of this size here.
+  measure "write only" dd if=/dev/zero of="$dir/copy.bin" bs=1M count="$size_mib" status=none
+  rm -f "$dir/copy.bin"
+  measure "read only" dd if="$data" of=/dev/null bs=1M status=none
   measure b3sum b3sum "$data"
   for t in 1 2; do
     rm -f "$sealed"
@@ -192,17 +200,19 @@ echo
 echo "$(date -u +%FT%TZ) $(uname -r); $(nproc) cores; $(lscpu | sed -n 's/^Model name: *//p');" \
   "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| operation | GB/s | x cp | peak RSS |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| operation | GB/s | x cp | cores busy | peak RSS |"
+echo "| --- | ---: | ---: | ---: | ---: |"
 row() {
   local key=$1 label=$2
   local g
   g=$(gbs "$key")
-  awk -v l="$label" -v g="$g" -v c="$(gbs cp)" -v r="${rss[$key]:-0}" 'BEGIN {
+  awk -v l="$label" -v g="$g" -v c="$(gbs cp)" -v r="${rss[$key]:-0}" -v k="${cores[$key]:--}" 'BEGIN {
     x = (g + 0 > 0 && c + 0 > 0) ? sprintf("%.2f", g / c) : "-";
-    printf "| %s | %s | %s | %.1f MiB |\n", l, g, x, r / 1024 }'
+    printf "| %s | %s | %s | %s | %.1f MiB |\n", l, g, x, k, r / 1024 }'
 }
 row cp "cp"
+row "write only" "write only: dd from /dev/zero to a new file"
+row "read only" "read only: dd to /dev/null"
 row b3sum "b3sum (mmap, all threads)"
 for t in 1 2; do
   row "seal ${t}t" "mvault seal, ${t} thread(s)"
@@ -267,5 +277,8 @@ for k in "seal 1t" "seal 2t" "open 1t" "open 2t"; do
 done
 awk -v p="$peak" 'BEGIN { printf "| peak RSS of seal/open | < 256 MiB | %.1f MiB | %s |\n", p / 1024, (p > 0 && p < 262144 ? "PASS" : "MISS") }'
 echo
+echo "Ceiling for any tool that writes the output file here (write only / peer):" \
+  "$(ratio "write only" "age enc")x age encrypt, $(ratio "write only" "rage enc")x rage encrypt," \
+  "$(ratio "write only" "age dec")x age decrypt, $(ratio "write only" "rage dec")x rage decrypt."
 echo "Scaling, 1 -> 2 threads: seal $(ratio "seal 2t" "seal 1t")x, open $(ratio "open 2t" "open 1t")x," \
   "keyed verify $(ratio "verify 2t" "verify 1t")x, keyless verify $(ratio "keyless verify 2t" "keyless verify 1t")x"
