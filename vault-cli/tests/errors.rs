@@ -136,15 +136,19 @@ fn malformed_identity_file_is_a_usage_error() {
 }
 
 #[test]
-fn sealing_a_directory_is_a_usage_error() {
+fn sealing_a_directory_among_files_is_a_usage_error() {
+    // A folder alone becomes a directory vault (vault_cli.rs); mixed with
+    // other inputs it is refused.
     let env = Env::new();
     env.keygen();
     let dir = env.path("checkpoints");
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("a.bin"), b"x").unwrap();
+    let file = env.write("b.bin", b"y");
     env.cmd()
         .arg("seal")
         .arg(&dir)
+        .arg(&file)
         .assert()
         .code(EXIT_USAGE)
         .stderr(predicate::str::contains("directory"));

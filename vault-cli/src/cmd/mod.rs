@@ -90,7 +90,7 @@ fn open_input(path: &Path) -> Result<std::fs::File> {
         return Err(crate::exit::fail(
             Exit::Usage,
             format!(
-                "{} is a directory; seal or open the files inside it",
+                "{} is a directory; give it alone to seal it as a vault (DIR.vault), or seal the files inside it",
                 path.display()
             ),
         ));
