@@ -13,6 +13,10 @@
 //!   threads), a parallel whole-file [`Opener::decrypt_to`], and a
 //!   `Read + Seek` adapter.
 //! - Both compute the plaintext BLAKE3 in the same pass, equal to `b3sum`.
+//! - [`vault`] seals whole folders into directory vaults: one wrapped vault
+//!   key, an encrypted manifest, packed objects, incremental crash-safe
+//!   updates, and a signed public integrity list that CI can check without
+//!   a key.
 //!
 //! The byte layout is specified in `docs/FORMAT.md`.
 //!
