@@ -12,7 +12,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -697,6 +697,48 @@ fn vault_index_bytes_flipped() {
         .cmd()
         .args(["verify", "ckpt.vault", "--pubkey"])
         .arg(&f.pubkey)
+        .assert()
+        .success();
+}
+
+#[test]
+fn vault_tampered_object_under_a_mount_reads_as_eio_never_wrong_bytes() {
+    let fuse = Path::new("/dev/fuse").exists()
+        && std::process::Command::new("fusermount3")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !fuse {
+        eprintln!("skipping: no FUSE here");
+        return;
+    }
+    let f = VaultFixture::new();
+    let big_obj = objects_by_size(&f.vault())[0].clone();
+    let header_len = f.env.inspect(&big_obj)["header_len"].as_u64().unwrap() as usize;
+    let mut bytes = fs::read(&big_obj).unwrap();
+    bytes[header_len + 30 * (C + TAG) + 9] ^= 0x01;
+    fs::write(&big_obj, &bytes).unwrap();
+    // Through the mount: the 30 chunks before the bad one read exactly;
+    // the bad chunk is EIO (dd fails), never other bytes.
+    let script = format!(
+        "cmp <(head -c {good} \"$1/big.bin\") <(head -c {good} \"$2\") || exit 10; \
+         dd if=\"$1/big.bin\" of=/dev/null bs={c} skip=30 count=1 status=none 2>/dev/null && exit 11; \
+         cmp -s \"$1/config.json\" \"$3\" || exit 12; exit 0",
+        good = 30 * C,
+        c = C
+    );
+    f.env
+        .cmd()
+        .args(["-q", "run", "--mount"])
+        .arg(format!(
+            "{}:{}",
+            f.vault().display(),
+            f.env.path("mnt").display()
+        ))
+        .args(["--", "bash", "-c", &script, "probe"])
+        .arg(f.env.path("mnt"))
+        .arg(f.env.path("ckpt/big.bin"))
+        .arg(f.env.path("ckpt/config.json"))
         .assert()
         .success();
 }
