@@ -491,14 +491,19 @@ impl UnlockedVault {
         let (plain, _) =
             opener.decrypt_to(Vec::with_capacity(opener.len() as usize), false, &|_| {})?;
         let mut plain = zeroize::Zeroizing::new(plain);
+        // Files of a pack are in path order: runs share a folder.
+        let mut cached: Option<(u32, OwnedFd)> = None;
         for &i in files {
             let entry = &self.manifest.entries[i];
             let EntryKind::File { size, offset, .. } = entry.kind else {
                 unreachable!()
             };
             let data = &plain[offset as usize..(offset + size) as usize];
-            let parent = self.open_parent(root, i)?;
-            let temp = write_temp(&parent, entry, overwrite, |file| {
+            if cached.as_ref().is_none_or(|(p, _)| *p != entry.parent) {
+                cached = Some((entry.parent, self.open_parent(root, i)?));
+            }
+            let parent = &cached.as_ref().expect("just set").1;
+            let temp = write_temp(parent, entry, overwrite, |file| {
                 file.write_all(data)?;
                 Ok(blake3::hash(data))
             })?;
