@@ -645,3 +645,24 @@ fn rekey_new_key_reencrypts_everything() {
         .success();
     assert_eq!(tree(&src), tree(&env.path("out")));
 }
+
+#[test]
+fn a_second_writer_is_refused_while_one_holds_the_lock() {
+    let env = Env::new();
+    env.keygen();
+    checkpoint(&env, "ckpt");
+    env.cmd().args(["seal", "ckpt"]).assert().success();
+    let lock = fs::File::open(env.path("ckpt.vault/lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    env.write("x.txt", b"x");
+    env.cmd()
+        .args(["add", "ckpt.vault", "x.txt"])
+        .assert()
+        .code(EXIT_REFUSED)
+        .stderr(predicates::str::contains("another mvault process"));
+    drop(lock);
+    env.cmd()
+        .args(["add", "ckpt.vault", "x.txt"])
+        .assert()
+        .success();
+}

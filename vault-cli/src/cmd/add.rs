@@ -46,10 +46,7 @@ pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
         &vault::WriteOptions::default(),
         &|_| {},
     )
-    .map_err(|e| match e {
-        vault_core::Error::InvalidArgument(m) => fail(Exit::Usage, m),
-        other => anyhow::Error::new(other),
-    })?;
+    .map_err(super::vault::busy_to_refused)?;
     let elapsed = started.elapsed();
     print_summary(&args.vault, &summary, elapsed, !show_progress || args.json);
     if args.json {

@@ -69,7 +69,8 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         ));
     }
     let generation = if args.new_key {
-        let summary = vault::rotate_key(unlocked, &recipients, info.clone(), signer.as_ref())?;
+        let summary = vault::rotate_key(unlocked, &recipients, info.clone(), signer.as_ref())
+            .map_err(super::vault::busy_to_refused)?;
         if !quiet {
             eprintln!(
                 "mvault: re-encrypted {} objects under a new vault key; the old objects are deleted",
@@ -78,7 +79,8 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         }
         summary.generation
     } else {
-        vault::rekey(unlocked, &recipients, info.clone(), signer.as_ref())?
+        vault::rekey(unlocked, &recipients, info.clone(), signer.as_ref())
+            .map_err(super::vault::busy_to_refused)?
     };
     if !quiet {
         eprintln!(

@@ -15,6 +15,18 @@ use crate::exit::{Exit, fail};
 use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
 use crate::report::{gb_per_s, human_bytes, print_json};
 
+/// Another process holding the vault's write lock is a refusal (exit 7),
+/// not an I/O failure.
+pub fn busy_to_refused(e: vault_core::Error) -> anyhow::Error {
+    match e {
+        vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            fail(Exit::Refused, io.to_string())
+        }
+        vault_core::Error::InvalidArgument(m) => fail(Exit::Usage, m),
+        other => other.into(),
+    }
+}
+
 /// Whether `path` is a directory vault.
 pub fn is_vault(path: &Path) -> bool {
     Vault::is_vault(path)
@@ -183,7 +195,8 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             signer.as_ref(),
             &options,
             &|_| {},
-        )?
+        )
+        .map_err(busy_to_refused)?
     } else {
         if let Ok(mut entries) = std::fs::read_dir(&target)
             && entries.next().is_some()
@@ -220,7 +233,8 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             signer.as_ref(),
             &options,
             &|_| {},
-        )?
+        )
+        .map_err(busy_to_refused)?
     };
     let elapsed = started.elapsed();
     print_summary(&target, &summary, elapsed, quiet);
