@@ -382,13 +382,16 @@ fn scan(
     Ok(())
 }
 
+/// Tree path → (source file, size) of files kept from the vault this run.
+type Sources = HashMap<Vec<u8>, (PathBuf, u64)>;
+
 /// Decides for each new file whether the vault already holds its bytes:
 /// same size and mtime as the old entry at that path, or same size and the
 /// same BLAKE3 (then only the mtime changes).
 fn reuse_unchanged(
     tree: &mut BTreeMap<Vec<u8>, Planned>,
     old: &OldContents,
-) -> Result<(u64, HashMap<Vec<u8>, (PathBuf, u64)>)> {
+) -> Result<(u64, Sources)> {
     let candidates: Vec<(&Vec<u8>, &mut Planned)> = tree
         .iter_mut()
         .filter(|(path, p)| {
@@ -441,7 +444,7 @@ fn reuse_unchanged(
 /// Returns how many files go back to sealing.
 fn compact(
     tree: &mut BTreeMap<Vec<u8>, Planned>,
-    sources: &HashMap<Vec<u8>, (PathBuf, u64)>,
+    sources: &Sources,
     old_objects: &[ObjectInfo],
 ) -> u64 {
     let mut live: HashMap<[u8; 32], (u64, bool)> = HashMap::new();
