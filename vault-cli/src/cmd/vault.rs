@@ -117,6 +117,25 @@ pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: b
     );
 }
 
+/// Bytes of the regular files under `dir` (symlinks not followed).
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
 /// Recipient strings to record in a new vault's keyring (for `rekey`).
 fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
     let mut out = args.recipients.recipients.clone();
@@ -175,6 +194,13 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
     let signer = load_signer(args.sign.as_deref())?;
     let started = Instant::now();
     let quiet = !show_progress || args.json;
+    // A bar only on a terminal; its total needs a quick walk of the source.
+    let total = if !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        tree_bytes(source)
+    } else {
+        0
+    };
+    let bar = crate::progress::Progress::new(!quiet, total, &source.display().to_string());
     let options = vault::WriteOptions {
         chunk_size: args.chunk_size,
         ..vault::WriteOptions::default()
@@ -194,7 +220,7 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             None,
             signer.as_ref(),
             &options,
-            &|_| {},
+            &bar.callback(),
         )
         .map_err(busy_to_refused)?
     } else {
@@ -232,10 +258,11 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             }),
             signer.as_ref(),
             &options,
-            &|_| {},
+            &bar.callback(),
         )
         .map_err(busy_to_refused)?
     };
+    drop(bar);
     let elapsed = started.elapsed();
     print_summary(&target, &summary, elapsed, quiet);
     if args.json {
