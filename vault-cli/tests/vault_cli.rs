@@ -416,6 +416,14 @@ fn hostile_manifest_is_refused_by_every_command() {
         .args(["verify", "ckpt.vault"])
         .assert()
         .code(EXIT_INTEGRITY);
+    env.cmd()
+        .args(["run", "--mount", "ckpt.vault:mnt", "--", "touch", "ran"])
+        .assert()
+        .code(EXIT_INTEGRITY);
+    assert!(
+        !env.path("ran").exists(),
+        "nothing is served from a hostile manifest"
+    );
     assert!(!env.path("escaped.json").exists());
     assert!(
         !env.dir
