@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Sets mvault up on a fresh Debian machine and runs the main job on a demo:
-# seal a checkpoint, inspect it without a key, verify it, open it, compare.
+# seal a checkpoint, inspect it without a key, verify it, open it, compare;
+# then seal a checkpoint folder into a signed vault, verify it keylessly as CI
+# would, and serve it through FUSE to one job with `mvault run` (an outsider
+# is refused and the audit log says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"; fi
@@ -52,4 +56,37 @@ printf '\xff' | dd of=ckpt.pt.mvlt bs=1 seek=$((300 << 20)) conv=notrunc status=
 rm ckpt.pt
 if "$mvault" open ckpt.pt.mvlt; then echo "tampering was NOT detected" >&2; exit 1
 else echo "tampering detected (exit $?); ckpt.pt exists: $([ -e ckpt.pt ] && echo yes || echo no)"; fi
+
+echo "== 8. a checkpoint folder -> a signed directory vault"
+mkdir -p run1/tokenizer
+head -c $((40 << 20)) /dev/urandom > run1/model-00001-of-00002.safetensors
+head -c $((24 << 20)) /dev/urandom > run1/model-00002-of-00002.safetensors
+echo '{"hidden_size": 4096, "num_layers": 32}' > run1/config.json
+echo '{"vocab": ["<s>", "</s>"]}' > run1/tokenizer/tokenizer.json
+"$mvault" sign-keygen -o signing.key
+"$mvault" seal run1 -o run1.vault --sign signing.key
+"$mvault" ls run1.vault
+echo "objects on disk (names, tree and sizes are in the encrypted manifest):"
+find run1.vault/objects -type f | head -3
+
+echo "== 9. CI check without the decryption key: signature + every object's BLAKE3"
+"$mvault" verify run1.vault --pubkey signing.key.pub
+
+echo "== 10. mvault run: only the job's process tree may read the mount"
+if [ -w /dev/fuse ] || [ "$(id -u)" = 0 ]; then
+  "$mvault" run --mount run1.vault:"$demo/mnt" --audit-log audit.jsonl -- sh -c '
+    cmp "$0/mnt/config.json" "$0/run1/config.json" &&
+    cmp "$0/mnt/model-00001-of-00002.safetensors" "$0/run1/model-00001-of-00002.safetensors" &&
+    echo "job: read the plaintext checkpoint through the mount, identical"
+    sleep 2' "$demo" &
+  job=$!
+  for _ in $(seq 100); do grep -qs " $demo/mnt fuse" /proc/mounts && break; sleep 0.1; done
+  sleep 0.5
+  if cat "$demo/mnt/config.json" >/dev/null 2>&1; then echo "outsider could read: NOT expected" >&2; exit 1
+  else echo "outsider (this shell): refused"; fi
+  wait "$job"
+  echo "audit log:"; cut -c1-160 audit.jsonl
+else
+  echo "(skipped: /dev/fuse is not usable here; install fuse3 and run as a user with FUSE access)"
+fi
 echo "demo finished"
