@@ -18,7 +18,7 @@ use fuser::{
 use crate::audit::AuditLog;
 use crate::cache::{BufferPool, ChunkCache, ChunkKey, Plain};
 use crate::policy::{Decision, Policy};
-use crate::procinfo::Caller;
+use crate::procinfo::{Caller, Facts};
 use crate::tree::{Node, NodeKind, ROOT, Tree};
 
 /// How long the kernel may cache names and attributes. The files never
@@ -126,6 +126,8 @@ struct Handle {
 pub struct VaultFs {
     shared: Arc<Shared>,
     policy: Policy,
+    /// What the policy reads about each caller, computed once.
+    facts_needed: Facts,
     audit: Option<AuditLog>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
@@ -164,6 +166,7 @@ impl VaultFs {
         });
         VaultFs {
             shared,
+            facts_needed: policy.facts_needed(),
             policy,
             audit,
             handles: RwLock::new(HashMap::new()),
@@ -217,11 +220,18 @@ impl VaultFs {
     /// Applies the policy to the caller of `req`; logs denials (and, for
     /// `open`, grants) to the audit log.
     fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
-        let caller = Caller::inspect(req.pid(), req.uid(), req.gid());
+        let audited = self.audit.is_some() && event == "open";
+        let facts = if audited {
+            self.facts_needed.union(Facts::AUDIT)
+        } else {
+            self.facts_needed
+        };
+        let mut caller = Caller::inspect(req.pid(), req.uid(), req.gid(), facts);
         let decision = self.policy.check(&caller);
         if let Some(audit) = &self.audit
             && (event == "open" || !decision.allowed())
         {
+            caller.add(Facts::AUDIT);
             audit.decision(event, &caller, path, &decision);
         }
         match decision {
@@ -312,7 +322,7 @@ impl Filesystem for VaultFs {
             return reply.error(Errno::ENOENT);
         };
         if u64::from(ino) != ROOT {
-            let caller = Caller::inspect(req.pid(), req.uid(), req.gid());
+            let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
             if !self.policy.check(&caller).allowed() {
                 return reply.error(Errno::EACCES);
             }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::procinfo::{Caller, ProcessId};
+use crate::procinfo::{Caller, Facts, ProcessId};
 
 /// The access policy of one mount.
 #[derive(Clone, Debug, Default)]
@@ -76,7 +76,18 @@ impl Policy {
         Ok(self)
     }
 
-    /// Decides for one caller.
+    /// The caller facts [`Policy::check`] looks at beyond uid and groups.
+    pub fn facts_needed(&self) -> Facts {
+        Facts {
+            exe: !self.exes.is_empty(),
+            cmdline: false,
+            lineage: !self.pid_trees.is_empty() || self.pending_tree.is_some(),
+            cgroups: !self.cgroups.is_empty(),
+        }
+    }
+
+    /// Decides for one caller, inspected with at least
+    /// [`Policy::facts_needed`].
     pub fn check(&self, caller: &Caller) -> Decision {
         if caller.pid.is_none() {
             return Decision::Deny(if caller.tid == 0 {
@@ -175,6 +186,23 @@ mod tests {
             cgroups: vec!["/system.slice/job-7.service".into()],
             ..Caller::default()
         }
+    }
+
+    #[test]
+    fn facts_needed_follow_the_rules() {
+        assert_eq!(Policy::default().facts_needed(), Facts::default());
+        let p = Policy {
+            exes: vec![PathBuf::from("/usr/bin/python3")],
+            pending_tree: Some(Arc::default()),
+            ..Policy::default()
+        };
+        let needed = p.facts_needed();
+        assert!(needed.exe && needed.lineage && !needed.cgroups && !needed.cmdline);
+        let p = Policy {
+            cgroups: vec!["/a".into()],
+            ..Policy::default()
+        };
+        assert!(p.facts_needed().cgroups);
     }
 
     #[test]

@@ -53,10 +53,47 @@ pub struct Caller {
     pub cgroups: Vec<String>,
 }
 
+/// Which facts about a caller to read from `/proc`. The thread group and
+/// groups are always read; the rest only when the policy or the audit log
+/// needs them, since every fact costs a `/proc` read on each request (the
+/// lineage one per ancestor).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// `/proc/<pid>/exe`.
+    pub exe: bool,
+    /// `/proc/<pid>/cmdline`.
+    pub cmdline: bool,
+    /// The ancestors up to pid 1.
+    pub lineage: bool,
+    /// `/proc/<pid>/cgroup`.
+    pub cgroups: bool,
+}
+
+impl Facts {
+    /// Everything the audit log records.
+    pub const AUDIT: Facts = Facts {
+        exe: true,
+        cmdline: true,
+        lineage: false,
+        cgroups: false,
+    };
+
+    /// The facts needed by either `self` or `other`.
+    pub fn union(self, other: Facts) -> Facts {
+        Facts {
+            exe: self.exe || other.exe,
+            cmdline: self.cmdline || other.cmdline,
+            lineage: self.lineage || other.lineage,
+            cgroups: self.cgroups || other.cgroups,
+        }
+    }
+}
+
 impl Caller {
-    /// Gathers what /proc says about thread `tid`. Fields that cannot be
-    /// read stay empty, and the policy treats them as not matching.
-    pub fn inspect(tid: u32, uid: u32, gid: u32) -> Caller {
+    /// Gathers what /proc says about thread `tid`: its process and groups,
+    /// plus the `facts` asked for. Fields that cannot be read stay empty,
+    /// and the policy treats them as not matching.
+    pub fn inspect(tid: u32, uid: u32, gid: u32, facts: Facts) -> Caller {
         let mut caller = Caller {
             tid,
             uid,
@@ -72,21 +109,58 @@ impl Caller {
         let Ok(status) = thread.status() else {
             return caller;
         };
-        let pid = status.tgid;
-        let Ok(process) = Process::new(pid) else {
-            return caller;
-        };
-        caller.pid = Some(pid);
-        caller.groups = status.groups.clone();
-        caller.exe = process.exe().ok();
-        caller.cmdline = process.cmdline().ok().map(|args| args.join(" "));
-        caller.cgroups = process
-            .cgroups()
-            .map(|groups| groups.into_iter().map(|g| g.pathname).collect())
-            .unwrap_or_default();
-        caller.lineage = lineage(pid);
+        caller.pid = Some(status.tgid);
+        caller.groups = status.groups;
+        caller.add(facts);
         caller
     }
+
+    /// Reads the `facts` not yet read (e.g. the audit fields of a caller
+    /// that turned out to be denied).
+    pub fn add(&mut self, facts: Facts) {
+        let Some(pid) = self.pid else {
+            return;
+        };
+        let Ok(process) = Process::new(pid) else {
+            return;
+        };
+        if facts.exe && self.exe.is_none() {
+            self.exe = process.exe().ok();
+        }
+        if facts.cmdline && self.cmdline.is_none() {
+            self.cmdline = process
+                .cmdline()
+                .ok()
+                .map(|args| truncate_cmdline(args.join(" ")));
+        }
+        if facts.cgroups && self.cgroups.is_empty() {
+            self.cgroups = process
+                .cgroups()
+                .map(|groups| groups.into_iter().map(|g| g.pathname).collect())
+                .unwrap_or_default();
+        }
+        if facts.lineage && self.lineage.is_empty() {
+            self.lineage = lineage(pid);
+        }
+    }
+}
+
+/// Longest command line kept for the audit log: `cat *` over a dataset
+/// folder would otherwise write megabytes per line.
+const MAX_CMDLINE: usize = 1024;
+
+/// Cuts `cmdline` to [`MAX_CMDLINE`] bytes (on a character boundary),
+/// marking the cut with "…".
+fn truncate_cmdline(mut cmdline: String) -> String {
+    if cmdline.len() > MAX_CMDLINE {
+        let mut end = MAX_CMDLINE;
+        while !cmdline.is_char_boundary(end) {
+            end -= 1;
+        }
+        cmdline.truncate(end);
+        cmdline.push('…');
+    }
+    cmdline
 }
 
 /// The chain of (pid, start time) from `pid` up to the root of the pid
@@ -108,4 +182,33 @@ fn lineage(pid: i32) -> Vec<ProcessId> {
         current = stat.ppid;
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_command_lines_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate_cmdline("cat a".into()), "cat a");
+        let long = "é".repeat(MAX_CMDLINE);
+        let cut = truncate_cmdline(long);
+        assert!(cut.len() <= MAX_CMDLINE + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn inspect_reads_only_the_facts_asked_for() {
+        let tid = std::process::id();
+        let bare = Caller::inspect(tid, 0, 0, Facts::default());
+        assert_eq!(bare.pid, Some(tid as i32));
+        assert!(bare.exe.is_none() && bare.cmdline.is_none() && bare.lineage.is_empty());
+        let mut full = Caller::inspect(tid, 0, 0, Facts::AUDIT);
+        assert!(full.exe.is_some() && full.cmdline.is_some() && full.lineage.is_empty());
+        full.add(Facts {
+            lineage: true,
+            ..Facts::default()
+        });
+        assert_eq!(full.lineage.first().map(|p| p.pid), Some(tid as i32));
+    }
 }
