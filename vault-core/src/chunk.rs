@@ -44,15 +44,6 @@ impl ChunkCipher {
         tag.as_ref().try_into().expect("16-byte tag")
     }
 
-    /// Encrypts `plain` into `out`, which must be `plain.len() + TAG_LEN` long.
-    pub(crate) fn seal_into(&self, index: u64, last: bool, plain: &[u8], out: &mut [u8]) {
-        let (ct, tag) = out.split_at_mut(plain.len());
-        let nonce = Nonce::assume_unique_for_key(chunk_nonce(index, last));
-        self.key
-            .seal_out_of_place_scatter(nonce, Aad::empty(), plain, ct, &[], tag)
-            .expect("buffer lengths checked by caller");
-    }
-
     /// Decrypts `ct` (without its tag) into `out`, which must be equally long.
     /// On failure `out` is zeroed so no unauthenticated bytes remain.
     pub(crate) fn open_into(

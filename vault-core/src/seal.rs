@@ -111,8 +111,12 @@ impl ChunkEngine {
                 let index = first + k as u64;
                 let piece = &plain[k * cs..((k + 1) * cs).min(plain.len())];
                 let last = ends_stream && k + 1 == n;
-                let digest = ChunkDigest::of(index, cs, last && index == 0, piece);
-                cipher.seal_into(index, last, piece, slot);
+                // Copy first, then hash and encrypt the copy in place while
+                // it is in this worker's cache.
+                let (body, tag) = slot.split_at_mut(piece.len());
+                body.copy_from_slice(piece);
+                let digest = ChunkDigest::of(index, cs, last && index == 0, body);
+                tag.copy_from_slice(&cipher.seal_in_place(index, last, body));
                 digest
             })
             .collect();
