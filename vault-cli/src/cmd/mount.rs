@@ -222,12 +222,25 @@ fn detach_stdio() {
 }
 
 pub fn check_mountpoint(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "mountpoint {} does not exist (create it with mkdir)",
-            path.display()
-        )
-    })?;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()) => {
+            return Err(fail(
+                Exit::Io,
+                format!(
+                    "{} is a dead FUSE mount (its daemon was killed); clear it with `mvault umount {}`",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "mountpoint {} does not exist (create it with mkdir)",
+                path.display()
+            )));
+        }
+    };
     if !meta.is_dir() {
         return Err(fail(
             Exit::Usage,
