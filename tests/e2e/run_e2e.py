@@ -7,7 +7,11 @@ the FUSE mount (safetensors' safe_open memory-maps) and checks every byte.
 While that command runs, processes outside its tree (this driver, and a
 separate Python process) must get EACCES, and the audit log must name them.
 
-usage: run_e2e.py --mvault PATH/TO/mvault [--keep]
+With --vault the tensors are sealed as one signed directory vault instead
+(`mvault seal plain -o data.vault --sign KEY`), checked without the key by
+`mvault verify --pubkey`, and that vault is served.
+
+usage: run_e2e.py --mvault PATH/TO/mvault [--vault] [--keep]
 Exit 0 on success; any failure raises with an explanation.
 Needs: Linux, FUSE (/dev/fuse, fusermount3), numpy, safetensors.
 """
@@ -60,6 +64,16 @@ def seal_all(mvault, env, plain, sealed):
     return sorted(chunks)
 
 
+def seal_vault(mvault, env, plain, work):
+    """Seals the folder as a signed directory vault; checks it keylessly."""
+    vault, key = os.path.join(work, "data.vault"), os.path.join(work, "signing.key")
+    subprocess.run([mvault, "-q", "sign-keygen", "-o", key], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([mvault, "-q", "seal", plain, "-o", vault, "--sign", key], env=env, check=True)
+    subprocess.run([mvault, "-q", "verify", vault, "--pubkey", key + ".pub"], env=env, check=True)
+    return vault, sorted(os.listdir(plain))
+
+
 def expect_eacces_here(path):
     try:
         with open(path, "rb") as f:
@@ -95,6 +109,7 @@ def audit_denials(audit, pid, inner):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mvault", required=True)
+    ap.add_argument("--vault", action="store_true", help="serve one directory vault")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
     mvault = os.path.abspath(args.mvault)
@@ -112,8 +127,12 @@ def main():
         os.makedirs(sealed)
         subprocess.run([mvault, "-q", "keygen"], env=env, check=True, stdout=subprocess.DEVNULL)
         write_plain(plain)
-        names = seal_all(mvault, env, plain, sealed)
-        log(f"sealed {names}")
+        if args.vault:
+            sealed, names = seal_vault(mvault, env, plain, work)
+            log(f"sealed {names} into a signed vault; verify --pubkey ok")
+        else:
+            names = seal_all(mvault, env, plain, sealed)
+            log(f"sealed {names}")
 
         audit = os.path.join(work, "audit.jsonl")
         ready, go = os.path.join(work, "ready"), os.path.join(work, "go")

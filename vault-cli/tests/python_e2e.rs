@@ -72,6 +72,16 @@ fn python_ready(python: &Path, source: &str) -> bool {
 
 #[test]
 fn python_loads_sealed_tensors_through_mvault_run() {
+    run_e2e(&[]);
+}
+
+#[test]
+fn python_loads_a_signed_directory_vault_through_mvault_run() {
+    run_e2e(&["--vault"]);
+}
+
+/// Runs tests/e2e/run_e2e.py with `extra` arguments and expects its PASS.
+fn run_e2e(extra: &[&str]) {
     if !mountutil::fuse_available() {
         return;
     }
@@ -87,6 +97,7 @@ fn python_loads_sealed_tensors_through_mvault_run() {
         .arg(repo_root().join("tests/e2e/run_e2e.py"))
         .arg("--mvault")
         .arg(mountutil::mvault_bin())
+        .args(extra)
         .env_remove("MVAULT_PASSPHRASE")
         .env_remove("MVAULT_THREADS")
         .stdin(Stdio::null())
