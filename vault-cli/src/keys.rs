@@ -232,7 +232,7 @@ impl RecipientArgs {
 
 /// Reads a passphrase for a new file: `$MVAULT_PASSPHRASE`, or asked twice
 /// on the terminal.
-fn new_passphrase() -> Result<SecretString> {
+pub fn new_passphrase() -> Result<SecretString> {
     if let Some(p) = env_passphrase() {
         return Ok(p);
     }
