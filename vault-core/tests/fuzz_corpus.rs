@@ -1,14 +1,31 @@
 //! Replays the fuzz regression corpus (`tests/fuzz-corpus/<target>/*`) on
 //! stable Rust, without libFuzzer, running the same checks as the fuzz
-//! targets in `fuzz/` (both use `fuzz_common/mod.rs`).
+//! targets in `fuzz/` (both use `fuzz_common/mod.rs` for the sealed-file
+//! targets and `fuzz_parsers/mod.rs` for the vault and text parsers).
 
 mod fuzz_common;
+mod fuzz_parsers;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fuzz_common::{TARGETS, TEMPLATE_COUNT, identities, seeds, template};
+use fuzz_common::{TEMPLATE_COUNT, identities, template};
 use vault_core::Opener;
+
+/// Every fuzz target, by name.
+fn targets() -> impl Iterator<Item = (&'static str, fn(&[u8]))> {
+    fuzz_common::TARGETS
+        .iter()
+        .copied()
+        .chain(fuzz_parsers::TARGETS)
+}
+
+/// Every target's seed inputs.
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut seeds = fuzz_common::seeds();
+    seeds.extend(fuzz_parsers::seeds());
+    seeds
+}
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,7 +35,7 @@ fn corpus_dir(target: &str) -> PathBuf {
 
 #[test]
 fn corpus_replays_cleanly() {
-    for (name, run) in TARGETS {
+    for (name, run) in targets() {
         let dir = corpus_dir(name);
         let mut files: Vec<PathBuf> = fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -38,14 +55,13 @@ fn corpus_replays_cleanly() {
 #[test]
 fn seeds_and_edge_inputs_run_cleanly() {
     for (name, data) in seeds() {
-        let run = TARGETS
-            .iter()
+        let run = targets()
             .find(|(n, _)| *n == name)
             .expect("known target")
             .1;
         run(&data);
     }
-    for (_, run) in TARGETS {
+    for (_, run) in targets() {
         run(&[]);
         run(&[0]);
         run(&[0xff; 300]);
@@ -64,6 +80,22 @@ fn fixtures_open() {
         assert_eq!(summary.plaintext_len, t.plaintext.len() as u64);
         assert_eq!(summary.blake3, Some(t.summary.blake3));
     }
+}
+
+/// The vault and text seeds reach their success paths too.
+#[test]
+fn parser_seeds_parse() {
+    let manifest = fuzz_parsers::sample_manifest();
+    assert_eq!(
+        vault_core::vault::Manifest::decode(&manifest.encode()).unwrap(),
+        manifest
+    );
+    for (name, data) in fuzz_parsers::seeds() {
+        if name == "index_parse" && data.ends_with(b"manifest bytes\0") {
+            vault_core::vault::Index::parse(&data).expect("seed index parses");
+        }
+    }
+    assert!(vault_core::Argon2Params::parse("m=65536,t=3,p=1").is_ok());
 }
 
 /// Writes the seed inputs to `$FUZZ_SEED_DIR/<target>/seed-N` for starting a

@@ -1,6 +1,6 @@
 //! Fuzz target bodies for the directory-vault parsers and the small text
 //! parsers, shared by the libFuzzer binaries in `fuzz/fuzz_targets/` and by
-//! the stable corpus replay in `vault-core/tests/fuzz_parsers_corpus.rs`.
+//! the stable corpus replay in `vault-core/tests/fuzz_corpus.rs`.
 //!
 //! | target            | input                     | checks |
 //! |-------------------|---------------------------|--------|
