@@ -55,10 +55,7 @@ fn corpus_replays_cleanly() {
 #[test]
 fn seeds_and_edge_inputs_run_cleanly() {
     for (name, data) in seeds() {
-        let run = targets()
-            .find(|(n, _)| *n == name)
-            .expect("known target")
-            .1;
+        let run = targets().find(|(n, _)| *n == name).expect("known target").1;
         run(&data);
     }
     for (_, run) in targets() {
