@@ -297,33 +297,6 @@ fn source_changed_while_sealing_is_detected() {
     }
 }
 
-/// A small xorshift generator; the seed is printed so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn from_time() -> Rng {
-        let seed = std::env::var("MVAULT_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        eprintln!("random seed {seed} (set MVAULT_TEST_SEED to replay)");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Names in `dir` that are neither temporary files nor in `expected`.
 fn unexpected_names(dir: &Path, expected: &[&str]) -> Vec<String> {
     fs::read_dir(dir)
@@ -358,7 +331,7 @@ fn kill_after(env: &Env, args: &[&std::ffi::OsStr], delay: Duration) -> bool {
 fn sigkill_at_random_points_leaves_old_or_new_never_half() {
     let env = Env::new();
     env.keygen();
-    let mut rng = Rng::from_time();
+    let mut rng = Rng::from_env_or_time();
     let data = pattern(4, 48 << 20);
     let input = env.write("ckpt.bin", &data);
     let sealed = sealed_name(&input);
@@ -367,7 +340,7 @@ fn sigkill_at_random_points_leaves_old_or_new_never_half() {
     for round in 0..6 {
         // Seal, killed somewhere between start-up and the final rename.
         let _ = fs::remove_file(&sealed);
-        let delay = Duration::from_millis(rng.below(160));
+        let delay = Duration::from_millis(rng.below(160) as u64);
         let done = kill_after(
             &env,
             &[
@@ -414,7 +387,7 @@ fn sigkill_at_random_points_leaves_old_or_new_never_half() {
     env.seal_small_chunks(&input);
     for round in 0..6 {
         let _ = fs::remove_file(&out);
-        let delay = Duration::from_millis(rng.below(160));
+        let delay = Duration::from_millis(rng.below(160) as u64);
         kill_after(
             &env,
             &[
@@ -454,13 +427,13 @@ fn sigkill_during_remove_source_keeps_a_copy() {
     // (intact), or the sealed file is complete and valid.
     let env = Env::new();
     env.keygen();
-    let mut rng = Rng::from_time();
+    let mut rng = Rng::from_env_or_time();
     let data = pattern(5, 24 << 20);
     for round in 0..5 {
         let input = env.write("rm.bin", &data);
         let sealed = sealed_name(&input);
         let _ = fs::remove_file(&sealed);
-        let delay = Duration::from_millis(rng.below(200));
+        let delay = Duration::from_millis(rng.below(200) as u64);
         kill_after(
             &env,
             &[
@@ -706,11 +679,11 @@ fn sigkill_during_rekey_leaves_the_old_or_the_new_keyring() {
     fs::write(env.path("ckpt/config.json"), b"{\"dim\": 8}").unwrap();
     fs::write(env.path("ckpt/weights.bin"), pattern(7, 3 * C)).unwrap();
     env.cmd().args(["-q", "seal", "ckpt"]).assert().success();
-    let mut rng = Rng::from_time();
+    let mut rng = Rng::from_env_or_time();
     let (mut old, mut new) = (0, 0);
     for round in 0..8 {
         let before = vault_generation(&env, "ckpt.vault");
-        let delay = Duration::from_millis(rng.below(200));
+        let delay = Duration::from_millis(rng.below(200) as u64);
         kill_after(
             &env,
             &[

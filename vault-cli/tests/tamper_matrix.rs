@@ -132,39 +132,12 @@ impl Fixture {
     }
 }
 
-/// A small xorshift generator with a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("MVAULT_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        eprintln!("random seed {seed} (set MVAULT_TEST_SEED to replay)");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 #[test]
 fn random_payload_bit_flips_in_a_multi_batch_file() {
     // 300 chunks: more than one 16 MiB batch, so a flip late in the file
     // lets the first batch through, and that must be an exact prefix.
     let f = Fixture::new("big.bin", 1, 300 * C + 123, false);
-    let mut rng = Rng::new();
+    let mut rng = Rng::from_env_or_time();
     for _ in 0..10 {
         let offset = f.header_len + rng.below(f.original.len() - f.header_len);
         let bit = rng.below(8);

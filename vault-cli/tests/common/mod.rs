@@ -180,3 +180,33 @@ pub fn flip_byte(path: &Path, offset: usize) {
 pub fn stderr_of(out: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&out.get_output().stderr).into_owned()
 }
+
+/// A small xorshift generator for randomized tests; the seed is printed so
+/// a failure replays with `MVAULT_TEST_SEED`.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `$MVAULT_TEST_SEED`, else from the clock.
+    pub fn from_env_or_time() -> Rng {
+        let seed = std::env::var("MVAULT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("random seed {seed} (set MVAULT_TEST_SEED to replay)");
+        Rng(seed)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
