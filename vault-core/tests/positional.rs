@@ -139,3 +139,25 @@ fn a_source_that_shrinks_is_a_source_change() {
         seal_source_to_file(&source, &out, &to_x25519(&ID), ChunkSize::MIN, &|_| {}).unwrap_err();
     assert!(matches!(err, Error::SourceChanged(_)), "{err:?}");
 }
+
+/// The parallel paths may be called from inside the pool they run on (a
+/// directory vault verifying many objects at once) without deadlocking.
+#[test]
+fn nested_parallel_verify_and_open() {
+    use rayon::prelude::*;
+    let plaintext = pattern(11, 12 * C + 3);
+    let sealed = seal_positional(&plaintext, 2);
+    let opener = Opener::new(sealed, &with_x25519(&ID)).unwrap();
+    let expected = Some(blake3::hash(&plaintext));
+    pool(2).install(|| {
+        (0..16).into_par_iter().for_each(|i| {
+            if i % 2 == 0 {
+                assert_eq!(opener.verify(&|_| {}).unwrap().blake3, expected);
+            } else {
+                let mut out = tempfile::tempfile().unwrap();
+                opener.decrypt_to_file(&out, false, &|_| {}).unwrap();
+                assert!(read_all(&mut out) == plaintext);
+            }
+        })
+    });
+}
