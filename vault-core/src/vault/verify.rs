@@ -209,18 +209,13 @@ fn check_object_file(
             format!("{len} bytes, the index says {sealed_len}"),
         );
     }
-    let mut hasher = blake3::Hasher::new();
-    let hashed = if len >= 16 << 20 {
-        // SAFETY-free: memmap2 maps read-only; a concurrent writer could
-        // change the bytes, which only changes the hash we report.
-        hasher.update_mmap_rayon(object_path(vault, id)).map(|_| ())
-    } else {
-        io::copy(&mut &file, &mut hasher).map(|_| ())
+    // Parallel positional reads of the file we opened (no memory map: an
+    // object truncated meanwhile is an error here, not a SIGBUS).
+    let hash = match crate::hash_source(&file, &|_| {}) {
+        Ok(hash) => hash,
+        Err(e) => return failure(FailureKind::Missing, format!("cannot read: {e}")),
     };
-    if let Err(e) = hashed {
-        return failure(FailureKind::Missing, format!("cannot read: {e}"));
-    }
-    if hasher.finalize().as_bytes() != expected {
+    if hash.as_bytes() != expected {
         return failure(
             FailureKind::Corrupt,
             "ciphertext BLAKE3 differs from the index".into(),
