@@ -20,3 +20,9 @@ fi
 # Test builds are optimised (see [profile.test]) so crypto-heavy tests run fast.
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+# A brief libFuzzer pass over every fuzz target (CI sets MVAULT_FUZZ_SECONDS;
+# the regression corpus is replayed by the tests above in any case).
+if [ "${MVAULT_FUZZ_SECONDS:-0}" -gt 0 ]; then
+  ./scripts/fuzz-brief.sh "$MVAULT_FUZZ_SECONDS"
+fi
