@@ -337,14 +337,7 @@ impl<W: Write + Send> Sealer<W> {
         stanzas: Vec<Stanza>,
         options: SealOptions,
     ) -> Result<Self> {
-        let file = NewFile::with_key(
-            file_key,
-            file_id,
-            stanzas,
-            options.chunk_size,
-            options.plaintext_len,
-        );
-        Self::start(output, file, options)
+        Self::with_file_key(output, file_key, file_id, stanzas, options)
     }
 
     /// Starts a sealed file under a key the caller derived (a directory
