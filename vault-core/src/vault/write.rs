@@ -242,6 +242,7 @@ pub fn rekey(
     signer: Option<&SigningKey>,
 ) -> Result<u64> {
     let _lock = WriteLock::acquire(vault.path())?;
+    ensure_current(&vault)?;
     let keyring = keyring::seal(vault.key(), recipients, &info)?;
     let mut manifest = vault.manifest().clone();
     manifest.generation += 1;
@@ -255,6 +256,25 @@ pub fn rekey(
     let bytes = Index::encode(public, &keyring, &sealed_manifest, signer);
     fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o600)?;
     Ok(generation)
+}
+
+/// Fails unless the vault's index on disk is still the one `vault` was
+/// unlocked from. Called with the write lock held: the index is read
+/// before the lock is taken, so another writer may have committed in
+/// between, and building on the stale manifest would drop its change and
+/// reference objects it already deleted.
+fn ensure_current(vault: &UnlockedVault) -> Result<()> {
+    let now = super::read::Vault::open(vault.path())?;
+    if now.index().public != vault.index().public {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} was changed by another mvault process since it was opened; run the command again",
+                vault.path().display()
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// Path → (planned entry as it is now, for reuse) of an unlocked vault.
@@ -518,6 +538,9 @@ fn commit(
     };
     let result = (|| {
         let _lock = WriteLock::acquire(&work)?;
+        if let Some(v) = &existing {
+            ensure_current(v)?;
+        }
         fsutil::ensure_dir(&work.join(OBJECTS_DIR))?;
         fsutil::ensure_dir(&work.join(TMP_DIR))?;
         let (mut reused, sources) = reuse_unchanged(&mut tree, old)?;
@@ -1071,6 +1094,7 @@ pub fn rotate_key(
 ) -> Result<WriteSummary> {
     let work = vault.path().to_path_buf();
     let _lock = WriteLock::acquire(&work)?;
+    ensure_current(&vault)?;
     let tmp = work.join(TMP_DIR);
     fsutil::ensure_dir(&tmp)?;
     let new_key = vault.key().rotated()?;

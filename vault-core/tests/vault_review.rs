@@ -1,0 +1,108 @@
+//! Findings of the security review of directory vaults, one test each.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use vault_core::vault::{self, KeyringInfo, NewVault, Vault, WriteOptions};
+use vault_core::{Identities, Recipients};
+
+fn keys() -> (Recipients, Identities, KeyringInfo) {
+    let identity = age::x25519::Identity::generate();
+    let mut recipients = Recipients::new();
+    recipients.add_age(Box::new(identity.to_public()));
+    let info = KeyringInfo {
+        recipients: vec![identity.to_public().to_string()],
+        passphrase: false,
+    };
+    let mut identities = Identities::new();
+    identities.extend_age([Box::new(identity) as Box<dyn age::Identity>]);
+    (recipients, identities, info)
+}
+
+fn small_vault(dir: &Path) -> (PathBuf, (Recipients, Identities, KeyringInfo)) {
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("top.txt"), b"top").unwrap();
+    fs::write(src.join("big.bin"), vec![3u8; 5 << 20]).unwrap();
+    let k = keys();
+    let v = dir.join("v");
+    vault::seal_dir(
+        &src,
+        &v,
+        None,
+        Some(NewVault {
+            recipients: &k.0,
+            info: k.2.clone(),
+        }),
+        None,
+        &WriteOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    (v, k)
+}
+
+fn unlock(v: &Path, k: &(Recipients, Identities, KeyringInfo)) -> vault::UnlockedVault {
+    Vault::open(v).unwrap().unlock(&k.1).unwrap()
+}
+
+/// Two writers that unlocked the same generation: the lock is taken only
+/// after the index was read, so the second one used to commit a manifest
+/// built on the stale generation, silently dropping the first writer's
+/// change and referencing objects the first writer had already deleted.
+/// The second writer must now refuse, and the vault must keep both the
+/// first change and every object it references.
+#[test]
+fn a_writer_with_a_stale_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, k) = small_vault(dir.path());
+    let stale_add = unlock(&v, &k);
+    let stale_rekey = unlock(&v, &k);
+    let stale_rotate = unlock(&v, &k);
+
+    // Writer 1 replaces big.bin (its old object is garbage-collected).
+    let new_big = dir.path().join("big.bin");
+    fs::write(&new_big, vec![9u8; 5 << 20]).unwrap();
+    let first = unlock(&v, &k);
+    vault::add_paths(
+        first,
+        &[(new_big, vec![b"big.bin".to_vec()])],
+        None,
+        &WriteOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+
+    // Writer 2 (opened before writer 1 committed) adds another file.
+    let other = dir.path().join("other.txt");
+    fs::write(&other, b"other").unwrap();
+    let r = vault::add_paths(
+        stale_add,
+        &[(other, vec![b"other.txt".to_vec()])],
+        None,
+        &WriteOptions::default(),
+        &|_| {},
+    );
+    assert!(r.is_err(), "a stale add committed over a newer generation");
+    let r = vault::rekey(stale_rekey, &k.0, k.2.clone(), None);
+    assert!(
+        r.is_err(),
+        "a stale rekey committed over a newer generation"
+    );
+    let r = vault::rotate_key(stale_rotate, &k.0, k.2.clone(), None);
+    assert!(
+        r.is_err(),
+        "a stale rekey --new-key committed over a newer generation"
+    );
+
+    // The vault is writer 1's, whole.
+    let (public, mut report) = vault::verify_public(&v, None).unwrap();
+    let now = public.unlock(&k.1).unwrap();
+    vault::verify_keyed(&now, &mut report);
+    assert!(report.ok(), "{:?}", report.failures);
+    assert_eq!(now.manifest().generation, 2);
+    let i = now.find(&[b"big.bin".to_vec()]).unwrap();
+    let mut out = Vec::new();
+    now.file_reader(i).unwrap().copy_to(&mut out).unwrap();
+    assert_eq!(out, vec![9u8; 5 << 20]);
+}
