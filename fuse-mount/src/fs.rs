@@ -240,6 +240,12 @@ impl VaultFs {
         }
     }
 
+    /// Whether the policy admits the caller of `req` (not audited).
+    fn allowed(&self, req: &Request) -> bool {
+        let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
+        self.policy.check(&caller).allowed()
+    }
+
     fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
         let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
         handles.get(&u64::from(fh)).cloned()
@@ -321,13 +327,18 @@ impl Filesystem for VaultFs {
         let Some(node) = self.node(ino) else {
             return reply.error(Errno::ENOENT);
         };
-        if u64::from(ino) != ROOT {
-            let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
-            if !self.policy.check(&caller).allowed() {
-                return reply.error(Errno::EACCES);
+        let allowed = self.allowed(req);
+        let mut attr = self.attr(u64::from(ino), node);
+        if u64::from(ino) == ROOT {
+            // Everyone may stat the mount point, but the link count of a
+            // directory counts its entries: that is for permitted callers.
+            if !allowed {
+                attr.nlink = 2;
             }
+        } else if !allowed {
+            return reply.error(Errno::EACCES);
         }
-        reply.attr(&TTL, &self.attr(u64::from(ino), node));
+        reply.attr(&TTL, &attr);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -519,17 +530,18 @@ impl Filesystem for VaultFs {
         }
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let blocks = self.shared.tree.total_bytes().div_ceil(4096);
-        reply.statfs(
-            blocks,
-            0,
-            0,
-            self.shared.tree.len() as u64,
-            0,
-            4096,
-            255,
-            4096,
-        );
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // `df` must work for everyone, but the totals would tell a denied
+        // process how much is served: it gets zeros, as the kernel answers
+        // callers that FUSE itself keeps out.
+        let (blocks, files) = if self.allowed(req) {
+            (
+                self.shared.tree.total_bytes().div_ceil(4096),
+                self.shared.tree.len() as u64,
+            )
+        } else {
+            (0, 0)
+        };
+        reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 4096);
     }
 }

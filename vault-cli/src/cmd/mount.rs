@@ -166,19 +166,23 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
 /// Runs this same command again with `--foreground`, detached, and returns
 /// once it has mounted (or failed).
 fn daemonize(quiet: bool) -> Result<Exit> {
-    let (reader, writer) = rustix::pipe::pipe().context("cannot create a pipe")?;
+    // The write end becomes the child's standard output, which it points
+    // at /dev/null once it has reported; no other copy of either end
+    // outlives this function (close-on-exec keeps the read end here).
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .context("cannot create a pipe")?;
     let exe = std::env::current_exe().context("cannot find the mvault executable")?;
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.push("--foreground".into());
     args.push("--ready-fd".into());
-    args.push(std::os::fd::AsRawFd::as_raw_fd(&writer).to_string());
+    args.push("1".into());
     let mut child = Command::new(exe)
         .args(&args)
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(writer))
         .spawn()
         .context("cannot start the mount process")?;
-    drop(writer);
-    // One line, not EOF: the mount process keeps the pipe open.
+    // One line: a helper the mount process started (fusermount3 with
+    // auto_unmount) may hold the write end long after it.
     let mut message = String::new();
     let _ = std::io::BufReader::new(std::fs::File::from(reader)).read_line(&mut message);
     if message.starts_with("ready") {
@@ -209,7 +213,8 @@ fn exit_from_code(code: i32) -> Exit {
     }
 }
 
-/// Points stdin and stderr at /dev/null once a background mount is ready.
+/// Points stdin, stdout (the ready pipe of a background mount) and stderr
+/// at /dev/null once a background mount is ready.
 fn detach_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
@@ -217,6 +222,7 @@ fn detach_stdio() {
         .open("/dev/null")
     {
         let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }
 }

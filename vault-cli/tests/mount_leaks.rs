@@ -1,0 +1,133 @@
+//! What a mount reveals outside its policy: `statfs` and the root's
+//! attributes must not tell a denied process how much is served, and a
+//! background `mvault mount` daemon must not keep the ready pipe open.
+//!
+//! Needs /dev/fuse and fusermount3; skipped with a message where they are
+//! missing, unless MVAULT_REQUIRE_E2E=1.
+
+mod common;
+mod mountutil;
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use common::{Env, pattern};
+use mountutil::{MountGuard, READY_TIMEOUT, finish_run, fuse_available, is_mounted, start_run};
+
+/// Three files (two at the top) sealed into `sealed/`.
+fn sealed_fixture(env: &Env) -> std::path::PathBuf {
+    env.keygen();
+    let sealed = env.path("sealed");
+    fs::create_dir_all(sealed.join("sub")).unwrap();
+    for (i, name) in ["a.bin", "b.bin", "sub/c.bin"].into_iter().enumerate() {
+        let plain = env.write(&format!("plain-{i}"), &pattern(i as u64, 300_000));
+        env.cmd()
+            .args(["-q", "seal", "-o"])
+            .arg(sealed.join(format!("{name}.mvlt")))
+            .arg(&plain)
+            .assert()
+            .success();
+    }
+    sealed
+}
+
+#[test]
+fn denied_process_learns_no_sizes_or_counts_from_statfs_or_the_root() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let mut spec = sealed.as_os_str().to_owned();
+    spec.push(":");
+    spec.push(&mnt);
+    let args: Vec<OsString> = vec!["--mount".into(), spec];
+    // The command tree reads statfs itself, so we know what it reports.
+    let inside = env.path("inside-df");
+    let (guard, _ready, _go) = start_run(
+        env.dir.path(),
+        &args,
+        &format!(
+            "stat -f -c '%b %c' '{}' > '{}'",
+            mnt.display(),
+            inside.display()
+        ),
+        &mnt,
+    );
+    let inside = fs::read_to_string(&inside).unwrap();
+    assert_ne!(inside.trim(), "0 0", "the command sees the real figures");
+
+    // This test process is outside the command tree: denied.
+    assert!(fs::read_dir(&mnt).is_err(), "the test process is denied");
+    let st = rustix::fs::statvfs(&mnt).expect("statfs still answers");
+    assert_eq!(
+        (st.f_blocks, st.f_files),
+        (0, 0),
+        "a denied process must not learn the served size or file count (command saw {inside})"
+    );
+    let root = fs::metadata(&mnt).expect("the root's attributes answer everyone");
+    assert_eq!(
+        root.nlink(),
+        2,
+        "the root's link count must not reveal how many entries it holds"
+    );
+
+    let (status, err) = finish_run(guard);
+    assert!(status.success(), "mvault run: {status:?} {err}");
+}
+
+/// The pipes process `pid` holds open, as (fd, pipe) pairs.
+fn pipes_of(pid: &str) -> Vec<(String, String)> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = fs::read_link(e.path()).ok()?.display().to_string();
+            let fd = e.file_name().to_string_lossy().into_owned();
+            target.starts_with("pipe:").then_some((fd, target))
+        })
+        .collect()
+}
+
+#[test]
+fn background_mount_daemon_keeps_no_ready_pipe_open() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let _guard = MountGuard::new(&mnt);
+    let out = env
+        .cmd()
+        .arg("mount")
+        .arg(&sealed)
+        .arg(&mnt)
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .success();
+    let stderr = common::stderr_of(&out);
+    let pid: u32 = stderr
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("mount prints the daemon pid: {stderr}"));
+    assert!(is_mounted(&mnt));
+    // Pipes this test inherited (a jobserver, say) pass on to the daemon;
+    // any other pipe is one `mvault mount` made.
+    let ours: Vec<String> = pipes_of("self").into_iter().map(|(_, p)| p).collect();
+    let leaked: Vec<_> = pipes_of(&pid.to_string())
+        .into_iter()
+        .filter(|(_, p)| !ours.contains(p))
+        .collect();
+    assert_eq!(
+        leaked,
+        Vec::new(),
+        "the daemon closes both ends of the ready pipe"
+    );
+}
