@@ -5,7 +5,7 @@
 //! the rest from here keeps every request proportional to what it returns.
 //! Shards keep threads from contending; no lock is held while decrypting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -109,7 +109,11 @@ impl BufferPool {
 const SHARDS: usize = 16;
 
 struct Shard {
+    /// Each chunk with the tick of its last use.
     entries: HashMap<ChunkKey, (Arc<Plain>, u64)>,
+    /// The same chunks by tick of last use (ticks are unique), so the
+    /// least recently used is found without scanning every entry.
+    by_use: BTreeMap<u64, ChunkKey>,
     bytes: usize,
 }
 
@@ -128,6 +132,7 @@ impl ChunkCache {
                 .map(|_| {
                     Mutex::new(Shard {
                         entries: HashMap::new(),
+                        by_use: BTreeMap::new(),
                         bytes: 0,
                     })
                 })
@@ -146,10 +151,12 @@ impl ChunkCache {
     pub fn get(&self, key: ChunkKey) -> Option<Arc<Plain>> {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        shard.entries.get_mut(&key).map(|(plain, used)| {
-            *used = tick;
-            Arc::clone(plain)
-        })
+        let shard = &mut *shard;
+        let (plain, used) = shard.entries.get_mut(&key)?;
+        shard.by_use.remove(used);
+        shard.by_use.insert(tick, key);
+        *used = tick;
+        Some(Arc::clone(plain))
     }
 
     /// Whether the chunk is cached, without touching its recency.
@@ -166,18 +173,24 @@ impl ChunkCache {
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         let size = plain.bytes().len();
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((old, _)) = shard.entries.insert(key, (plain, tick)) {
+        if let Some((old, used)) = shard.entries.insert(key, (plain, tick)) {
             shard.bytes -= old.bytes().len();
+            shard.by_use.remove(&used);
         }
+        shard.by_use.insert(tick, key);
         shard.bytes += size;
         while shard.bytes > self.shard_budget && shard.entries.len() > 1 {
+            // The oldest other than the chunk just inserted (another thread
+            // may have used a chunk with a later tick meanwhile): the first
+            // or second in order of use.
             let oldest = shard
-                .entries
+                .by_use
                 .iter()
-                .filter(|(k, _)| **k != key)
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| *k);
-            match oldest.and_then(|k| shard.entries.remove(&k)) {
+                .find(|(_, k)| **k != key)
+                .map(|(used, k)| (*used, *k));
+            let Some((used, k)) = oldest else { break };
+            shard.by_use.remove(&used);
+            match shard.entries.remove(&k) {
                 Some((evicted, _)) => shard.bytes -= evicted.bytes().len(),
                 None => break,
             }
@@ -208,6 +221,38 @@ mod tests {
             "least recently used is evicted"
         );
         assert!(cache.contains(key(same[2])));
+    }
+
+    #[test]
+    fn eviction_follows_use_order_and_keeps_the_books() {
+        let cache = ChunkCache::new(SHARDS * 1000);
+        let key = |index| ChunkKey { ino: 7, index };
+        let same: Vec<u64> = (0..100_000)
+            .filter(|i| std::ptr::eq(cache.shard(key(*i)), cache.shard(key(0))))
+            .take(30)
+            .collect();
+        // Ten chunks of 100 bytes fill the shard's 1000.
+        for &i in &same[..10] {
+            cache.insert(key(i), Arc::new(Plain::new(vec![1; 100])));
+        }
+        // Use them in reverse, then replace one (same size): order is now
+        // same[9], ..., same[1], same[0] (replaced, newest).
+        for &i in same[..10].iter().rev() {
+            assert!(cache.get(key(i)).is_some());
+        }
+        cache.insert(key(same[0]), Arc::new(Plain::new(vec![2; 100])));
+        // Each new chunk evicts exactly the least recently used one.
+        for (n, &i) in same[10..15].iter().enumerate() {
+            cache.insert(key(i), Arc::new(Plain::new(vec![3; 100])));
+            assert!(!cache.contains(key(same[9 - n])), "evicts same[{}]", 9 - n);
+            assert!(cache.contains(key(same[0])));
+        }
+        // A chunk larger than the budget stays alone.
+        cache.insert(key(same[20]), Arc::new(Plain::new(vec![4; 5000])));
+        let shard = cache.shard(key(0)).lock().unwrap();
+        assert_eq!(shard.entries.len(), 1);
+        assert_eq!(shard.by_use.len(), 1);
+        assert_eq!(shard.bytes, 5000);
     }
 
     #[test]
