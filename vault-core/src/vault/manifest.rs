@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 
 /// Manifest format version.
 pub const MANIFEST_VERSION: u32 = 1;
+/// Longest full path (names joined by `/`) a manifest may hold: Linux's
+/// PATH_MAX less the NUL. Bounds the memory of [`Manifest::paths`], which
+/// would otherwise grow with the square of a deeply nested manifest.
+pub const MAX_PATH_LEN: usize = 4095;
 
 /// One object as the manifest knows it (its public twin is in the index).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +121,7 @@ impl Manifest {
             }
         }
         let mut names: HashSet<(u32, &[u8])> = HashSet::with_capacity(self.entries.len());
+        let mut path_lens: Vec<usize> = Vec::with_capacity(self.entries.len());
         for (i, entry) in self.entries.iter().enumerate() {
             if !valid_name(&entry.name) {
                 return bad(format!(
@@ -132,6 +137,16 @@ impl Manifest {
             {
                 return bad(format!("entry {i}'s parent is not a directory"));
             }
+            let path_len = match entry.parent {
+                0 => entry.name.len(),
+                p => path_lens[p as usize - 1] + 1 + entry.name.len(),
+            };
+            if path_len > MAX_PATH_LEN {
+                return bad(format!(
+                    "entry {i}'s full path is longer than {MAX_PATH_LEN} bytes"
+                ));
+            }
+            path_lens.push(path_len);
             if !names.insert((entry.parent, &entry.name)) {
                 return bad(format!(
                     "name {:?} appears twice in one folder",
