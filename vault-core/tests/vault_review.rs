@@ -135,3 +135,31 @@ fn deeply_nested_manifest_is_refused_not_quadratic() {
         Ok(_) => panic!("a manifest with 500 KB paths was accepted"),
     }
 }
+
+/// The keyless `verify` sums the index's (unauthenticated) object sizes:
+/// two objects claiming `u64::MAX` bytes overflowed that sum (a panic with
+/// overflow checks on). It must report them as corrupt instead.
+#[test]
+fn absurd_object_sizes_in_the_index_are_reported_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _k) = small_vault(dir.path());
+    let index = Vault::open(&v).unwrap().index().clone();
+    let mut public = index.public.clone();
+    assert!(public.objects.len() >= 2);
+    for o in &mut public.objects {
+        o.sealed_len = u64::MAX;
+    }
+    let bytes = vault::Index::encode(public, &index.keyring, &index.manifest, None);
+    fs::write(v.join("index"), bytes).unwrap();
+    let result = std::panic::catch_unwind(|| vault::verify_public(&v, None));
+    let (_, report) = result.expect("verify panicked").unwrap();
+    assert!(!report.ok());
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|f| f.kind == vault::FailureKind::Corrupt),
+        "{:?}",
+        report.failures
+    );
+}

@@ -204,7 +204,7 @@ impl Manifest {
                 EntryKind::File { size, .. } => size,
                 EntryKind::Dir => 0,
             })
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Number of files.
