@@ -28,6 +28,10 @@ pub struct Policy {
     /// run` starts the command once the mount is ready). Until it is set,
     /// everyone is denied.
     pub pending_tree: Option<Arc<OnceLock<ProcessId>>>,
+    /// The process that starts the pending tree's command. Until the root
+    /// is set, its descendants (not itself) are admitted: the command runs
+    /// from its first instruction, before its starter has recorded its id.
+    pub pending_parent: Option<ProcessId>,
     /// The mounting user, admitted when no rule is given.
     pub owner_uid: u32,
 }
@@ -131,6 +135,9 @@ impl Policy {
         }
         if let Some(pending) = &self.pending_tree {
             match pending.get() {
+                None if self.pending_parent.is_some_and(|parent| {
+                    caller.pid != Some(parent.pid) && caller.lineage.contains(&parent)
+                }) => {}
                 None => return Decision::Deny("the permitted command has not started yet".into()),
                 Some(root) if !caller.lineage.contains(root) => {
                     return Decision::Deny(
@@ -279,6 +286,38 @@ mod tests {
             start_time: 1,
         }];
         assert!(!p.check(&outsider).allowed());
+    }
+
+    #[test]
+    fn pending_tree_admits_the_starters_descendants_until_set() {
+        let starter = ProcessId {
+            pid: 1,
+            start_time: 1,
+        };
+        let slot = Arc::new(OnceLock::new());
+        let p = Policy {
+            pending_tree: Some(Arc::clone(&slot)),
+            pending_parent: Some(starter),
+            ..Policy::default()
+        };
+        // caller(0) is pid 10, a child of pid 1.
+        assert!(
+            p.check(&caller(0)).allowed(),
+            "the command, not yet recorded"
+        );
+        let mut itself = caller(0);
+        itself.pid = Some(1);
+        itself.lineage = vec![starter];
+        assert!(!p.check(&itself).allowed(), "the starter itself is not");
+        let mut reused = caller(0);
+        reused.lineage[1].start_time = 2;
+        assert!(!p.check(&reused).allowed(), "nor a reused starter pid");
+        slot.set(ProcessId {
+            pid: 11,
+            start_time: 5,
+        })
+        .unwrap();
+        assert!(!p.check(&caller(0)).allowed(), "once set, only its tree");
     }
 
     #[test]

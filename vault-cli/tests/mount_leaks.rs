@@ -131,3 +131,53 @@ fn background_mount_daemon_keeps_no_ready_pipe_open() {
         "the daemon closes both ends of the ready pipe"
     );
 }
+
+/// `taskset`, to run a command on one CPU, if installed.
+fn taskset() -> Option<std::path::PathBuf> {
+    ["/usr/bin/taskset", "/bin/taskset"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+#[test]
+fn run_command_is_admitted_from_its_first_instruction() {
+    if !fuse_available() {
+        return;
+    }
+    let Some(taskset) = taskset() else {
+        eprintln!("*** SKIPPING: no taskset ***");
+        return;
+    };
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    let mut spec = sealed.as_os_str().to_owned();
+    spec.push(":");
+    spec.push(&mnt);
+    // On one CPU the command often runs before `mvault run` has recorded
+    // its process id; it must not be denied in that moment.
+    for attempt in 0..30 {
+        let _guard = MountGuard::new(&mnt);
+        let out = std::process::Command::new(&taskset)
+            .args(["-c", "0"])
+            .arg(mountutil::mvault_bin())
+            .current_dir(env.dir.path())
+            .env("HOME", env.dir.path())
+            .env("XDG_CONFIG_HOME", env.path("config"))
+            .env("MVAULT_IDENTITY", env.identity())
+            .args(["-q", "run", "--mount"])
+            .arg(&spec)
+            .args(["--", "cat"])
+            .arg(mnt.join("a.bin"))
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "attempt {attempt}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -33,6 +33,7 @@ impl PolicyArgs {
             cgroups: self.allow_cgroup.clone(),
             owner_uid: rustix::process::geteuid().as_raw(),
             pending_tree: None,
+            pending_parent: None,
         }
         .canonicalize()
         .context("--allow-exe names a program that does not exist")

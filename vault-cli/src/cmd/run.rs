@@ -51,6 +51,8 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     let mut policy = args.policy.policy()?;
     let child_root = Arc::new(OnceLock::<ProcessId>::new());
     policy.pending_tree = Some(Arc::clone(&child_root));
+    // The command may reach the mount before its id is recorded below.
+    policy.pending_parent = ProcessId::of(std::process::id() as i32);
 
     let mut trees = Vec::new();
     for spec in &specs {
