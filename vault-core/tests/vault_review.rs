@@ -163,3 +163,46 @@ fn absurd_object_sizes_in_the_index_are_reported_not_a_panic() {
         report.failures
     );
 }
+
+/// SECURITY.md claimed an unsigned vault proves its writer held the vault
+/// key. It does not: age recipients are public, so anyone who knows one can
+/// seal a whole vault of their choosing for it, which the recipient then
+/// unlocks like their own. Only a signature checked with `--pubkey` tells
+/// the two apart.
+#[test]
+fn an_unsigned_vault_can_be_forged_with_only_a_recipient_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, k) = small_vault(dir.path());
+    let owner = vault::SigningKey::generate().unwrap();
+    // The forger knows only the public recipient string.
+    let mut public_only = Recipients::new();
+    public_only.add_age(Box::new(
+        k.2.recipients[0].parse::<age::x25519::Recipient>().unwrap(),
+    ));
+    let evil = dir.path().join("evil");
+    fs::create_dir_all(&evil).unwrap();
+    fs::write(evil.join("top.txt"), b"forged").unwrap();
+    fs::remove_dir_all(&v).unwrap();
+    vault::seal_dir(
+        &evil,
+        &v,
+        None,
+        Some(NewVault {
+            recipients: &public_only,
+            info: k.2.clone(),
+        }),
+        None,
+        &WriteOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    // The recipient unlocks it and reads the forger's bytes...
+    let forged = unlock(&v, &k);
+    let i = forged.find(&[b"top.txt".to_vec()]).unwrap();
+    let mut out = Vec::new();
+    forged.file_reader(i).unwrap().copy_to(&mut out).unwrap();
+    assert_eq!(out, b"forged");
+    // ...and only the signature check exposes it.
+    let (_, report) = vault::verify_public(&v, Some(&owner.verifying_key())).unwrap();
+    assert!(report.signature_failed());
+}
