@@ -36,6 +36,11 @@ pub fn is_vault(path: &Path) -> bool {
 /// asking for a passphrase when the keyring has one and no identity fits.
 pub fn unlock(path: &Path, identity_files: &[PathBuf]) -> Result<UnlockedVault> {
     let vault = Vault::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    unlock_opened(vault, path, identity_files)
+}
+
+/// Unlocks an index already read (so what was checked is what is unlocked).
+fn unlock_opened(vault: Vault, path: &Path, identity_files: &[PathBuf]) -> Result<UnlockedVault> {
     let (mut identities, files) = load_identities(identity_files)?;
     let header = vault.keyring_header()?;
     maybe_add_passphrase(&mut identities, &header, !files.is_empty())?;
@@ -361,8 +366,9 @@ pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Valu
             .iter()
             .all(|f| f.kind != vault::FailureKind::Index)
     {
-        drop(vault);
-        let unlocked = unlock(input, &args.identities)?;
+        // The index verify_public checked (signature, hashes), not a
+        // re-read one that may have been replaced since.
+        let unlocked = unlock_opened(vault, input, &args.identities)?;
         vault::verify_keyed(&unlocked, &mut report);
     }
     if let Some(min) = args.min_generation
