@@ -181,3 +181,26 @@ fn run_command_is_admitted_from_its_first_instruction() {
         );
     }
 }
+
+#[test]
+fn background_mount_passes_on_a_mountpoint_name_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    // A missing mount point: the background process reports it, without
+    // mounting anything (a non-UTF-8 mount would upset is_mounted helpers).
+    let mnt = env
+        .dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"missing-\xff"));
+    let out = env
+        .cmd()
+        .arg("mount")
+        .arg(&sealed)
+        .arg(&mnt)
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .code(6);
+    let stderr = common::stderr_of(&out);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

@@ -173,7 +173,7 @@ fn daemonize(quiet: bool) -> Result<Exit> {
     let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("cannot create a pipe")?;
     let exe = std::env::current_exe().context("cannot find the mvault executable")?;
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     args.push("--foreground".into());
     args.push("--ready-fd".into());
     args.push("1".into());
