@@ -418,6 +418,9 @@ impl Filesystem for VaultFs {
         }
         GATHER.with_borrow_mut(|out| {
             out.clear();
+            // Grow while empty: growing a buffer that holds plaintext would
+            // free the old copy without zeroizing it.
+            out.reserve((end - offset) as usize);
             for index in first..=last {
                 let plain = match self.shared.chunk(u64::from(ino), index) {
                     Ok(plain) => plain,
