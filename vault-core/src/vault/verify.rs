@@ -288,6 +288,10 @@ pub fn verify_keyed(vault: &UnlockedVault, report: &mut Report) {
     }
 }
 
+/// Plaintext bytes of one object decrypted at a time by the keyed checks
+/// (per object being checked; objects are checked in parallel).
+const VERIFY_WINDOW: usize = 16 << 20;
+
 fn check_object_plaintext(
     vault: &UnlockedVault,
     object: u32,
@@ -314,30 +318,48 @@ fn check_object_plaintext(
             return (files.len() as u64, 0, failures);
         }
     };
-    // Decrypt every chunk, remembering which failed.
+    // Decrypt every chunk, remembering which failed, a bounded window at a
+    // time (an object can be a many-GiB shard), feeding each file's hasher.
     let layout = *opener.layout();
     let cs = layout.chunk_size as usize;
-    let mut plain = zeroize::Zeroizing::new(vec![0u8; layout.plaintext_len as usize]);
-    let chunk_errors: Vec<Option<(u64, String)>> = if layout.plaintext_len == 0 {
-        vec![
-            opener
-                .read_chunk(0, &mut [])
-                .err()
-                .map(|e| (0, e.to_string())),
-        ]
-    } else {
-        plain
+    let window = (VERIFY_WINDOW / cs).max(1) * cs;
+    let total = layout.plaintext_len;
+    let mut plain = zeroize::Zeroizing::new(vec![0u8; (window as u64).min(total) as usize]);
+    let mut hashers: Vec<blake3::Hasher> = files.iter().map(|_| blake3::Hasher::new()).collect();
+    let mut bad: Vec<(u64, String)> = Vec::new();
+    if total == 0 {
+        if let Err(e) = opener.read_chunk(0, &mut []) {
+            bad.push((0, e.to_string()));
+        }
+    }
+    let mut start = 0u64;
+    while start < total {
+        let len = (window as u64).min(total - start) as usize;
+        let buf = &mut plain[..len];
+        let first = start / cs as u64;
+        let errors: Vec<Option<(u64, String)>> = buf
             .par_chunks_mut(cs)
             .enumerate()
             .map(|(k, slot)| {
+                let index = first + k as u64;
                 opener
-                    .read_chunk(k as u64, slot)
+                    .read_chunk(index, slot)
                     .err()
-                    .map(|e| (k as u64, e.to_string()))
+                    .map(|e| (index, e.to_string()))
             })
-            .collect()
-    };
-    let bad: Vec<(u64, String)> = chunk_errors.into_iter().flatten().collect();
+            .collect();
+        bad.extend(errors.into_iter().flatten());
+        let end = start + len as u64;
+        for (hasher, &i) in hashers.iter_mut().zip(files) {
+            if let EntryKind::File { size, offset, .. } = manifest.entries[i].kind {
+                let (lo, hi) = (offset.max(start), (offset + size).min(end));
+                if lo < hi {
+                    hasher.update(&buf[(lo - start) as usize..(hi - start) as usize]);
+                }
+            }
+        }
+        start = end;
+    }
     let mut failures: Vec<Failure> = bad
         .iter()
         .map(|(_, why)| Failure {
@@ -348,7 +370,7 @@ fn check_object_plaintext(
         })
         .collect();
     let mut bytes = 0;
-    for &i in files {
+    for (hasher, &i) in hashers.iter().zip(files) {
         let EntryKind::File {
             size,
             blake3,
@@ -360,9 +382,7 @@ fn check_object_plaintext(
         };
         let first = offset / cs as u64;
         let last = (offset + size).saturating_sub(1) / cs as u64;
-        if bad.iter().any(|(k, _)| *k >= first && *k <= last)
-            || (layout.plaintext_len == 0 && !bad.is_empty())
-        {
+        if bad.iter().any(|(k, _)| *k >= first && *k <= last) || (total == 0 && !bad.is_empty()) {
             failures.push(Failure {
                 kind: FailureKind::Decrypt,
                 object: Some(id.clone()),
@@ -371,9 +391,8 @@ fn check_object_plaintext(
             });
             continue;
         }
-        let data = &plain[offset as usize..(offset + size) as usize];
         bytes += size;
-        if blake3::hash(data).as_bytes() != &blake3 {
+        if hasher.finalize().as_bytes() != &blake3 {
             failures.push(Failure {
                 kind: FailureKind::Plaintext,
                 object: Some(id.clone()),
