@@ -3,7 +3,8 @@
 //! Rules of different kinds combine with AND, rules of the same kind with
 //! OR: `--allow-uid 1000 --allow-uid 1001 --allow-exe /usr/bin/python3`
 //! admits python run by uid 1000 or 1001. With no rule at all, only the
-//! mounting user is admitted (FUSE's own default). A caller whose `/proc`
+//! mounting user is admitted (FUSE's own default), and `--allow-exe` alone
+//! admits only the mounting user's runs of those programs. A caller whose `/proc`
 //! entry cannot be read, or pid 0, is always denied.
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,17 @@ impl Policy {
             && self.pending_tree.is_none())
     }
 
+    /// Whether executables are the only rule (no user, group, process tree
+    /// or cgroup rule says whose runs of them count).
+    fn exe_is_the_only_rule(&self) -> bool {
+        !self.exes.is_empty()
+            && self.uids.is_empty()
+            && self.gids.is_empty()
+            && self.pid_trees.is_empty()
+            && self.cgroups.is_empty()
+            && self.pending_tree.is_none()
+    }
+
     /// Whether the policy can admit users other than the mounting user, so
     /// the mount needs `allow_other`.
     pub fn admits_other_users(&self) -> bool {
@@ -109,6 +121,14 @@ impl Policy {
         }
         if !self.uids.is_empty() && !self.uids.contains(&caller.uid) {
             return Decision::Deny(format!("uid {} not allowed", caller.uid));
+        }
+        // Any user can run an allowed program: alone, `--allow-exe` admits
+        // the mounting user's runs of it (the other rules name who).
+        if self.exe_is_the_only_rule() && caller.uid != self.owner_uid {
+            return Decision::Deny(format!(
+                "uid {} is not the mounting user (--allow-exe alone admits only that user)",
+                caller.uid
+            ));
         }
         if !self.gids.is_empty()
             && !self
@@ -244,6 +264,22 @@ mod tests {
         let mut other_exe = caller(1000);
         other_exe.exe = Some(PathBuf::from("/usr/bin/cat"));
         assert!(!p.check(&other_exe).allowed());
+    }
+
+    #[test]
+    fn allow_exe_alone_admits_only_the_mounting_user() {
+        let mut p = Policy {
+            exes: vec![PathBuf::from("/usr/bin/python3")],
+            owner_uid: 1000,
+            ..Policy::default()
+        };
+        assert!(p.check(&caller(1000)).allowed());
+        assert!(!p.check(&caller(1001)).allowed());
+        p.cgroups = vec!["/system.slice".into()];
+        assert!(
+            p.check(&caller(1001)).allowed(),
+            "with a cgroup rule, the cgroup says whose"
+        );
     }
 
     #[test]

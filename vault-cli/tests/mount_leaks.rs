@@ -11,6 +11,7 @@ mod mountutil;
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use common::{Env, pattern};
 use mountutil::{MountGuard, READY_TIMEOUT, finish_run, fuse_available, is_mounted, start_run};
@@ -203,4 +204,63 @@ fn background_mount_passes_on_a_mountpoint_name_that_is_not_utf8() {
         .code(6);
     let stderr = common::stderr_of(&out);
     assert!(stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn allow_exe_alone_admits_that_program_of_the_mounting_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    if !fuse_available() || !rustix::process::geteuid().is_root() {
+        eprintln!("*** SKIPPING: needs FUSE and root ***");
+        return;
+    }
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    // Let uid 65534 walk to the mountpoint; the mount itself decides.
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mnt = env.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    fs::set_permissions(&mnt, fs::Permissions::from_mode(0o755)).unwrap();
+    let cat = fs::canonicalize(
+        ["/usr/bin/cat", "/bin/cat"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("cat"),
+    )
+    .unwrap();
+    let _guard = MountGuard::new(&mnt);
+    env.cmd()
+        .args(["-q", "mount", "--allow-exe"])
+        .arg(&cat)
+        .arg(&sealed)
+        .arg(&mnt)
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .success();
+    let inner = mnt.join("a.bin");
+    let run_cat = |as_nobody: bool| {
+        let mut cmd = std::process::Command::new("setpriv");
+        if as_nobody {
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        }
+        cmd.arg(&cat)
+            .arg(&inner)
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    let root = run_cat(false);
+    assert!(
+        root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&root.stderr)
+    );
+    let nobody = run_cat(true);
+    assert!(
+        !nobody.status.success() && nobody.stdout.is_empty(),
+        "uid 65534 must not read through --allow-exe alone"
+    );
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&nobody.stderr)
+    );
 }
