@@ -264,3 +264,30 @@ fn allow_exe_alone_admits_that_program_of_the_mounting_user_only() {
         String::from_utf8_lossy(&nobody.stderr)
     );
 }
+
+#[test]
+fn run_removes_the_mountpoints_it_created_when_a_later_one_is_refused() {
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let created = env.path("new-mnt");
+    let file = env.write("not-a-dir", b"x");
+    let spec = |mnt: &Path| {
+        let mut s = sealed.as_os_str().to_owned();
+        s.push(":");
+        s.push(mnt);
+        s
+    };
+    env.cmd()
+        .args(["-q", "run", "--mount"])
+        .arg(spec(&created))
+        .arg("--mount")
+        .arg(spec(&file))
+        .args(["--", "true"])
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .code(2);
+    assert!(
+        !created.exists(),
+        "the mount point run created for the first --mount is gone"
+    );
+}

@@ -58,14 +58,9 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     for spec in &specs {
         trees.push(build_tree(&spec.source, &args.serve.identities, quiet)?);
     }
-    for spec in &mut specs {
-        if !spec.mountpoint.exists() {
-            std::fs::create_dir_all(&spec.mountpoint).with_context(|| {
-                format!("cannot create mountpoint {}", spec.mountpoint.display())
-            })?;
-            spec.created = true;
-        }
-        check_mountpoint(&spec.mountpoint)?;
+    if let Err(e) = prepare_mountpoints(&mut specs) {
+        remove_created(&specs);
+        return Err(e);
     }
     for warning in harden_process() {
         if !quiet {
@@ -75,7 +70,14 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
 
     // The terminal delivers Ctrl-C to the command itself; mvault ignores it
     // and outlives the command so it can unmount. Other signals are passed on.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+    {
+        Ok(signals) => signals,
+        Err(e) => {
+            remove_created(&specs);
+            return Err(e.into());
+        }
+    };
     let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
     let mut sessions = Vec::new();
     let outcome = (|| -> Result<i32> {
@@ -137,10 +139,30 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     for session in sessions {
         let _ = session.join();
     }
-    for spec in &specs {
+    remove_created(&specs);
+    outcome
+}
+
+/// Creates the mount points that do not exist yet (noting which) and
+/// checks every one.
+fn prepare_mountpoints(specs: &mut [MountSpec]) -> Result<()> {
+    for spec in specs {
+        if !spec.mountpoint.exists() {
+            std::fs::create_dir_all(&spec.mountpoint).with_context(|| {
+                format!("cannot create mountpoint {}", spec.mountpoint.display())
+            })?;
+            spec.created = true;
+        }
+        check_mountpoint(&spec.mountpoint)?;
+    }
+    Ok(())
+}
+
+/// Removes the (empty) mount points this run created.
+fn remove_created(specs: &[MountSpec]) {
+    for spec in specs {
         if spec.created {
             let _ = std::fs::remove_dir(&spec.mountpoint);
         }
     }
-    outcome
 }
