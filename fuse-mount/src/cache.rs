@@ -127,8 +127,17 @@ pub struct ChunkCache {
 impl ChunkCache {
     /// A cache holding at most about `budget` bytes of plaintext.
     pub fn new(budget: usize) -> Self {
+        Self::for_chunks(budget, 1)
+    }
+
+    /// A cache holding at most `budget` bytes of chunks of up to
+    /// `chunk_size` bytes. A shard keeps at least the chunk just inserted,
+    /// so a budget of fewer than 16 chunks gets fewer shards, each
+    /// with room for a whole chunk (a budget under one chunk still keeps one).
+    pub fn for_chunks(budget: usize, chunk_size: usize) -> Self {
+        let shards = (budget / chunk_size.max(1)).clamp(1, SHARDS);
         ChunkCache {
-            shards: (0..SHARDS)
+            shards: (0..shards)
                 .map(|_| {
                     Mutex::new(Shard {
                         entries: HashMap::new(),
@@ -137,14 +146,14 @@ impl ChunkCache {
                     })
                 })
                 .collect(),
-            shard_budget: budget / SHARDS,
+            shard_budget: budget / shards,
             clock: AtomicU64::new(0),
         }
     }
 
     fn shard(&self, key: ChunkKey) -> &Mutex<Shard> {
         let mix = key.ino.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.index;
-        &self.shards[(mix as usize) % SHARDS]
+        &self.shards[(mix as usize) % self.shards.len()]
     }
 
     /// Returns the cached chunk, marking it recently used.
@@ -253,6 +262,21 @@ mod tests {
         assert_eq!(shard.entries.len(), 1);
         assert_eq!(shard.by_use.len(), 1);
         assert_eq!(shard.bytes, 5000);
+    }
+
+    #[test]
+    fn a_budget_of_few_chunks_is_kept() {
+        // Room for four 100-byte chunks: not one per shard in 16 shards.
+        let cache = ChunkCache::for_chunks(400, 100);
+        for index in 0..64 {
+            cache.insert(
+                ChunkKey { ino: 3, index },
+                Arc::new(Plain::new(vec![5; 100])),
+            );
+        }
+        let held: usize = cache.shards.iter().map(|s| s.lock().unwrap().bytes).sum();
+        assert!(held <= 400, "{held} bytes held for a budget of 400");
+        assert!(held >= 100, "something is cached");
     }
 
     #[test]

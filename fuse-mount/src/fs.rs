@@ -145,9 +145,10 @@ impl VaultFs {
         owner: (u32, u32),
         options: FsOptions,
     ) -> Self {
+        let cache = ChunkCache::for_chunks(options.cache_bytes, tree.max_chunk_size());
         let shared = Arc::new(Shared {
             tree,
-            cache: ChunkCache::new(options.cache_bytes),
+            cache,
             pool: Arc::new(BufferPool::new(POOLED_BUFFERS)),
             loading: Mutex::new(HashMap::new()),
         });

@@ -335,6 +335,18 @@ impl Tree {
         self.nodes.len() <= 1
     }
 
+    /// The largest plaintext chunk of any file served (0 with no file).
+    pub fn max_chunk_size(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::File { opener } => Some(opener.layout().chunk_size as usize),
+                NodeKind::Dir { .. } => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Total plaintext bytes served.
     pub fn total_bytes(&self) -> u64 {
         self.nodes
