@@ -68,7 +68,8 @@ pub struct PolicyArgs {
     /// Allow processes in this group (primary or supplementary). Repeatable.
     #[arg(long, value_name = "GID")]
     pub allow_gid: Vec<u32>,
-    /// Allow processes running this executable (as /proc/PID/exe resolves it). Repeatable.
+    /// Allow processes running this executable (as /proc/PID/exe resolves it); with no other
+    /// rule, only the mounting user's. Repeatable.
     #[arg(long, value_name = "PATH")]
     pub allow_exe: Vec<PathBuf>,
     /// Allow this process and all its descendants. Repeatable.
