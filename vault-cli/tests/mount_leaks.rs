@@ -291,3 +291,73 @@ fn run_removes_the_mountpoints_it_created_when_a_later_one_is_refused() {
         "the mount point run created for the first --mount is gone"
     );
 }
+
+/// Whether process `pid` has a handler for signal `sig` (SigCgt).
+fn catches(pid: u32, sig: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let mask = s.lines().find(|l| l.starts_with("SigCgt:"))?[7..]
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&mask, 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
+}
+
+#[test]
+fn run_does_not_start_the_command_after_a_signal_during_mounting() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    let marker = env.path("started");
+    // The audit log is a FIFO: mvault blocks opening it, between setting up
+    // its signal handlers and starting the command.
+    let fifo = env.path("audit.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut spec = sealed.as_os_str().to_owned();
+    spec.push(":");
+    spec.push(&mnt);
+    let mut child = mountutil::mvault_std(env.dir.path())
+        .args(["-q", "run", "--audit-log"])
+        .arg(&fifo)
+        .arg("--mount")
+        .arg(&spec)
+        .args(["--", "sh", "-c"])
+        .arg(format!("trap '' TERM; touch '{}'", marker.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = MountGuard::new(&mnt);
+    assert!(
+        mountutil::wait_until(READY_TIMEOUT, || catches(child.id(), 15)),
+        "mvault run handles SIGTERM"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    // Let it go on: read (and drain) the audit log.
+    let reader = fs::File::open(&fifo).unwrap();
+    let drain = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut { reader }, &mut std::io::sink());
+    });
+    let status = mountutil::wait_or_kill(&mut child, READY_TIMEOUT).expect("mvault run exits");
+    drop(drain);
+    assert!(
+        !marker.exists(),
+        "the command must not start once mvault run was told to stop"
+    );
+    assert_eq!(status.code(), Some(128 + 15));
+    assert!(!is_mounted(&mnt));
+}

@@ -94,6 +94,11 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
                     .map_err(|e| mount_error(e, &spec.mountpoint))?;
             sessions.push(session);
         }
+        // A signal while mounting (Ctrl-C included, since the command that
+        // would get it is not running yet) means: do not start it.
+        if let Some(signal) = signals.pending().next() {
+            return Ok(128 + signal);
+        }
         // The command reads plaintext through the mount; it never needs
         // the passphrase that unlocked it.
         let mut child = Command::new(&args.command[0])
