@@ -77,11 +77,15 @@ impl BufferPool {
     }
 
     /// A buffer of exactly `len` zero bytes, recycled when one is idle.
+    ///
+    /// Only a buffer at most twice `len` is recycled: the cache counts a
+    /// chunk's length, so a small chunk in a large buffer would hold memory
+    /// the budget does not see.
     pub fn take(&self, len: usize) -> Vec<u8> {
         let recycled = {
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             free.iter()
-                .position(|b| b.capacity() >= len)
+                .position(|b| b.capacity() >= len && b.capacity() / 2 <= len)
                 .map(|i| free.swap_remove(i))
         };
         match recycled {
@@ -277,6 +281,51 @@ mod tests {
         let held: usize = cache.shards.iter().map(|s| s.lock().unwrap().bytes).sum();
         assert!(held <= 400, "{held} bytes held for a budget of 400");
         assert!(held >= 100, "something is cached");
+    }
+
+    #[test]
+    fn small_chunks_do_not_pin_large_buffers() {
+        // Large chunks stream through while small ones stay in use: a
+        // recycled 1000-byte buffer must not hold a 10-byte chunk (the
+        // budget counts 10), or memory grows far past the budget.
+        let budget = 40_000;
+        let pool = Arc::new(BufferPool::new(16));
+        let cache = ChunkCache::for_chunks(budget, 1000);
+        let mut small = Vec::new();
+        for index in 0..2000 {
+            let mut buf = pool.take(1000);
+            buf.fill(7);
+            cache.insert(
+                ChunkKey { ino: 1, index },
+                Arc::new(Plain::pooled(buf, &pool)),
+            );
+            if index % 4 == 0 {
+                let key = ChunkKey { ino: 2, index };
+                let mut buf = pool.take(10);
+                buf.fill(8);
+                cache.insert(key, Arc::new(Plain::pooled(buf, &pool)));
+                small.push(key);
+            }
+            for key in small.iter().rev().take(500) {
+                cache.get(*key);
+            }
+        }
+        let held: usize = cache
+            .shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap();
+                shard
+                    .entries
+                    .values()
+                    .map(|(p, _)| p.bytes.capacity())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert!(
+            held <= 2 * budget,
+            "{held} bytes of buffers held for a budget of {budget}"
+        );
     }
 
     #[test]
