@@ -361,3 +361,31 @@ fn run_does_not_start_the_command_after_a_signal_during_mounting() {
     assert_eq!(status.code(), Some(128 + 15));
     assert!(!is_mounted(&mnt));
 }
+
+#[test]
+fn a_mapping_reads_after_its_file_is_closed_and_the_page_cache_dropped() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let _guard = MountGuard::new(&mnt);
+    env.cmd()
+        .args(["-q", "mount"])
+        .arg(&sealed)
+        .arg(&mnt)
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .success();
+    let path = mnt.join("b.bin");
+    let file = fs::File::open(&path).unwrap();
+    // SAFETY: the mount is read-only and nothing changes the file.
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    drop(file);
+    let other = fs::File::open(&path).unwrap();
+    rustix::fs::fadvise(&other, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    drop(other);
+    assert!(map[..] == pattern(1, 300_000)[..], "the mapping still reads");
+}
