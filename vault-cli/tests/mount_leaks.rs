@@ -387,5 +387,8 @@ fn a_mapping_reads_after_its_file_is_closed_and_the_page_cache_dropped() {
     let other = fs::File::open(&path).unwrap();
     rustix::fs::fadvise(&other, 0, None, rustix::fs::Advice::DontNeed).unwrap();
     drop(other);
-    assert!(map[..] == pattern(1, 300_000)[..], "the mapping still reads");
+    assert!(
+        map[..] == pattern(1, 300_000)[..],
+        "the mapping still reads"
+    );
 }
