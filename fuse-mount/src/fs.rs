@@ -152,7 +152,9 @@ impl VaultFs {
             pool: Arc::new(BufferPool::new(POOLED_BUFFERS)),
             loading: Mutex::new(HashMap::new()),
         });
-        let prefetch = (options.prefetch_threads > 0).then(|| {
+        // Without a cache, a prefetched chunk would be decrypted, dropped,
+        // and decrypted again by its reader.
+        let prefetch = (options.prefetch_threads > 0 && options.cache_bytes > 0).then(|| {
             let (tx, rx) = sync_channel::<ChunkKey>(64);
             let rx = Arc::new(Mutex::new(rx));
             for i in 0..options.prefetch_threads {

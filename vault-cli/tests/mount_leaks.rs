@@ -392,3 +392,39 @@ fn a_mapping_reads_after_its_file_is_closed_and_the_page_cache_dropped() {
         "the mapping still reads"
     );
 }
+
+#[test]
+fn no_prefetch_threads_without_a_cache_to_fill() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let sealed = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let _guard = MountGuard::new(&mnt);
+    let out = env
+        .cmd()
+        .args(["mount", "--cache-size", "0"])
+        .arg(&sealed)
+        .arg(&mnt)
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .success();
+    let stderr = common::stderr_of(&out);
+    let pid: u32 = stderr
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("mount prints the daemon pid: {stderr}"));
+    // Prefetched chunks would be decrypted, dropped, and decrypted again
+    // by the reader.
+    let prefetchers: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("mvault-prefetch"))
+        .collect();
+    assert_eq!(prefetchers, Vec::<String>::new());
+    assert_eq!(fs::read(mnt.join("a.bin")).unwrap(), pattern(0, 300_000));
+}
