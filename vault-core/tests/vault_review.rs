@@ -262,3 +262,56 @@ fn keyed_verify_of_a_large_object_uses_bounded_memory() {
         grew >> 20
     );
 }
+
+/// Extracting into an existing folder used to chmod every pre-existing
+/// folder the vault also names to the vault's mode: opening an untrusted
+/// (e.g. forged, see above) vault into `$HOME` could make `~/.ssh` 0777.
+/// Only folders the extraction created get the vault's mode and mtime.
+#[test]
+fn extraction_leaves_the_mode_of_existing_folders_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join(".ssh")).unwrap();
+    fs::write(src.join(".ssh/planted"), b"x").unwrap();
+    fs::set_permissions(src.join(".ssh"), fs::Permissions::from_mode(0o777)).unwrap();
+    let k = keys();
+    let v = dir.path().join("v");
+    vault::seal_dir(
+        &src,
+        &v,
+        None,
+        Some(NewVault {
+            recipients: &k.0,
+            info: k.2.clone(),
+        }),
+        None,
+        &WriteOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    fs::set_permissions(home.join(".ssh"), fs::Permissions::from_mode(0o700)).unwrap();
+    unlock(&v, &k)
+        .extract(&home, &vault::ExtractOptions::default())
+        .unwrap();
+    assert_eq!(fs::read(home.join(".ssh/planted")).unwrap(), b"x");
+    let mode = fs::metadata(home.join(".ssh"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o700, "an existing folder's mode was changed");
+    // A folder the extraction creates gets the vault's mode.
+    let fresh = dir.path().join("fresh");
+    unlock(&v, &k)
+        .extract(&fresh, &vault::ExtractOptions::default())
+        .unwrap();
+    let mode = fs::metadata(fresh.join(".ssh"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o777);
+}

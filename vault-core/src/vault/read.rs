@@ -318,11 +318,13 @@ impl UnlockedVault {
         )
         .map_err(errno)?;
         let mut summary = ExtractSummary::default();
-        // Folders first, in manifest order (parents before children).
+        // Folders first, in manifest order (parents before children),
+        // remembering which ones this extraction created.
+        let mut created = vec![false; self.manifest.entries.len()];
         for (i, entry) in self.manifest.entries.iter().enumerate() {
             if selected[i] && matches!(entry.kind, EntryKind::Dir) {
                 let parent = self.open_parent(&root, i)?;
-                mkdir_nofollow(&parent, &entry.name)?;
+                created[i] = mkdir_nofollow(&parent, &entry.name)?;
                 summary.dirs += 1;
             }
         }
@@ -392,9 +394,11 @@ impl UnlockedVault {
             summary.bytes += bytes;
         }
         summary.files = groups.iter().map(|(_, f)| f.len() as u64).sum();
-        // Folder modes and mtimes last, so read-only folders could be filled.
+        // Folder modes and mtimes last, so read-only folders could be
+        // filled; only on folders created here (an existing `~/.ssh` keeps
+        // its mode whatever the vault says).
         for (i, entry) in self.manifest.entries.iter().enumerate().rev() {
-            if selected[i] && matches!(entry.kind, EntryKind::Dir) {
+            if created[i] {
                 let parent = self.open_parent(&root, i)?;
                 let dir = openat_dir(&parent, &entry.name)?;
                 rustix::fs::fchmod(&dir, Mode::from_raw_mode(entry.mode & 0o777)).map_err(errno)?;
@@ -579,10 +583,11 @@ fn openat_dir(dir: &OwnedFd, name: &[u8]) -> Result<OwnedFd> {
     })
 }
 
-fn mkdir_nofollow(parent: &OwnedFd, name: &[u8]) -> Result<()> {
+/// Creates folder `name` (true), or checks that it already is one (false).
+fn mkdir_nofollow(parent: &OwnedFd, name: &[u8]) -> Result<bool> {
     match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::EXIST) => openat_dir(parent, name).map(drop),
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => openat_dir(parent, name).map(|_| false),
         Err(e) => Err(Error::Io(e.into())),
     }
 }
