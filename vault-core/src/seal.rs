@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
+use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkCipher, Layout, TAG_LEN};
 use crate::error::{Error, Result};
@@ -311,7 +312,9 @@ pub struct SealOptions {
 pub struct Sealer<W: Write + Send> {
     writer: OverlappedWriter<W>,
     engine: ChunkEngine,
-    plain: Vec<u8>,
+    /// Plaintext waiting for a full batch; zeroized when dropped (it may
+    /// hold key material, e.g. a vault keyring).
+    plain: Zeroizing<Vec<u8>>,
     batch_bytes: usize,
     written: u64,
     expected: Option<u64>,
@@ -368,7 +371,7 @@ impl<W: Write + Send> Sealer<W> {
         Ok(Sealer {
             writer,
             engine: file.engine,
-            plain: Vec::new(),
+            plain: Zeroizing::new(Vec::new()),
             batch_bytes: batch_chunks(chunk_size) * chunk_size,
             written: 0,
             expected: options.plaintext_len,
@@ -384,7 +387,7 @@ impl<W: Write + Send> Sealer<W> {
             plain,
             ..
         } = self;
-        let input: &[u8] = direct.unwrap_or(plain);
+        let input: &[u8] = direct.unwrap_or(&plain[..]);
         writer.overlap(|out| {
             engine.seal_slice(input, ends_stream, out);
             Ok(())
