@@ -674,3 +674,42 @@ fn a_second_writer_is_refused_while_one_holds_the_lock() {
         .assert()
         .success();
 }
+
+#[test]
+fn writing_a_signed_vault_without_sign_warns_and_the_signature_is_gone() {
+    let env = Env::new();
+    env.keygen();
+    checkpoint(&env, "ckpt");
+    let (key, public) = sign_keygen(&env);
+    env.cmd()
+        .args(["seal", "ckpt", "--sign"])
+        .arg(&key)
+        .assert()
+        .success();
+    fs::write(env.path("extra.txt"), b"new file").unwrap();
+    let warning = "without --sign KEY the new index will be unsigned";
+    env.cmd()
+        .args(["add", "ckpt.vault", "extra.txt"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(warning));
+    env.cmd()
+        .args(["verify", "ckpt.vault", "--pubkey"])
+        .arg(&public)
+        .assert()
+        .code(9);
+    // Signing again restores it, and a signed write says nothing.
+    env.cmd()
+        .args(["add", "ckpt.vault", "extra.txt", "--sign"])
+        .arg(&key)
+        .assert()
+        .success()
+        .stderr(predicates::prelude::PredicateBooleanExt::not(
+            predicates::str::contains(warning),
+        ));
+    env.cmd()
+        .args(["verify", "ckpt.vault", "--pubkey"])
+        .arg(&public)
+        .assert()
+        .success();
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use vault_core::vault::{self, parse_user_path};
 
-use super::vault::{load_signer, print_summary, summary_json, unlock};
+use super::vault::{load_signer, print_summary, summary_json, unlock, warn_if_signature_dropped};
 use crate::cli::AddArgs;
 use crate::exit::{Exit, fail};
 use crate::report::print_json;
@@ -39,6 +39,7 @@ pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
     }
     let signer = load_signer(args.sign.as_deref())?;
     let unlocked = unlock(&args.vault, &args.identities)?;
+    warn_if_signature_dropped(&unlocked, signer.as_ref());
     let summary = vault::add_paths(
         unlocked,
         &sources,

@@ -8,7 +8,7 @@ use vault_core::Recipients;
 use vault_core::age::cli_common::{StdinGuard, read_recipients};
 use vault_core::vault;
 
-use super::vault::{load_signer, unlock};
+use super::vault::{load_signer, unlock, warn_if_signature_dropped};
 use crate::cli::RekeyArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::new_passphrase;
@@ -16,7 +16,7 @@ use crate::keys::new_passphrase;
 pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
     let signer = load_signer(args.sign.as_deref())?;
     let unlocked = unlock(&args.vault, &args.identities)?;
-    let was_signed = unlocked.index().signature.is_some();
+    warn_if_signature_dropped(&unlocked, signer.as_ref());
     let mut info = unlocked.keyring_info().clone();
     for gone in &args.remove_recipient {
         let before = info.recipients.len();
@@ -96,11 +96,6 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         if !args.remove_recipient.is_empty() && !args.new_key {
             eprintln!(
                 "mvault: note: removed recipients can no longer unwrap the keyring, but keep whatever they already decrypted (including the vault key, if they saved it); run `mvault rekey --new-key` to rotate the key"
-            );
-        }
-        if was_signed && signer.is_none() {
-            eprintln!(
-                "mvault: warning: the vault was signed; the new index is unsigned (pass --sign KEY)"
             );
         }
     }

@@ -55,6 +55,16 @@ fn unlock_opened(vault: Vault, path: &Path, identity_files: &[PathBuf]) -> Resul
         .with_context(|| format!("cannot unlock {}", path.display()))
 }
 
+/// Warns, before a write, that a signed vault's new index will be unsigned
+/// because no `--sign KEY` was given (`verify --pubkey` then fails, exit 9).
+pub fn warn_if_signature_dropped(unlocked: &UnlockedVault, signer: Option<&SigningKey>) {
+    if unlocked.index().signature.is_some() && signer.is_none() {
+        eprintln!(
+            "mvault: warning: the vault is signed; without --sign KEY the new index will be unsigned"
+        );
+    }
+}
+
 /// Loads a signing key file (0600, like an identity).
 pub fn load_signer(path: Option<&Path>) -> Result<Option<SigningKey>> {
     let Some(path) = path else { return Ok(None) };
@@ -218,6 +228,7 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             );
         }
         let unlocked = unlock(&target, &args.recipients.identities)?;
+        warn_if_signature_dropped(&unlocked, signer.as_ref());
         vault::seal_dir(
             source,
             &target,
