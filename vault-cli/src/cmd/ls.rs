@@ -47,6 +47,7 @@ pub fn run(args: LsArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     for (path, e) in rows {
+        let path = printable(&path);
         match e.kind {
             EntryKind::Dir => println!("d{}  {:>14}  {path}/", mode_string(e.mode), "-"),
             EntryKind::File { size, .. } => {
@@ -55,6 +56,25 @@ pub fn run(args: LsArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// A name safe to print on a terminal: control characters (escape
+/// sequences a hostile vault could carry) are shown escaped, as `\u{1b}`.
+fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        name.into()
+    }
 }
 
 fn mode_string(mode: u32) -> String {
@@ -66,4 +86,15 @@ fn mode_string(mode: u32) -> String {
         s.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(printable("model.safetensors"), "model.safetensors");
+        assert_eq!(printable("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
+    }
 }
