@@ -1,38 +1,24 @@
 //! Directory vaults against hostile manifests (path escapes, lies about
 //! sizes and hashes) and a property test over random trees.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
+use common::vaults::{VaultKeys, vault_keys};
 use proptest::prelude::*;
 use vault_core::vault::{
-    self, EntryKind, ExtractOptions, FailureKind, KeyringInfo, Manifest, NewVault, Vault,
-    WriteOptions,
+    self, EntryKind, ExtractOptions, FailureKind, KeyringInfo, Manifest, Vault, WriteOptions,
 };
-use vault_core::{Error, Identities, Recipients};
+use vault_core::{Error, Recipients};
 
-fn keys() -> (Recipients, Identities, KeyringInfo) {
-    let identity = age::x25519::Identity::generate();
-    let mut recipients = Recipients::new();
-    recipients.add_age(Box::new(identity.to_public()));
-    let info = KeyringInfo {
-        recipients: vec![identity.to_public().to_string()],
-        passphrase: false,
-    };
-    let mut identities = Identities::new();
-    identities.extend_age([Box::new(identity) as Box<dyn age::Identity>]);
-    (recipients, identities, info)
-}
-
-fn seal(src: &Path, v: &Path, k: &(Recipients, Identities, KeyringInfo)) {
+fn seal(src: &Path, v: &Path, k: &VaultKeys) {
     vault::seal_dir(
         src,
         v,
         None,
-        Some(NewVault {
-            recipients: &k.0,
-            info: k.2.clone(),
-        }),
+        Some(k.new_vault()),
         None,
         &WriteOptions::default(),
         &|_| {},
@@ -41,13 +27,13 @@ fn seal(src: &Path, v: &Path, k: &(Recipients, Identities, KeyringInfo)) {
 }
 
 /// A small vault: a/b.txt, a/c.bin, top.txt.
-fn small_vault(dir: &Path) -> (std::path::PathBuf, (Recipients, Identities, KeyringInfo)) {
+fn small_vault(dir: &Path) -> (std::path::PathBuf, VaultKeys) {
     let src = dir.join("src");
     fs::create_dir_all(src.join("a")).unwrap();
     fs::write(src.join("a/b.txt"), b"bee").unwrap();
     fs::write(src.join("a/c.bin"), vec![7u8; 5000]).unwrap();
     fs::write(src.join("top.txt"), b"top").unwrap();
-    let k = keys();
+    let k = vault_keys();
     let v = dir.join("v");
     seal(&src, &v, &k);
     (v, k)
@@ -128,11 +114,11 @@ fn crafted_manifests_cannot_escape() {
     for (what, edit) in edits {
         let t = tempfile::tempdir().unwrap();
         let (v, k) = small_vault(t.path());
-        let unlocked = Vault::open(&v).unwrap().unlock(&k.1).unwrap();
+        let unlocked = Vault::open(&v).unwrap().unlock(&k.identities).unwrap();
         let mut m = unlocked.manifest().clone();
         edit(&mut m);
         vault::replace_manifest_unchecked(&unlocked, &m, None).unwrap();
-        match Vault::open(&v).unwrap().unlock(&k.1) {
+        match Vault::open(&v).unwrap().unlock(&k.identities) {
             Err(Error::VaultCorrupt(_)) => {}
             Err(other) => panic!("{what}: wrong error {other}"),
             Ok(_) => panic!("{what}: a hostile manifest was accepted"),
@@ -146,23 +132,25 @@ fn crafted_manifests_cannot_escape() {
 fn older_keyring_spliced_into_a_newer_index_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let (v, k) = small_vault(t.path());
-    let k2 = keys();
+    let k2 = vault_keys();
     // Generation 2: k and k2; generation 3: k only (k2 removed).
     let mut both = Recipients::new();
     both.add_age(Box::new(
-        k.2.recipients[0].parse::<age::x25519::Recipient>().unwrap(),
+        k.info.recipients[0]
+            .parse::<age::x25519::Recipient>()
+            .unwrap(),
     ));
     both.add_age(Box::new(
-        k2.2.recipients[0]
+        k2.info.recipients[0]
             .parse::<age::x25519::Recipient>()
             .unwrap(),
     ));
     let info = KeyringInfo {
-        recipients: vec![k.2.recipients[0].clone(), k2.2.recipients[0].clone()],
+        recipients: vec![k.info.recipients[0].clone(), k2.info.recipients[0].clone()],
         passphrase: false,
     };
     vault::rekey(
-        Vault::open(&v).unwrap().unlock(&k.1).unwrap(),
+        Vault::open(&v).unwrap().unlock(&k.identities).unwrap(),
         &both,
         info,
         None,
@@ -170,18 +158,18 @@ fn older_keyring_spliced_into_a_newer_index_is_refused() {
     .unwrap();
     let with_k2 = Vault::open(&v).unwrap().index().keyring.clone();
     vault::rekey(
-        Vault::open(&v).unwrap().unlock(&k.1).unwrap(),
-        &k.0,
-        k.2.clone(),
+        Vault::open(&v).unwrap().unlock(&k.identities).unwrap(),
+        &k.recipients,
+        k.info.clone(),
         None,
     )
     .unwrap();
-    assert!(Vault::open(&v).unwrap().unlock(&k2.1).is_err());
+    assert!(Vault::open(&v).unwrap().unlock(&k2.identities).is_err());
     // The removed recipient restores the old keyring: hashes made consistent.
     let now = Vault::open(&v).unwrap().index().clone();
     let forged = vault::Index::encode(now.public.clone(), &with_k2, &now.manifest, None);
     fs::write(v.join("index"), forged).unwrap();
-    match Vault::open(&v).unwrap().unlock(&k2.1) {
+    match Vault::open(&v).unwrap().unlock(&k2.identities) {
         Err(Error::VaultCorrupt(m)) => assert!(m.contains("keyring replaced"), "{m}"),
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("an old keyring was accepted"),
@@ -192,7 +180,7 @@ fn older_keyring_spliced_into_a_newer_index_is_refused() {
 fn wrong_plaintext_hash_is_caught_by_keyed_verify_and_open() {
     let t = tempfile::tempdir().unwrap();
     let (v, k) = small_vault(t.path());
-    let unlocked = Vault::open(&v).unwrap().unlock(&k.1).unwrap();
+    let unlocked = Vault::open(&v).unwrap().unlock(&k.identities).unwrap();
     let mut m = unlocked.manifest().clone();
     let i = index_of(&m, b"b.txt");
     if let EntryKind::File { blake3, .. } = &mut m.entries[i].kind {
@@ -205,7 +193,7 @@ fn wrong_plaintext_hash_is_caught_by_keyed_verify_and_open() {
         "ciphertext is untouched: {:?}",
         report.failures
     );
-    let unlocked = vlt.unlock(&k.1).unwrap();
+    let unlocked = vlt.unlock(&k.identities).unwrap();
     vault::verify_keyed(&unlocked, &mut report);
     assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
     assert_eq!(report.failures[0].kind, FailureKind::Plaintext);
@@ -228,7 +216,7 @@ fn object_swapped_between_ids_is_refused() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("big1"), vec![1u8; 5 << 20]).unwrap();
     fs::write(src.join("big2"), vec![2u8; 5 << 20]).unwrap();
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal(&src, &v, &k);
     let objects = Vault::open(&v).unwrap().index().public.objects.clone();
@@ -248,7 +236,7 @@ fn object_swapped_between_ids_is_refused() {
             .all(|f| f.kind == FailureKind::Corrupt)
     );
     assert_eq!(report.failures.len(), 2);
-    let unlocked = vlt.unlock(&k.1).unwrap();
+    let unlocked = vlt.unlock(&k.identities).unwrap();
     report.failures.clear();
     vault::verify_keyed(&unlocked, &mut report);
     assert!(
@@ -299,12 +287,12 @@ proptest! {
             if file.is_dir() { continue; }
             fs::write(&file, vec![n as u8; *size]).unwrap();
         }
-        let k = keys();
+        let k = vault_keys();
         let v = t.path().join("v");
-        vault::seal_dir(&src, &v, None, Some(NewVault { recipients: &k.0, info: k.2.clone() }),
+        vault::seal_dir(&src, &v, None, Some(k.new_vault()),
             None, &WriteOptions { pack_target: 100_000, ..WriteOptions::default() }, &|_| {}).unwrap();
         let out = t.path().join("out");
-        Vault::open(&v).unwrap().unlock(&k.1).unwrap()
+        Vault::open(&v).unwrap().unlock(&k.identities).unwrap()
             .extract(&out, &ExtractOptions::default()).unwrap();
         let listing = |root: &Path| {
             let mut all = Vec::new();

@@ -1,39 +1,26 @@
 //! Findings of the security review of directory vaults, one test each.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use vault_core::vault::{self, KeyringInfo, NewVault, Vault, WriteOptions};
-use vault_core::{Identities, Recipients};
+use common::vaults::{VaultKeys, vault_keys};
+use vault_core::Recipients;
+use vault_core::vault::{self, NewVault, Vault, WriteOptions};
 
-fn keys() -> (Recipients, Identities, KeyringInfo) {
-    let identity = age::x25519::Identity::generate();
-    let mut recipients = Recipients::new();
-    recipients.add_age(Box::new(identity.to_public()));
-    let info = KeyringInfo {
-        recipients: vec![identity.to_public().to_string()],
-        passphrase: false,
-    };
-    let mut identities = Identities::new();
-    identities.extend_age([Box::new(identity) as Box<dyn age::Identity>]);
-    (recipients, identities, info)
-}
-
-fn small_vault(dir: &Path) -> (PathBuf, (Recipients, Identities, KeyringInfo)) {
+fn small_vault(dir: &Path) -> (PathBuf, VaultKeys) {
     let src = dir.join("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("top.txt"), b"top").unwrap();
     fs::write(src.join("big.bin"), vec![3u8; 5 << 20]).unwrap();
-    let k = keys();
+    let k = vault_keys();
     let v = dir.join("v");
     vault::seal_dir(
         &src,
         &v,
         None,
-        Some(NewVault {
-            recipients: &k.0,
-            info: k.2.clone(),
-        }),
+        Some(k.new_vault()),
         None,
         &WriteOptions::default(),
         &|_| {},
@@ -42,8 +29,8 @@ fn small_vault(dir: &Path) -> (PathBuf, (Recipients, Identities, KeyringInfo)) {
     (v, k)
 }
 
-fn unlock(v: &Path, k: &(Recipients, Identities, KeyringInfo)) -> vault::UnlockedVault {
-    Vault::open(v).unwrap().unlock(&k.1).unwrap()
+fn unlock(v: &Path, k: &VaultKeys) -> vault::UnlockedVault {
+    Vault::open(v).unwrap().unlock(&k.identities).unwrap()
 }
 
 /// Two writers that unlocked the same generation: the lock is taken only
@@ -84,12 +71,12 @@ fn a_writer_with_a_stale_index_is_refused() {
         &|_| {},
     );
     assert!(r.is_err(), "a stale add committed over a newer generation");
-    let r = vault::rekey(stale_rekey, &k.0, k.2.clone(), None);
+    let r = vault::rekey(stale_rekey, &k.recipients, k.info.clone(), None);
     assert!(
         r.is_err(),
         "a stale rekey committed over a newer generation"
     );
-    let r = vault::rotate_key(stale_rotate, &k.0, k.2.clone(), None);
+    let r = vault::rotate_key(stale_rotate, &k.recipients, k.info.clone(), None);
     assert!(
         r.is_err(),
         "a stale rekey --new-key committed over a newer generation"
@@ -97,7 +84,7 @@ fn a_writer_with_a_stale_index_is_refused() {
 
     // The vault is writer 1's, whole.
     let (public, mut report) = vault::verify_public(&v, None).unwrap();
-    let now = public.unlock(&k.1).unwrap();
+    let now = public.unlock(&k.identities).unwrap();
     vault::verify_keyed(&now, &mut report);
     assert!(report.ok(), "{:?}", report.failures);
     assert_eq!(now.manifest().generation, 2);
@@ -129,7 +116,7 @@ fn deeply_nested_manifest_is_refused_not_quadratic() {
         });
     }
     vault::replace_manifest_unchecked(&unlocked, &m, None).unwrap();
-    match Vault::open(&v).unwrap().unlock(&k.1) {
+    match Vault::open(&v).unwrap().unlock(&k.identities) {
         Err(vault_core::Error::VaultCorrupt(_)) => {}
         Err(other) => panic!("wrong error {other}"),
         Ok(_) => panic!("a manifest with 500 KB paths was accepted"),
@@ -177,7 +164,9 @@ fn an_unsigned_vault_can_be_forged_with_only_a_recipient_public_key() {
     // The forger knows only the public recipient string.
     let mut public_only = Recipients::new();
     public_only.add_age(Box::new(
-        k.2.recipients[0].parse::<age::x25519::Recipient>().unwrap(),
+        k.info.recipients[0]
+            .parse::<age::x25519::Recipient>()
+            .unwrap(),
     ));
     let evil = dir.path().join("evil");
     fs::create_dir_all(&evil).unwrap();
@@ -189,7 +178,7 @@ fn an_unsigned_vault_can_be_forged_with_only_a_recipient_public_key() {
         None,
         Some(NewVault {
             recipients: &public_only,
-            info: k.2.clone(),
+            info: k.info.clone(),
         }),
         None,
         &WriteOptions::default(),
@@ -231,23 +220,20 @@ fn keyed_verify_of_a_large_object_uses_bounded_memory() {
             f.write_all(&block).unwrap();
         }
     }
-    let k = keys();
+    let k = vault_keys();
     let v = dir.path().join("v");
     vault::seal_dir(
         &src,
         &v,
         None,
-        Some(NewVault {
-            recipients: &k.0,
-            info: k.2.clone(),
-        }),
+        Some(k.new_vault()),
         None,
         &WriteOptions::default(),
         &|_| {},
     )
     .unwrap();
     let (public, mut report) = vault::verify_public(&v, None).unwrap();
-    let unlocked = public.unlock(&k.1).unwrap();
+    let unlocked = public.unlock(&k.identities).unwrap();
     // Reset the peak-RSS mark (Linux: "5" to clear_refs), then verify.
     fs::write("/proc/self/clear_refs", "5").unwrap();
     let before = peak_rss_bytes();
@@ -275,16 +261,13 @@ fn extraction_leaves_the_mode_of_existing_folders_alone() {
     fs::create_dir_all(src.join(".ssh")).unwrap();
     fs::write(src.join(".ssh/planted"), b"x").unwrap();
     fs::set_permissions(src.join(".ssh"), fs::Permissions::from_mode(0o777)).unwrap();
-    let k = keys();
+    let k = vault_keys();
     let v = dir.path().join("v");
     vault::seal_dir(
         &src,
         &v,
         None,
-        Some(NewVault {
-            recipients: &k.0,
-            info: k.2.clone(),
-        }),
+        Some(k.new_vault()),
         None,
         &WriteOptions::default(),
         &|_| {},

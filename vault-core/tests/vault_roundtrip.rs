@@ -1,37 +1,14 @@
 //! Directory vaults: round trips, incremental updates, signatures,
 //! tampering and hostile manifests.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use vault_core::vault::{
-    self, ExtractOptions, FailureKind, KeyringInfo, NewVault, SigningKey, Vault, WriteOptions,
-};
-use vault_core::{Identities, Recipients};
-
-struct Keys {
-    recipients: Recipients,
-    identities: Identities,
-    info: KeyringInfo,
-}
-
-fn keys() -> Keys {
-    let identity = age::x25519::Identity::generate();
-    let mut recipients = Recipients::new();
-    recipients.add_age(Box::new(identity.to_public()));
-    let info = KeyringInfo {
-        recipients: vec![identity.to_public().to_string()],
-        passphrase: false,
-    };
-    let mut identities = Identities::new();
-    identities.extend_age([Box::new(identity) as Box<dyn age::Identity>]);
-    Keys {
-        recipients,
-        identities,
-        info,
-    }
-}
+use common::vaults::{VaultKeys, vault_keys};
+use vault_core::vault::{self, ExtractOptions, FailureKind, SigningKey, Vault, WriteOptions};
 
 fn write(path: &Path, data: &[u8], mode: u32) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -81,15 +58,17 @@ fn small_options() -> WriteOptions {
     }
 }
 
-fn seal_new(src: &Path, dst: &Path, k: &Keys, signer: Option<&SigningKey>) -> vault::WriteSummary {
+fn seal_new(
+    src: &Path,
+    dst: &Path,
+    k: &VaultKeys,
+    signer: Option<&SigningKey>,
+) -> vault::WriteSummary {
     vault::seal_dir(
         src,
         dst,
         None,
-        Some(NewVault {
-            recipients: &k.recipients,
-            info: k.info.clone(),
-        }),
+        Some(k.new_vault()),
         signer,
         &small_options(),
         &|_| {},
@@ -97,7 +76,7 @@ fn seal_new(src: &Path, dst: &Path, k: &Keys, signer: Option<&SigningKey>) -> va
     .unwrap()
 }
 
-fn unlock(v: &Path, k: &Keys) -> vault::UnlockedVault {
+fn unlock(v: &Path, k: &VaultKeys) -> vault::UnlockedVault {
     Vault::open(v).unwrap().unlock(&k.identities).unwrap()
 }
 
@@ -134,7 +113,7 @@ fn checkpoint_round_trip_and_verify() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let signer = SigningKey::generate().unwrap();
     let v = t.path().join("ckpt.vault");
     let s = seal_new(&src, &v, &k, Some(&signer));
@@ -187,7 +166,7 @@ fn extract_selected_paths_only() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
     let out = t.path().join("out");
@@ -209,7 +188,7 @@ fn incremental_reseal_touches_only_changed_files() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
     let objects_before: Vec<_> = Vault::open(&v).unwrap().index().public.objects.clone();
@@ -293,7 +272,7 @@ fn add_paths_places_and_replaces() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
     let extra = t.path().join("extra");
@@ -334,7 +313,7 @@ fn verify_detects_tampering() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let signer = SigningKey::generate().unwrap();
     let pubkey = signer.verifying_key();
     let v = t.path().join("v");
@@ -403,7 +382,7 @@ fn swapped_manifest_is_detected() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let signer = SigningKey::generate().unwrap();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, Some(&signer));
@@ -462,10 +441,10 @@ fn rekey_changes_who_can_open() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
-    let k2 = keys();
+    let k2 = vault_keys();
     let generation = vault::rekey(unlock(&v, &k), &k2.recipients, k2.info.clone(), None).unwrap();
     assert_eq!(generation, 2);
     assert!(Vault::open(&v).unwrap().unlock(&k.identities).is_err());
@@ -481,7 +460,7 @@ fn symlinks_are_skipped_when_sealing() {
     let src = t.path().join("src");
     write(&src.join("real.txt"), b"real", 0o644);
     std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
-    let k = keys();
+    let k = vault_keys();
     let s = seal_new(&src, &t.path().join("v"), &k, None);
     assert_eq!(s.files, 1);
     assert!(s.warnings.iter().any(|w| w.contains("symlink")));
@@ -492,7 +471,7 @@ fn extraction_never_follows_destination_symlinks() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
     let out = t.path().join("out");
@@ -531,12 +510,12 @@ fn rotating_the_vault_key_rewrites_every_object() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ckpt");
     checkpoint(&src);
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
     let before = Vault::open(&v).unwrap().index().public.objects.clone();
     let keyring_before = Vault::open(&v).unwrap().index().keyring.clone();
-    let k2 = keys();
+    let k2 = vault_keys();
     let s = vault::rotate_key(unlock(&v, &k), &k2.recipients, k2.info.clone(), None).unwrap();
     assert_eq!(s.objects_written as usize, before.len());
     assert_eq!(s.objects_removed as usize, before.len());
@@ -576,7 +555,7 @@ fn sparse_packs_are_compacted_on_reseal() {
             0o644,
         );
     }
-    let k = keys();
+    let k = vault_keys();
     let v = t.path().join("v");
     seal_new(&src, &v, &k, None);
     assert_eq!(Vault::open(&v).unwrap().index().public.objects.len(), 1);
@@ -631,7 +610,7 @@ fn a_vault_inside_its_source_is_not_sealed_into_itself() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ds");
     write(&src.join("a.txt"), b"a", 0o644);
-    let k = keys();
+    let k = vault_keys();
     let v = src.join("ds.vault");
     seal_new(&src, &v, &k, None);
     let s = vault::seal_dir(
