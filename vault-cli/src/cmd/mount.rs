@@ -8,9 +8,20 @@ use anyhow::{Context, Result};
 use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::cli::{MountArgs, PolicyArgs, UmountArgs};
+use crate::cli::{MountArgs, PolicyArgs, ServeArgs, UmountArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{load_identities, maybe_add_passphrase};
+
+impl ServeArgs {
+    /// Opens (appends to) the `--audit-log` file, if one was given.
+    pub fn open_audit_log(&self) -> Result<Option<AuditLog>> {
+        self.audit_log
+            .as_deref()
+            .map(AuditLog::open)
+            .transpose()
+            .context("cannot open the audit log")
+    }
+}
 
 impl PolicyArgs {
     /// The policy these flags describe, for a mount owned by the caller.
@@ -110,13 +121,7 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     let tree = build_tree(&args.source, &args.serve.identities, quiet)?;
     let files = tree.len();
     let bytes = tree.total_bytes();
-    let audit = args
-        .serve
-        .audit_log
-        .as_deref()
-        .map(AuditLog::open)
-        .transpose()
-        .context("cannot open the audit log")?;
+    let audit = args.serve.open_audit_log()?;
     for warning in harden_process() {
         if !quiet {
             eprintln!("mvault: warning: {warning}");

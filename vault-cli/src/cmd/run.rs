@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
-use fuse_mount::{AuditLog, ProcessId, harden_process};
+use fuse_mount::{ProcessId, harden_process};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use super::mount::{build_tree, check_mountpoint, mount_error, mount_options};
@@ -82,13 +82,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     let mut sessions = Vec::new();
     let outcome = (|| -> Result<i32> {
         for (spec, tree) in specs.iter().zip(trees) {
-            let audit = args
-                .serve
-                .audit_log
-                .as_deref()
-                .map(AuditLog::open)
-                .transpose()
-                .context("cannot open the audit log")?;
+            let audit = args.serve.open_audit_log()?;
             let session =
                 fuse_mount::spawn_mount(tree, &spec.mountpoint, policy.clone(), audit, &options)
                     .map_err(|e| mount_error(e, &spec.mountpoint))?;
