@@ -149,16 +149,7 @@ impl Tree {
             return Self::build_vault(source, identities).map(|t| (t, Vec::new()));
         }
         let meta = std::fs::metadata(source)?;
-        let mut tree = Tree {
-            nodes: vec![Node {
-                parent: ROOT,
-                path: "/".into(),
-                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                kind: NodeKind::Dir {
-                    children: BTreeMap::new(),
-                },
-            }],
-        };
+        let mut tree = Tree::with_root(&meta);
         let mut skipped = Vec::new();
         let mut served = 0usize;
         if meta.is_dir() {
@@ -173,6 +164,20 @@ impl Tree {
         Ok((tree, skipped))
     }
 
+    /// A tree holding only its root folder, dated like `meta`.
+    fn with_root(meta: &std::fs::Metadata) -> Tree {
+        Tree {
+            nodes: vec![Node {
+                parent: ROOT,
+                path: "/".into(),
+                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                kind: NodeKind::Dir {
+                    children: BTreeMap::new(),
+                },
+            }],
+        }
+    }
+
     /// The tree of a directory vault: every object is opened once and
     /// shared by the files packed in it.
     fn build_vault(source: &Path, identities: &Identities) -> Result<Tree, vault_core::Error> {
@@ -183,16 +188,7 @@ impl Tree {
         for i in 0..manifest.objects.len() {
             objects.push(Arc::new(vault.open_object(i as u32)?));
         }
-        let mut tree = Tree {
-            nodes: vec![Node {
-                parent: ROOT,
-                path: "/".into(),
-                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                kind: NodeKind::Dir {
-                    children: BTreeMap::new(),
-                },
-            }],
-        };
+        let mut tree = Tree::with_root(&meta);
         // Manifest entry i (parents first) becomes inode inodes[i].
         let mut inodes = Vec::with_capacity(manifest.entries.len());
         for entry in &manifest.entries {
