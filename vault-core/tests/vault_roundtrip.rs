@@ -76,6 +76,20 @@ fn seal_new(
     .unwrap()
 }
 
+/// Seals `src` again onto the existing vault `v` (an incremental update).
+fn reseal(src: &Path, v: &Path, k: &VaultKeys) -> vault::WriteSummary {
+    vault::seal_dir(
+        src,
+        v,
+        Some(unlock(v, k)),
+        None,
+        None,
+        &small_options(),
+        &|_| {},
+    )
+    .unwrap()
+}
+
 fn unlock(v: &Path, k: &VaultKeys) -> vault::UnlockedVault {
     Vault::open(v).unwrap().unlock(&k.identities).unwrap()
 }
@@ -194,16 +208,7 @@ fn incremental_reseal_touches_only_changed_files() {
     let objects_before: Vec<_> = Vault::open(&v).unwrap().index().public.objects.clone();
 
     // Same content again: nothing sealed, nothing removed.
-    let s = vault::seal_dir(
-        &src,
-        &v,
-        Some(unlock(&v, &k)),
-        None,
-        None,
-        &small_options(),
-        &|_| {},
-    )
-    .unwrap();
+    let s = reseal(&src, &v, &k);
     assert_eq!(
         (s.files_sealed, s.objects_written, s.objects_removed),
         (0, 0, 0)
@@ -218,16 +223,7 @@ fn incremental_reseal_touches_only_changed_files() {
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
         .unwrap();
     drop(f);
-    let s = vault::seal_dir(
-        &src,
-        &v,
-        Some(unlock(&v, &k)),
-        None,
-        None,
-        &small_options(),
-        &|_| {},
-    )
-    .unwrap();
+    let s = reseal(&src, &v, &k);
     assert_eq!(s.files_sealed, 0);
 
     // Change one large file, delete one, add one.
@@ -238,16 +234,7 @@ fn incremental_reseal_touches_only_changed_files() {
     );
     fs::remove_file(src.join("tokenizer/special_tokens_map.json")).unwrap();
     write(&src.join("added.txt"), b"new", 0o600);
-    let s = vault::seal_dir(
-        &src,
-        &v,
-        Some(unlock(&v, &k)),
-        None,
-        None,
-        &small_options(),
-        &|_| {},
-    )
-    .unwrap();
+    let s = reseal(&src, &v, &k);
     assert_eq!(s.files_sealed, 2, "{s:?}");
     assert_eq!(s.objects_written, 2);
     assert_eq!(
@@ -563,16 +550,7 @@ fn sparse_packs_are_compacted_on_reseal() {
     for i in 0..5 {
         fs::remove_file(src.join(format!("f{i:02}"))).unwrap();
     }
-    let s = vault::seal_dir(
-        &src,
-        &v,
-        Some(unlock(&v, &k)),
-        None,
-        None,
-        &small_options(),
-        &|_| {},
-    )
-    .unwrap();
+    let s = reseal(&src, &v, &k);
     assert_eq!(
         (s.files_sealed, s.objects_written, s.objects_removed),
         (0, 0, 0)
@@ -581,16 +559,7 @@ fn sparse_packs_are_compacted_on_reseal() {
     for i in 5..15 {
         fs::remove_file(src.join(format!("f{i:02}"))).unwrap();
     }
-    let s = vault::seal_dir(
-        &src,
-        &v,
-        Some(unlock(&v, &k)),
-        None,
-        None,
-        &small_options(),
-        &|_| {},
-    )
-    .unwrap();
+    let s = reseal(&src, &v, &k);
     assert_eq!(
         (s.files_sealed, s.objects_written, s.objects_removed),
         (5, 1, 1),
@@ -613,16 +582,7 @@ fn a_vault_inside_its_source_is_not_sealed_into_itself() {
     let k = vault_keys();
     let v = src.join("ds.vault");
     seal_new(&src, &v, &k, None);
-    let s = vault::seal_dir(
-        &src,
-        &v,
-        Some(unlock(&v, &k)),
-        None,
-        None,
-        &small_options(),
-        &|_| {},
-    )
-    .unwrap();
+    let s = reseal(&src, &v, &k);
     assert_eq!(s.files, 1, "{s:?}");
     assert!(s.warnings.iter().any(|w| w.contains("vault being written")));
     let names: Vec<_> = unlock(&v, &k)
