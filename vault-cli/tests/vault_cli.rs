@@ -68,6 +68,19 @@ fn sign_keygen(env: &Env) -> (PathBuf, PathBuf) {
     (env.path("signing.key"), env.path("signing.key.pub"))
 }
 
+/// `ckpt/` sealed to `ckpt.vault` and signed; returns the signing key pair.
+fn signed_checkpoint_vault(env: &Env) -> (PathBuf, PathBuf) {
+    env.keygen();
+    checkpoint(env, "ckpt");
+    let (key, public) = sign_keygen(env);
+    env.cmd()
+        .args(["seal", "ckpt", "--sign"])
+        .arg(&key)
+        .assert()
+        .success();
+    (key, public)
+}
+
 fn object_files(vault: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for d in fs::read_dir(vault.join("objects")).unwrap() {
@@ -169,14 +182,7 @@ fn checkpoint_round_trip() {
 #[test]
 fn verify_exit_codes_and_json() {
     let env = Env::new();
-    env.keygen();
-    checkpoint(&env, "ckpt");
-    let (key, public) = sign_keygen(&env);
-    env.cmd()
-        .args(["seal", "ckpt", "--sign"])
-        .arg(&key)
-        .assert()
-        .success();
+    let (key, public) = signed_checkpoint_vault(&env);
     let vault = env.path("ckpt.vault");
     let verify = |extra: &[&str]| {
         let mut cmd = env.cmd();
@@ -678,14 +684,7 @@ fn a_second_writer_is_refused_while_one_holds_the_lock() {
 #[test]
 fn writing_a_signed_vault_without_sign_warns_and_the_signature_is_gone() {
     let env = Env::new();
-    env.keygen();
-    checkpoint(&env, "ckpt");
-    let (key, public) = sign_keygen(&env);
-    env.cmd()
-        .args(["seal", "ckpt", "--sign"])
-        .arg(&key)
-        .assert()
-        .success();
+    let (key, public) = signed_checkpoint_vault(&env);
     fs::write(env.path("extra.txt"), b"new file").unwrap();
     let warning = "without --sign KEY the new index will be unsigned";
     env.cmd()
