@@ -18,6 +18,9 @@ fn main() {
     if !matches!(cli.command, cli::Command::Doctor(_)) {
         no_dumps();
     }
+    if writes_files(&cli.command) {
+        stop_cleanly_on_signals();
+    }
     if let Err(err) = configure_threads(cli.threads) {
         eprintln!("mvault: error: {err:#}");
         std::process::exit(Exit::Usage as i32);
@@ -29,7 +32,43 @@ fn main() {
             exit_for(&err)
         }
     };
+    // A command stopped by a signal exits as the shell expects (128 + N),
+    // after its temporary files were removed on the way out.
+    if let Some(signal) = vault_core::interrupt::requested()
+        && code != Exit::Ok
+    {
+        std::process::exit(128 + signal);
+    }
     std::process::exit(code as i32);
+}
+
+/// Commands that write files through temporaries: a first Ctrl-C, SIGTERM
+/// or SIGHUP makes them stop between chunk batches, remove what they wrote
+/// and exit 128 + N; a second one ends the process at once.
+fn writes_files(command: &cli::Command) -> bool {
+    use cli::Command::*;
+    matches!(
+        command,
+        Seal(_) | Open(_) | Add(_) | Rekey(_) | Keygen(_) | SignKeygen(_)
+    )
+}
+
+fn stop_cleanly_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let stop = vault_core::interrupt::flag();
+    let again = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        // Order matters: the shutdown test runs before `again` is set.
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            signal,
+            128 + signal,
+            Arc::clone(&again),
+        );
+        let _ = signal_hook::flag::register(signal, Arc::clone(&again));
+        let _ = signal_hook::flag::register_usize(signal, Arc::clone(&stop), signal as usize);
+    }
 }
 
 /// Prints an error with its causes and, when useful, a hint.

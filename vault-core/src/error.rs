@@ -92,6 +92,14 @@ pub enum Error {
     #[error("not an mvault directory vault: {0}")]
     NotVault(String),
 
+    /// A signal asked the process to stop (see [`crate::interrupt`]); the
+    /// run stopped between batches and removed what it had written.
+    #[error("interrupted by signal {signal}; nothing was written under a final name")]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
+
     /// An I/O error from the underlying reader or writer.
     #[error(transparent)]
     Io(#[from] io::Error),

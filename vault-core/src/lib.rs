@@ -49,6 +49,7 @@ mod chunk;
 mod error;
 mod hash;
 pub mod header;
+pub mod interrupt;
 mod keys;
 mod open;
 mod passphrase;

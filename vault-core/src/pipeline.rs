@@ -70,6 +70,7 @@ pub(crate) fn par_chunks<T: Send>(
     let mut run = || -> Result<()> {
         let mut first = 0;
         while first < chunks {
+            crate::interrupt::check()?;
             let end = chunks.min(first + group);
             let results = (first..end)
                 .into_par_iter()
@@ -136,6 +137,7 @@ impl<W: Write + Send> OverlappedWriter<W> {
         &mut self,
         produce: impl FnOnce(&mut Vec<u8>) -> Result<T> + Send,
     ) -> Result<T> {
+        crate::interrupt::check()?;
         let Self {
             output,
             pending,

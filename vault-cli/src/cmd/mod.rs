@@ -59,25 +59,29 @@ fn for_each_input<T>(
     mut each: impl FnMut(&Path) -> Result<T>,
 ) -> (Vec<InputResult<T>>, Exit) {
     let mut exit = Exit::Ok;
-    let results = inputs
-        .iter()
-        .map(|input| {
-            let name = input.display().to_string();
-            match each(input) {
-                Ok(value) => (name, Ok(value)),
-                Err(err) => {
-                    eprintln!("mvault: {name}: error: {err:#}");
-                    if let Some(hint) = crate::exit::hint_for(&err) {
-                        eprintln!("mvault: hint: {hint}");
-                    }
-                    if exit == Exit::Ok {
-                        exit = exit_for(&err);
-                    }
-                    (name, Err(format!("{err:#}")))
+    let mut results = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        // Ctrl-C or SIGTERM: the inputs left are not started, and the run
+        // does not count as a success (main exits 128 + N).
+        if vault_core::interrupt::requested().is_some() {
+            exit = exit.max(Exit::Internal);
+            break;
+        }
+        let name = input.display().to_string();
+        match each(input) {
+            Ok(value) => results.push((name, Ok(value))),
+            Err(err) => {
+                eprintln!("mvault: {name}: error: {err:#}");
+                if let Some(hint) = crate::exit::hint_for(&err) {
+                    eprintln!("mvault: hint: {hint}");
                 }
+                if exit == Exit::Ok {
+                    exit = exit_for(&err);
+                }
+                results.push((name, Err(format!("{err:#}"))));
             }
-        })
-        .collect();
+        }
+    }
     (results, exit)
 }
 

@@ -161,6 +161,15 @@ fn seal_one(
             .as_deref()
             .expect("--remove-source has a file output");
         let written = output_hash.expect("hashed when removing the source");
+        if let Some(signal) = vault_core::interrupt::requested() {
+            return Err(fail(
+                Exit::Refused,
+                format!(
+                    "interrupted by signal {signal} after {} was written; the source was kept",
+                    path.display()
+                ),
+            ));
+        }
         verified = json!(verify_before_removal(path, written, &summary)?);
         let meta = fs::metadata(input)?;
         if meta.is_file() {
