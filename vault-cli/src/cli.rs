@@ -224,9 +224,14 @@ pub struct OpenArgs {
     /// Overwrite existing outputs.
     #[arg(short, long)]
     pub force: bool,
-    /// Permission bits of decrypted outputs.
+    /// Permission bits of decrypted files; the folders a vault extraction
+    /// creates get the matching search bits (600 gives 700 folders).
     #[arg(long, default_value = "600", value_parser = crate::output::parse_mode, value_name = "OCTAL")]
     pub mode: u32,
+    /// Directory vaults: give files and created folders the modes recorded
+    /// in the vault instead of --mode (they may be readable by others).
+    #[arg(long, conflicts_with = "mode")]
+    pub keep_modes: bool,
     /// Print a JSON report on stdout (not with -o -).
     #[arg(long)]
     pub json: bool,

@@ -92,6 +92,11 @@ pub enum Error {
     #[error("not an mvault directory vault: {0}")]
     NotVault(String),
 
+    /// Plaintext would be written where someone else could read or replace
+    /// it (a destination folder of another user, or writable by everyone).
+    #[error("unsafe destination: {0}")]
+    UnsafeDestination(String),
+
     /// A signal asked the process to stop (see [`crate::interrupt`]); the
     /// run stopped between batches and removed what it had written.
     #[error("interrupted by signal {signal}; nothing was written under a final name")]

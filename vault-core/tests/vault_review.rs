@@ -286,10 +286,16 @@ fn extraction_leaves_the_mode_of_existing_folders_alone() {
         .mode()
         & 0o7777;
     assert_eq!(mode, 0o700, "an existing folder's mode was changed");
-    // A folder the extraction creates gets the vault's mode.
+    // A folder the extraction creates gets the vault's mode (--keep-modes).
     let fresh = dir.path().join("fresh");
     unlock(&v, &k)
-        .extract(&fresh, &vault::ExtractOptions::default())
+        .extract(
+            &fresh,
+            &vault::ExtractOptions {
+                modes: vault::ExtractModes::Recorded,
+                ..vault::ExtractOptions::default()
+            },
+        )
         .unwrap();
     let mode = fs::metadata(fresh.join(".ssh"))
         .unwrap()

@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::vaults::{VaultKeys, vault_keys};
-use vault_core::vault::{self, ExtractOptions, FailureKind, SigningKey, Vault, WriteOptions};
+use vault_core::vault::{
+    self, ExtractModes, ExtractOptions, FailureKind, SigningKey, Vault, WriteOptions,
+};
 
 fn write(path: &Path, data: &[u8], mode: u32) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -94,6 +96,15 @@ fn unlock(v: &Path, k: &VaultKeys) -> vault::UnlockedVault {
     Vault::open(v).unwrap().unlock(&k.identities).unwrap()
 }
 
+/// Extraction with the modes recorded in the vault, so trees compare
+/// equal to their sources mode for mode (the default is private modes).
+fn keep_modes() -> ExtractOptions {
+    ExtractOptions {
+        modes: ExtractModes::Recorded,
+        ..ExtractOptions::default()
+    }
+}
+
 /// Every file and folder under `a` equals the one under `b` (content, mode).
 fn assert_same_tree(a: &Path, b: &Path) {
     let list = |root: &Path| {
@@ -144,7 +155,7 @@ fn checkpoint_round_trip_and_verify() {
     let unlocked = unlock(&v, &k);
     assert_eq!(unlocked.manifest().file_count(), 7);
     let out = t.path().join("out");
-    let sum = unlocked.extract(&out, &ExtractOptions::default()).unwrap();
+    let sum = unlocked.extract(&out, &keep_modes()).unwrap();
     assert_eq!(sum.files, 7);
     assert_same_tree(&src, &out);
 
@@ -187,6 +198,7 @@ fn extract_selected_paths_only() {
     let options = ExtractOptions {
         select: vec![vec![b"tokenizer".to_vec(), b"deep".to_vec()]],
         overwrite: false,
+        modes: ExtractModes::Recorded,
     };
     let sum = unlock(&v, &k).extract(&out, &options).unwrap();
     assert_eq!(sum.files, 1);
@@ -246,9 +258,7 @@ fn incremental_reseal_touches_only_changed_files() {
     assert_eq!(kept, objects_before.len() - 1);
 
     let out = t.path().join("out");
-    unlock(&v, &k)
-        .extract(&out, &ExtractOptions::default())
-        .unwrap();
+    unlock(&v, &k).extract(&out, &keep_modes()).unwrap();
     assert_same_tree(&src, &out);
     let (_, report) = vault::verify_public(&v, None).unwrap();
     assert!(report.ok(), "{:?}", report.failures);
@@ -466,7 +476,7 @@ fn extraction_never_follows_destination_symlinks() {
     fs::create_dir_all(&out).unwrap();
     fs::create_dir_all(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, out.join("tokenizer")).unwrap();
-    let err = unlock(&v, &k).extract(&out, &ExtractOptions::default());
+    let err = unlock(&v, &k).extract(&out, &keep_modes());
     assert!(err.is_err());
     assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
     // A symlink at a file's name is refused without --force, and replaced
@@ -474,14 +484,10 @@ fn extraction_never_follows_destination_symlinks() {
     let out2 = t.path().join("out2");
     fs::create_dir_all(&out2).unwrap();
     std::os::unix::fs::symlink(elsewhere.join("victim"), out2.join("config.json")).unwrap();
-    assert!(
-        unlock(&v, &k)
-            .extract(&out2, &ExtractOptions::default())
-            .is_err()
-    );
+    assert!(unlock(&v, &k).extract(&out2, &keep_modes()).is_err());
     let o = ExtractOptions {
         overwrite: true,
-        ..ExtractOptions::default()
+        ..keep_modes()
     };
     unlock(&v, &k).extract(&out2, &o).unwrap();
     assert!(!elsewhere.join("victim").exists());
@@ -523,9 +529,7 @@ fn rotating_the_vault_key_rewrites_every_object() {
     )
     .unwrap();
     let out = t.path().join("out");
-    unlock(&v, &k2)
-        .extract(&out, &ExtractOptions::default())
-        .unwrap();
+    unlock(&v, &k2).extract(&out, &keep_modes()).unwrap();
     assert_same_tree(&src, &out);
     let (_, r) = vault::verify_public(&v, None).unwrap();
     assert!(r.ok(), "{:?}", r.failures);
@@ -568,9 +572,7 @@ fn sparse_packs_are_compacted_on_reseal() {
     let objects = Vault::open(&v).unwrap().index().public.objects.clone();
     assert!(objects[0].sealed_len < 60_000);
     let out = t.path().join("out");
-    unlock(&v, &k)
-        .extract(&out, &ExtractOptions::default())
-        .unwrap();
+    unlock(&v, &k).extract(&out, &keep_modes()).unwrap();
     assert_same_tree(&src, &out);
 }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 use vault_core::vault::{
-    self, ExtractOptions, KeyringInfo, NewVault, SigningKey, UnlockedVault, Vault, VerifyingKey,
-    WriteSummary,
+    self, ExtractModes, ExtractOptions, KeyringInfo, NewVault, SigningKey, UnlockedVault, Vault,
+    VerifyingKey, WriteSummary,
 };
 
 use crate::cli::{OpenArgs, SealArgs, VerifyArgs};
@@ -328,9 +328,15 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
             &ExtractOptions {
                 select,
                 overwrite: args.force,
+                modes: if args.keep_modes {
+                    ExtractModes::Recorded
+                } else {
+                    ExtractModes::Uniform(args.mode)
+                },
             },
         )
         .map_err(|e| match e {
+            vault_core::Error::UnsafeDestination(m) => fail(Exit::Refused, m),
             vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => {
                 fail(Exit::Refused, io.to_string())
             }
@@ -339,6 +345,9 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
         })
         .with_context(|| format!("while writing {}", out.display()))?;
     let elapsed = started.elapsed();
+    for warning in &summary.warnings {
+        eprintln!("mvault: warning: {warning}");
+    }
     if show_progress && !args.json {
         eprintln!(
             "mvault: {} -> {} ({} files, {}, {:.2} GB/s)",
@@ -355,6 +364,7 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
         "files": summary.files,
         "dirs": summary.dirs,
         "plaintext_len": summary.bytes,
+        "warnings": summary.warnings,
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.bytes, elapsed),
     }))

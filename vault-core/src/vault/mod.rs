@@ -26,6 +26,7 @@
 //! The byte layout is specified in `docs/FORMAT.md`, section "Directory
 //! vaults".
 
+mod extract;
 mod fsutil;
 mod index;
 mod keyring;
@@ -37,12 +38,13 @@ mod sign;
 mod verify;
 mod write;
 
+pub use extract::{ExtractModes, ExtractOptions, ExtractSummary};
 pub use index::{INDEX_FILE, INDEX_MAGIC, Index, IndexPublic, PublicObject};
 pub use keyring::KeyringInfo;
 pub use keys::{OBJECT_ROLE, STANZA_VAULT, VaultKey};
 pub use manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
 pub use paths::{parse_user_path, valid_name};
-pub use read::{ExtractOptions, ExtractSummary, FileReader, UnlockedVault, Vault};
+pub use read::{FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
 pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
 pub use write::{
