@@ -78,7 +78,8 @@ fn seal_new(
     .unwrap()
 }
 
-/// Seals `src` again onto the existing vault `v` (an incremental update).
+/// Seals `src` again onto the existing vault `v` (an incremental update
+/// that mirrors `src`, files it lost included: `seal --delete`).
 fn reseal(src: &Path, v: &Path, k: &VaultKeys) -> vault::WriteSummary {
     vault::seal_dir(
         src,
@@ -86,7 +87,10 @@ fn reseal(src: &Path, v: &Path, k: &VaultKeys) -> vault::WriteSummary {
         Some(unlock(v, k)),
         None,
         None,
-        &small_options(),
+        &WriteOptions {
+            delete_missing: true,
+            ..small_options()
+        },
         &|_| {},
     )
     .unwrap()

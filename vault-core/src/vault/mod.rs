@@ -33,6 +33,7 @@ mod keyring;
 mod keys;
 mod manifest;
 mod paths;
+mod plan;
 mod read;
 mod sign;
 mod verify;
@@ -44,12 +45,13 @@ pub use keyring::KeyringInfo;
 pub use keys::{OBJECT_ROLE, STANZA_VAULT, VaultKey};
 pub use manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
 pub use paths::{parse_user_path, valid_name};
+pub use plan::Plan;
 pub use read::{FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
 pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
 pub use write::{
-    NewVault, WriteOptions, WriteSummary, add_paths, rekey, replace_manifest_unchecked, rotate_key,
-    seal_dir,
+    NewVault, WriteOptions, WriteSummary, add_paths, rekey, remove_paths,
+    replace_manifest_unchecked, rotate_key, seal_dir,
 };
 
 /// Name of the objects folder inside a vault.

@@ -26,6 +26,7 @@ use super::keyring::{self, KeyringInfo};
 use super::keys::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
 use super::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
 use super::paths::valid_name;
+use super::plan::{self, Plan};
 use super::read::UnlockedVault;
 use super::sign::SigningKey;
 use super::{OBJECTS_DIR, TMP_DIR, id_hex, object_path};
@@ -46,6 +47,11 @@ pub struct WriteOptions {
     pub pack_chunk_size: ChunkSize,
     /// Chunk size of objects holding one large file.
     pub chunk_size: ChunkSize,
+    /// Re-sealing a folder into an existing vault: also remove the vault's
+    /// files that the folder no longer has (else they are kept).
+    pub delete_missing: bool,
+    /// Decide what would change (the summary's `plan`) and write nothing.
+    pub dry_run: bool,
 }
 
 impl Default for WriteOptions {
@@ -55,6 +61,8 @@ impl Default for WriteOptions {
             pack_target: 16 << 20,
             pack_chunk_size: ChunkSize::from_log2(16).expect("64 KiB is valid"),
             chunk_size: ChunkSize::default(),
+            delete_missing: false,
+            dry_run: false,
         }
     }
 }
@@ -80,6 +88,11 @@ pub struct WriteSummary {
     pub objects_removed: u64,
     /// Things skipped (symlinks, sockets, ...), one line each.
     pub warnings: Vec<String>,
+    /// Which files were (or, in a dry run, would be) added, updated and
+    /// removed.
+    pub plan: Plan,
+    /// Nothing was written: the numbers say what the write would do.
+    pub dry_run: bool,
 }
 
 /// Recipients of a vault about to be created.
@@ -92,15 +105,15 @@ pub struct NewVault<'a> {
 
 /// A file or folder of the tree being written.
 #[derive(Clone, Debug)]
-struct Planned {
+pub(super) struct Planned {
     mode: u32,
     mtime: i64,
     mtime_nsec: u32,
-    content: Content,
+    pub(super) content: Content,
 }
 
 #[derive(Clone, Debug)]
-enum Content {
+pub(super) enum Content {
     Dir,
     /// Bytes already in the vault.
     Kept {
@@ -117,8 +130,9 @@ enum Content {
 }
 
 /// Seals folder `source` as vault `vault`: a new vault for `new`, or the
-/// next generation of `existing` (whose tree is replaced by `source`'s,
-/// touching only changed files).
+/// next generation of `existing`, touching only changed files. The vault's
+/// files that `source` does not have are kept, unless
+/// `options.delete_missing`.
 pub fn seal_dir(
     source: &Path,
     vault: &Path,
@@ -133,6 +147,9 @@ pub fn seal_dir(
     let exclude = dev_ino(vault);
     scan(source, &mut Vec::new(), &mut tree, &mut warnings, &exclude)?;
     let old = existing.as_ref().map(old_contents).unwrap_or_default();
+    if !options.delete_missing {
+        plan::keep_missing(&mut tree, &old);
+    }
     let summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
     Ok(WriteSummary {
         warnings,
@@ -277,8 +294,35 @@ fn ensure_current(vault: &UnlockedVault) -> Result<()> {
     Ok(())
 }
 
+/// Removes files and folders (with everything below) from a vault: `paths`
+/// are vault paths split into components. Nothing else changes.
+pub fn remove_paths(
+    vault: UnlockedVault,
+    paths: &[Vec<Vec<u8>>],
+    signer: Option<&SigningKey>,
+    options: &WriteOptions,
+) -> Result<WriteSummary> {
+    let old = old_contents(&vault);
+    let mut tree: BTreeMap<Vec<u8>, Planned> = old
+        .iter()
+        .map(|(path, (planned, _))| (path.clone(), planned.clone()))
+        .collect();
+    plan::remove_paths(&mut tree, paths)?;
+    let path = vault.path().to_path_buf();
+    commit(
+        &path,
+        Some(vault),
+        None,
+        tree,
+        &old,
+        signer,
+        options,
+        &|_| {},
+    )
+}
+
 /// Path → (planned entry as it is now, for reuse) of an unlocked vault.
-type OldContents = HashMap<Vec<u8>, (Planned, ())>;
+pub(super) type OldContents = HashMap<Vec<u8>, (Planned, ())>;
 
 fn old_contents(vault: &UnlockedVault) -> OldContents {
     let m = vault.manifest();
@@ -515,6 +559,9 @@ fn commit(
     options: &WriteOptions,
     progress: Progress<'_>,
 ) -> Result<WriteSummary> {
+    if options.dry_run {
+        return dry_run(existing.as_ref(), tree, old);
+    }
     // Where we write: the vault itself, or a hidden sibling for a new one.
     let (work, key, keyring, generation, old_objects) = match (&existing, new) {
         (Some(v), _) => (
@@ -544,6 +591,8 @@ fn commit(
         fsutil::ensure_dir(&work.join(OBJECTS_DIR))?;
         fsutil::ensure_dir(&work.join(TMP_DIR))?;
         let (mut reused, sources) = reuse_unchanged(&mut tree, old)?;
+        // Before compaction, which re-seals kept files without changing them.
+        let plan = plan::plan(&tree, old);
         reused -= compact(&mut tree, &sources, &old_objects);
         let sealed = seal_new_files(&work, &key, &tree, options, progress)?;
         let summary = finish(
@@ -557,7 +606,7 @@ fn commit(
             signer,
             reused,
         )?;
-        Ok(summary)
+        Ok(WriteSummary { plan, ..summary })
     })();
     match (&existing, result) {
         (Some(_), result) => result,
@@ -583,6 +632,41 @@ fn commit(
             Err(e)
         }
     }
+}
+
+/// The summary a write would have, computed without a lock and without
+/// writing anything (files whose size is unchanged but mtime is not are
+/// hashed, as a real write would, to tell kept from updated).
+fn dry_run(
+    existing: Option<&UnlockedVault>,
+    mut tree: BTreeMap<Vec<u8>, Planned>,
+    old: &OldContents,
+) -> Result<WriteSummary> {
+    let (reused, _) = reuse_unchanged(&mut tree, old)?;
+    let plan = plan::plan(&tree, old);
+    let mut summary = WriteSummary {
+        generation: existing.map_or(1, |v| v.index().public.generation + 1),
+        files_reused: reused,
+        dry_run: true,
+        ..WriteSummary::default()
+    };
+    for p in tree.values() {
+        match p.content {
+            Content::Dir => {}
+            Content::Kept { size, .. } => {
+                summary.files += 1;
+                summary.bytes += size;
+            }
+            Content::New { size, .. } => {
+                summary.files += 1;
+                summary.bytes += size;
+                summary.files_sealed += 1;
+                summary.bytes_sealed += size;
+            }
+        }
+    }
+    summary.plan = plan;
+    Ok(summary)
 }
 
 /// A fresh hidden folder beside `vault` to build a new vault in.
