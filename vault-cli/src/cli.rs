@@ -86,9 +86,15 @@ pub struct ServeArgs {
     /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    /// Append a JSON line per open, denial and release to this file (0600).
+    /// Append a JSON line per open, denial and release to this file (0600; must not be a
+    /// symlink or another user's file). Repeated denials of one process are counted in a
+    /// deny_summary line. An open whose line cannot be written (disk full) is refused with EIO.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Serve allowed opens even when their --audit-log line cannot be written (unaudited reads;
+    /// the failure is still reported on stderr and syslog).
+    #[arg(long, requires = "audit_log")]
+    pub audit_fail_open: bool,
     /// Memory for decrypted chunks.
     #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
     pub cache_size: u64,
