@@ -56,10 +56,14 @@ pub struct Record<'a> {
     /// reads answered by the kernel page cache are not counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_read: Option<u64>,
-    /// On `deny_summary`: denials of this process for this reason that
-    /// were counted instead of logged since its last logged denial.
+    /// On `deny_summary`: denials of this process at this kind of request
+    /// (`of`) for this reason that were counted instead of logged since
+    /// its last logged denial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// On `deny_summary`: the kind of request those denials were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<&'a str>,
 }
 
 /// How the log behaves when it cannot be written.
@@ -137,6 +141,7 @@ impl AuditLog {
         if let Some(reason) = reason {
             let key = DenyKey {
                 process: process_of(caller),
+                event: event.to_owned(),
                 reason: reason.to_owned(),
             };
             let last = LastDenial {
@@ -197,6 +202,7 @@ impl State {
                 decision: Some("deny"),
                 reason: Some(&s.key.reason),
                 count: Some(s.count),
+                of: Some(&s.key.event),
                 ..base("deny_summary", &s.last.caller, &s.last.path)
             });
         }
@@ -262,5 +268,6 @@ fn base<'a>(event: &'a str, caller: &'a Caller, path: &'a str) -> Record<'a> {
         path,
         bytes_read: None,
         count: None,
+        of: None,
     }
 }

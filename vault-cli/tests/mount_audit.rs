@@ -291,6 +291,7 @@ fn a_denied_stat_loop_is_coalesced_into_a_summary() {
         "each denial is logged or counted: {mine:?}"
     );
     assert!(summaries[0]["reason"].as_str().unwrap().contains("uid 0"));
+    assert_eq!(summaries[0]["of"], "lookup");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Rate limit for denial records: a denied process that loops on `stat()`
 //! must not fill the audit disk. The first denial of a process (pid plus
-//! start time) for one reason is logged; the repeats within
+//! start time) at one kind of request for one reason is logged; the repeats within
 //! [`WINDOW`] are only counted, and a `deny_summary` record with the count
 //! follows when the window has passed or the log is closed.
 
@@ -15,11 +15,14 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 /// Most processes tracked at once; past it every window is closed early.
 const MAX_TRACKED: usize = 4096;
 
-/// Denials that are coalesced: the same process, for the same reason.
+/// Denials that are coalesced: the same process, at the same kind of
+/// request, for the same reason.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DenyKey {
     /// The denied process.
     pub process: ProcessId,
+    /// The request: `lookup`, `open`, `opendir` or `access`.
+    pub event: String,
     /// Why it was denied.
     pub reason: String,
 }
@@ -135,6 +138,7 @@ mod tests {
     fn key(pid: i32, reason: &str) -> DenyKey {
         DenyKey {
             process: ProcessId { pid, start_time: 7 },
+            event: "lookup".into(),
             reason: reason.into(),
         }
     }
@@ -148,8 +152,11 @@ mod tests {
             let t = t0 + Duration::from_millis(i / 2);
             assert!(matches!(c.deny(key(1, "a"), "p", t), Verdict::Counted));
         }
-        // Another reason, or another process, is logged at once.
+        // Another reason, request or process is logged at once.
         assert!(matches!(c.deny(key(1, "b"), "p", t0), Verdict::Log(_)));
+        let mut opendir = key(1, "a");
+        opendir.event = "opendir".into();
+        assert!(matches!(c.deny(opendir, "p", t0), Verdict::Log(_)));
         assert!(matches!(c.deny(key(2, "a"), "p", t0), Verdict::Log(_)));
         let later = t0 + WINDOW + Duration::from_secs(1);
         let Verdict::Log(ended) = c.deny(key(1, "a"), "p1", later) else {
