@@ -69,13 +69,17 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "GID")]
     pub allow_gid: Vec<u32>,
     /// Allow processes running this executable (as /proc/PID/exe resolves it); with no other
-    /// rule, only the mounting user's. Repeatable.
+    /// rule, only the mounting user's. Refused anyway: a process with LD_PRELOAD,
+    /// LD_LIBRARY_PATH or LD_AUDIT set, or in another mount or user namespace. Not a boundary
+    /// against other processes of the same user (they can ptrace it): combine with --allow-uid
+    /// of a dedicated user. Repeatable.
     #[arg(long, value_name = "PATH")]
     pub allow_exe: Vec<PathBuf>,
     /// Allow this process and all its descendants. Repeatable.
     #[arg(long, value_name = "PID")]
     pub allow_pid_tree: Vec<i32>,
-    /// Allow processes in this cgroup or below it (e.g. /system.slice/train.service). Repeatable.
+    /// Allow processes in this cgroup v2 or below it (e.g. /system.slice/train.service); v1
+    /// hierarchies are ignored. Repeatable.
     #[arg(long, value_name = "PATH")]
     pub allow_cgroup: Vec<String>,
 }

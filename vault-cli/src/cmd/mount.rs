@@ -61,6 +61,27 @@ impl PolicyArgs {
     }
 }
 
+impl PolicyArgs {
+    /// What the user should know about these rules before mounting: with
+    /// `--allow-exe`, a loader variable in mvault's own environment is
+    /// inherited by the programs it starts, and those are refused.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.allow_exe.is_empty() {
+            return Vec::new();
+        }
+        ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"]
+            .into_iter()
+            .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+            .map(|name| {
+                format!(
+                    "{name} is set: --allow-exe refuses processes that have it in their \
+                     environment (unset it for the programs that read the mount)"
+                )
+            })
+            .collect()
+    }
+}
+
 /// Unlocks every sealed file under `source` and reports those left out.
 pub fn build_tree(source: &Path, identity_files: &[PathBuf], quiet: bool) -> Result<Tree> {
     let (mut identities, files) = load_identities(identity_files)?;
@@ -133,7 +154,7 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     let files = tree.len();
     let bytes = tree.total_bytes();
     let audit = args.serve.open_audit_log()?;
-    for warning in harden_process() {
+    for warning in harden_process().into_iter().chain(args.policy.warnings()) {
         if !quiet {
             eprintln!("mvault: warning: {warning}");
         }
