@@ -125,7 +125,8 @@ impl AuditLog {
     }
 
     /// Records an access decision. Denials of a process that was just
-    /// denied for the same reason are counted, not written.
+    /// denied at the same kind of request for the same reason are counted,
+    /// not written.
     pub fn decision(
         &self,
         event: &str,
@@ -133,12 +134,12 @@ impl AuditLog {
         path: &str,
         decision: &Decision,
     ) -> Recorded {
-        let mut state = self.lock();
         let (word, reason) = match decision {
             Decision::Allow => ("allow", None),
             Decision::Deny(why) => ("deny", Some(why.as_str())),
         };
-        if let Some(reason) = reason {
+        // Read /proc before taking the lock.
+        let denial = reason.map(|reason| {
             let key = DenyKey {
                 process: process_of(caller),
                 event: event.to_owned(),
@@ -148,6 +149,10 @@ impl AuditLog {
                 caller: caller.clone(),
                 path: path.to_owned(),
             };
+            (key, last)
+        });
+        let mut state = self.lock();
+        if let Some((key, last)) = denial {
             match state.denials.deny(key, last, Instant::now()) {
                 Verdict::Counted => return Recorded::Yes,
                 Verdict::Log(ended) => state.summarize(ended),
