@@ -1,23 +1,36 @@
 //! Append-only JSON-lines audit log of opens, denials and releases.
+//!
+//! The log fails closed: an allowed `open` whose record cannot be written
+//! whole is refused (the filesystem answers EIO) unless the mount was
+//! started with `--audit-fail-open`. Repeated denials of one process are
+//! coalesced ([`coalesce`]), the file is opened safely and never holds a
+//! torn line ([`sink`]), and failures are reported on stderr and syslog
+//! ([`alarm`]).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+mod alarm;
+pub mod coalesce;
+mod sink;
+
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+pub use sink::OpenError;
+
 use crate::policy::Decision;
-use crate::procinfo::Caller;
+use crate::procinfo::{Caller, ProcessId};
+use alarm::Health;
+use coalesce::{Coalescer, DenyKey, Suppressed, Verdict};
+use sink::{Sink, Written};
 
 /// One audit record.
 #[derive(Debug, Serialize)]
 pub struct Record<'a> {
     /// RFC 3339 UTC time with milliseconds.
     pub time: String,
-    /// `open`, `lookup`, `opendir`, `access` or `release`.
+    /// `open`, `lookup`, `opendir`, `access`, `release` or `deny_summary`.
     pub event: &'a str,
     /// `allow` or `deny` (absent for `release`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,64 +48,214 @@ pub struct Record<'a> {
     pub gid: u32,
     /// Caller's executable.
     pub exe: Option<String>,
-    /// Caller's command line.
+    /// Caller's command line (bytes that are not UTF-8 escaped as `\xNN`).
     pub cmdline: Option<&'a str>,
-    /// Path inside the mount.
+    /// Path inside the mount (for `deny_summary`: of the last denial).
     pub path: &'a str,
     /// Plaintext bytes this daemon served for the handle (on `release`;
     /// reads answered by the kernel page cache are not counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_read: Option<u64>,
+    /// On `deny_summary`: denials of this process at this kind of request
+    /// (`of`) for this reason that were counted instead of logged since
+    /// its last logged denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// On `deny_summary`: the kind of request those denials were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<&'a str>,
+}
+
+/// How the log behaves when it cannot be written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuditOptions {
+    /// Serve allowed opens even when their record is lost.
+    pub fail_open: bool,
+}
+
+/// Whether a record reached the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written whole (or, for a repeated denial, counted for a summary).
+    Yes,
+    /// Lost: the file could not take it.
+    Lost,
+}
+
+/// The last denial left out of a window, for its summary.
+struct LastDenial {
+    caller: Caller,
+    path: String,
+}
+
+struct State {
+    sink: Sink,
+    health: Health,
+    /// A line was left torn (cutting it off failed): the next record
+    /// starts on a new line.
+    torn: bool,
+    denials: Coalescer<LastDenial>,
 }
 
 /// Where audit records go.
 pub struct AuditLog {
-    file: Mutex<File>,
+    state: Mutex<State>,
+    options: AuditOptions,
 }
 
 impl AuditLog {
-    /// Opens (creating 0600) `path` for appending.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
+    /// Opens (creating 0600) `path` for appending; see [`OpenError`] for
+    /// what is refused.
+    pub fn open(path: &Path, options: AuditOptions) -> Result<Self, OpenError> {
+        let sink = Sink::open(path)?;
         Ok(AuditLog {
-            file: Mutex::new(file),
+            state: Mutex::new(State {
+                sink,
+                health: Health::new(path, options.fail_open),
+                torn: false,
+                denials: Coalescer::new(Instant::now()),
+            }),
+            options,
         })
     }
 
-    /// Records an access decision.
-    pub fn decision(&self, event: &str, caller: &Caller, path: &str, decision: &Decision) {
+    /// Whether allowed opens are served even when their record is lost.
+    pub fn fail_open(&self) -> bool {
+        self.options.fail_open
+    }
+
+    /// Records an access decision. Denials of a process that was just
+    /// denied at the same kind of request for the same reason are counted,
+    /// not written.
+    pub fn decision(
+        &self,
+        event: &str,
+        caller: &Caller,
+        path: &str,
+        decision: &Decision,
+    ) -> Recorded {
         let (word, reason) = match decision {
             Decision::Allow => ("allow", None),
             Decision::Deny(why) => ("deny", Some(why.as_str())),
         };
-        self.write(&Record {
+        // Read /proc before taking the lock.
+        let denial = reason.map(|reason| {
+            let key = DenyKey {
+                process: process_of(caller),
+                event: event.to_owned(),
+                reason: reason.to_owned(),
+            };
+            let last = LastDenial {
+                caller: caller.clone(),
+                path: path.to_owned(),
+            };
+            (key, last)
+        });
+        let mut state = self.lock();
+        if let Some((key, last)) = denial {
+            match state.denials.deny(key, last, Instant::now()) {
+                Verdict::Counted => return Recorded::Yes,
+                Verdict::Log(ended) => state.summarize(ended),
+            }
+        } else {
+            let ended = state.denials.sweep(Instant::now());
+            state.summarize(ended);
+        }
+        state.write(&Record {
             decision: Some(word),
             reason,
             ..base(event, caller, path)
-        });
+        })
     }
 
     /// Records the end of a file handle with the bytes it read.
-    pub fn release(&self, caller: &Caller, path: &str, bytes_read: u64) {
-        self.write(&Record {
+    pub fn release(&self, caller: &Caller, path: &str, bytes_read: u64) -> Recorded {
+        self.lock().write(&Record {
             bytes_read: Some(bytes_read),
             ..base("release", caller, path)
-        });
+        })
     }
 
-    fn write(&self, record: &Record<'_>) {
-        let mut line = serde_json::to_vec(record).expect("records serialize");
-        line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        // One write per line, so concurrent records never interleave.
-        if let Err(e) = file.write_all(&line) {
-            eprintln!("mvault: cannot write the audit log: {e}");
+    /// Writes the summaries of all counted denials (at unmount).
+    pub fn flush(&self) {
+        let mut state = self.lock();
+        let ended = state.denials.drain();
+        state.summarize(ended);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.flush();
+        let lost = self.lock().health.lost_count();
+        if lost > 0 {
+            alarm::report(&format!(
+                "{lost} audit records could not be written while mounted"
+            ));
         }
     }
+}
+
+impl State {
+    fn summarize(&mut self, ended: Vec<Suppressed<LastDenial>>) {
+        for s in ended {
+            self.write(&Record {
+                decision: Some("deny"),
+                reason: Some(&s.key.reason),
+                count: Some(s.count),
+                of: Some(&s.key.event),
+                ..base("deny_summary", &s.last.caller, &s.last.path)
+            });
+        }
+    }
+
+    fn write(&mut self, record: &Record<'_>) -> Recorded {
+        let mut line = Vec::with_capacity(512);
+        if self.torn {
+            line.push(b'\n');
+        }
+        serde_json::to_writer(&mut line, record).expect("records serialize");
+        line.push(b'\n');
+        match self.sink.write_line(&line) {
+            Written::Whole => {
+                self.torn = false;
+                self.health.written();
+                Recorded::Yes
+            }
+            Written::Lost(e) => {
+                self.health.lost(&e);
+                Recorded::Lost
+            }
+            Written::Torn(e) => {
+                self.torn = true;
+                self.health.lost(&e);
+                Recorded::Lost
+            }
+        }
+    }
+}
+
+/// The identity coalesced denials are counted under: pid and start time
+/// (a reused pid is another process), or the thread id if /proc was
+/// unreadable.
+fn process_of(caller: &Caller) -> ProcessId {
+    let Some(pid) = caller.pid else {
+        return ProcessId {
+            pid: caller.tid as i32,
+            start_time: 0,
+        };
+    };
+    caller
+        .lineage
+        .first()
+        .filter(|p| p.pid == pid)
+        .copied()
+        .or_else(|| ProcessId::of(pid))
+        .unwrap_or(ProcessId { pid, start_time: 0 })
 }
 
 fn base<'a>(event: &'a str, caller: &'a Caller, path: &'a str) -> Record<'a> {
@@ -109,5 +272,7 @@ fn base<'a>(event: &'a str, caller: &'a Caller, path: &'a str) -> Record<'a> {
         cmdline: caller.cmdline.as_deref(),
         path,
         bytes_read: None,
+        count: None,
+        of: None,
     }
 }

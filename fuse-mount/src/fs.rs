@@ -15,7 +15,7 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Recorded};
 use crate::cache::{BufferPool, ChunkCache, ChunkKey, Plain};
 use crate::policy::{Decision, Policy};
 use crate::procinfo::{Caller, Facts};
@@ -221,7 +221,8 @@ impl VaultFs {
     }
 
     /// Applies the policy to the caller of `req`; logs denials (and, for
-    /// `open`, grants) to the audit log.
+    /// `open`, grants) to the audit log. An allowed open whose record is
+    /// lost is refused with EIO unless the log fails open.
     fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
         let audited = self.audit.is_some() && event == "open";
         let facts = if audited {
@@ -235,7 +236,11 @@ impl VaultFs {
             && (event == "open" || !decision.allowed())
         {
             caller.add(Facts::AUDIT);
-            audit.decision(event, &caller, path, &decision);
+            let recorded = audit.decision(event, &caller, path, &decision);
+            // Fail closed: no unaudited plaintext (alarm.rs says why).
+            if recorded == Recorded::Lost && decision.allowed() && !audit.fail_open() {
+                return Err(Errno::EIO);
+            }
         }
         match decision {
             Decision::Allow => Ok(caller),
@@ -295,6 +300,13 @@ impl Filesystem for VaultFs {
         let _ = config.set_max_readahead(self.options.max_read);
         let _ = config.set_max_write(self.options.max_read);
         Ok(())
+    }
+
+    fn destroy(&mut self) {
+        // Summaries of counted denials are written at unmount.
+        if let Some(audit) = &self.audit {
+            audit.flush();
+        }
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -464,7 +476,8 @@ impl Filesystem for VaultFs {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&u64::from(fh));
         if let (Some(handle), Some(audit), Some(node)) = (handle, &self.audit, self.node(ino)) {
-            audit.release(
+            // A lost release record cannot be undone; alarm.rs reports it.
+            let _ = audit.release(
                 &handle.caller,
                 &node.path,
                 handle.bytes_read.load(Ordering::Relaxed),

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::procinfo::{Caller, Facts, ProcessId};
+use crate::procinfo::{Caller, Facts, Integrity, ProcessId};
 
 /// The access policy of one mount.
 #[derive(Clone, Debug, Default)]
@@ -99,6 +99,7 @@ impl Policy {
             cmdline: false,
             lineage: !self.pid_trees.is_empty() || self.pending_tree.is_some(),
             cgroups: !self.cgroups.is_empty(),
+            integrity: !self.exes.is_empty(),
         }
     }
 
@@ -149,6 +150,11 @@ impl Policy {
                 caller.exe.as_deref().unwrap_or(Path::new("?")).display()
             ));
         }
+        if !self.exes.is_empty()
+            && let Some(why) = self.exe_integrity_refusal(caller)
+        {
+            return Decision::Deny(why);
+        }
         if !self.pid_trees.is_empty() && !caller.lineage.iter().any(|p| self.pid_trees.contains(p))
         {
             return Decision::Deny("process is outside the allowed process tree".into());
@@ -176,6 +182,26 @@ impl Policy {
             return Decision::Deny("process is outside the allowed cgroups".into());
         }
         Decision::Allow
+    }
+}
+
+impl Policy {
+    /// Why a caller running an allowed executable is refused anyway: a
+    /// loader variable or a foreign namespace (see [`crate::procinfo::integrity`]).
+    /// A process that cannot be checked is refused if it runs as the
+    /// mounting user; another user's (unreadable to a non-root daemon) is
+    /// admitted by the uid, gid or cgroup rule that names it.
+    fn exe_integrity_refusal(&self, caller: &Caller) -> Option<String> {
+        let exe = caller.exe.as_deref().unwrap_or(Path::new("?")).display();
+        match &caller.integrity {
+            Some(Integrity::Clean) => None,
+            Some(Integrity::Tainted(why)) => Some(format!("executable {exe} refused: {why}")),
+            Some(Integrity::Unknown(why)) if caller.uid == self.owner_uid => {
+                Some(format!("executable {exe} refused: {why}"))
+            }
+            Some(Integrity::Unknown(_)) => None,
+            None => Some(format!("executable {exe} refused: not checked")),
+        }
     }
 }
 
@@ -211,6 +237,7 @@ mod tests {
                 },
             ],
             cgroups: vec!["/system.slice/job-7.service".into()],
+            integrity: Some(Integrity::Clean),
             ..Caller::default()
         }
     }
@@ -280,6 +307,36 @@ mod tests {
             p.check(&caller(1001)).allowed(),
             "with a cgroup rule, the cgroup says whose"
         );
+    }
+
+    #[test]
+    fn allow_exe_refuses_a_tainted_or_unchecked_process_of_the_mounting_user() {
+        let p = Policy {
+            exes: vec![PathBuf::from("/usr/bin/python3")],
+            owner_uid: 1000,
+            ..Policy::default()
+        };
+        let mut c = caller(1000);
+        c.integrity = Some(Integrity::Tainted("LD_PRELOAD is set".into()));
+        assert_eq!(
+            p.check(&c),
+            Decision::Deny("executable /usr/bin/python3 refused: LD_PRELOAD is set".into())
+        );
+        c.integrity = Some(Integrity::Unknown("environ unreadable".into()));
+        assert!(!p.check(&c).allowed(), "unchecked: refused");
+        c.integrity = None;
+        assert!(!p.check(&c).allowed(), "not inspected: refused");
+        // Another user, admitted by name, whose /proc a non-root daemon
+        // cannot read: the uid rule is the boundary.
+        let p = Policy {
+            uids: vec![1001],
+            ..p
+        };
+        let mut other = caller(1001);
+        other.integrity = Some(Integrity::Unknown("environ unreadable".into()));
+        assert!(p.check(&other).allowed());
+        other.integrity = Some(Integrity::Tainted("LD_PRELOAD is set".into()));
+        assert!(!p.check(&other).allowed(), "what can be read still counts");
     }
 
     #[test]

@@ -6,9 +6,13 @@
 //! that asked: if it was killed meanwhile and its id reused, our answer goes
 //! to a request the kernel has already abandoned.
 
+pub mod integrity;
+
 use std::path::PathBuf;
 
 use procfs::process::Process;
+
+pub use integrity::Integrity;
 
 /// A process identity that survives pid reuse: pid plus kernel start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,12 +49,16 @@ pub struct Caller {
     pub groups: Vec<u32>,
     /// Resolved executable.
     pub exe: Option<PathBuf>,
-    /// Command line, joined by spaces.
+    /// Command line, joined by spaces; bytes that are not UTF-8 are
+    /// written `\xNN` (and a backslash `\\`), so nothing is lost.
     pub cmdline: Option<String>,
     /// Ancestors from the process itself up to pid 1, each with start time.
     pub lineage: Vec<ProcessId>,
-    /// cgroup v2 path (or v1 paths) of the process.
+    /// The process's cgroup v2 (unified hierarchy) path; empty where
+    /// there is none (cgroup v1 hierarchies are not looked at).
     pub cgroups: Vec<String>,
+    /// The `--allow-exe` checks ([`integrity`]), if read.
+    pub integrity: Option<Integrity>,
 }
 
 /// Which facts about a caller to read from `/proc`. The thread group and
@@ -67,6 +75,8 @@ pub struct Facts {
     pub lineage: bool,
     /// `/proc/<pid>/cgroup`.
     pub cgroups: bool,
+    /// `/proc/<pid>/environ` and `/proc/<pid>/ns` ([`integrity`]).
+    pub integrity: bool,
 }
 
 impl Facts {
@@ -76,6 +86,7 @@ impl Facts {
         cmdline: true,
         lineage: false,
         cgroups: false,
+        integrity: false,
     };
 
     /// The facts needed by either `self` or `other`.
@@ -85,6 +96,7 @@ impl Facts {
             cmdline: self.cmdline || other.cmdline,
             lineage: self.lineage || other.lineage,
             cgroups: self.cgroups || other.cgroups,
+            integrity: self.integrity || other.integrity,
         }
     }
 }
@@ -128,21 +140,53 @@ impl Caller {
             self.exe = process.exe().ok();
         }
         if facts.cmdline && self.cmdline.is_none() {
-            self.cmdline = process
-                .cmdline()
+            self.cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .ok()
-                .map(|args| truncate_cmdline(args.join(" ")));
+                .map(|raw| truncate_cmdline(escape_cmdline(&raw)));
         }
         if facts.cgroups && self.cgroups.is_empty() {
-            self.cgroups = process
-                .cgroups()
-                .map(|groups| groups.into_iter().map(|g| g.pathname).collect())
-                .unwrap_or_default();
+            self.cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|text| unified_cgroup(&text))
+                .into_iter()
+                .collect();
+        }
+        if facts.integrity && self.integrity.is_none() {
+            self.integrity = Some(integrity::inspect(pid));
         }
         if facts.lineage && self.lineage.is_empty() {
             self.lineage = lineage(pid);
         }
     }
+}
+
+/// The NUL-separated arguments of `/proc/<pid>/cmdline` joined by
+/// spaces. Valid UTF-8 is kept as is (a backslash doubled); other bytes
+/// become `\xNN`, so the log shows exactly what the process ran.
+fn escape_cmdline(raw: &[u8]) -> String {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let mut out = String::with_capacity(raw.len());
+    for (i, arg) in raw.split(|b| *b == 0).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for chunk in arg.utf8_chunks() {
+            out.push_str(&chunk.valid().replace('\\', "\\\\"));
+            for byte in chunk.invalid() {
+                out.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+    }
+    out
+}
+
+/// The path of the cgroup v2 unified hierarchy (the `0::PATH` line) in
+/// the text of `/proc/<pid>/cgroup`. v1 lines (`N:controllers:PATH`) are
+/// ignored: `--allow-cgroup` names a v2 cgroup.
+fn unified_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(str::to_owned)
 }
 
 /// Longest command line kept for the audit log: `cat *` over a dataset
@@ -195,6 +239,32 @@ mod tests {
         let cut = truncate_cmdline(long);
         assert!(cut.len() <= MAX_CMDLINE + '…'.len_utf8());
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn command_lines_that_are_not_utf8_are_escaped_losslessly() {
+        assert_eq!(escape_cmdline(b"cat\0a b\0"), "cat a b");
+        assert_eq!(
+            escape_cmdline(b"cat\0caf\xe9\xff.bin\0"),
+            "cat caf\\xe9\\xff.bin"
+        );
+        assert_eq!(escape_cmdline(b"echo\0a\\xff\0"), "echo a\\\\xff");
+        assert_eq!(escape_cmdline("é".as_bytes()), "é");
+        assert_eq!(escape_cmdline(b""), "");
+    }
+
+    #[test]
+    fn only_the_cgroup_v2_entry_counts() {
+        let hybrid = "12:pids:/user.slice/x\n1:name=systemd:/system.slice/job.service\n0::/user.slice/user-0.slice\n";
+        assert_eq!(
+            unified_cgroup(hybrid).as_deref(),
+            Some("/user.slice/user-0.slice")
+        );
+        assert_eq!(
+            unified_cgroup("3:cpu,cpuacct:/system.slice/job.service\n"),
+            None
+        );
+        assert_eq!(unified_cgroup("0::/\n").as_deref(), Some("/"));
     }
 
     #[test]

@@ -232,14 +232,25 @@ impl Tree {
         skipped: &mut Vec<Skipped>,
         served: &mut usize,
     ) -> std::io::Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        // Errors name the folder: in a tree too deep for PATH_MAX the bare
+        // "File name too long" would not say where.
+        let named = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read the folder {}: {e}", dir.display()),
+            )
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .and_then(|list| list.collect::<Result<_, _>>())
+            .map_err(named)?;
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
-            let file_type = entry.file_type()?;
+            let file_type = entry.file_type().map_err(named)?;
             let path = entry.path();
             if file_type.is_dir() {
                 let mtime = entry
-                    .metadata()?
+                    .metadata()
+                    .map_err(named)?
                     .modified()
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 let ino = self.push(

@@ -69,13 +69,17 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "GID")]
     pub allow_gid: Vec<u32>,
     /// Allow processes running this executable (as /proc/PID/exe resolves it); with no other
-    /// rule, only the mounting user's. Repeatable.
+    /// rule, only the mounting user's. Refused anyway: a process with LD_PRELOAD,
+    /// LD_LIBRARY_PATH or LD_AUDIT set, or in another mount or user namespace. Not a boundary
+    /// against other processes of the same user (they can ptrace it): combine with --allow-uid
+    /// of a dedicated user. Repeatable.
     #[arg(long, value_name = "PATH")]
     pub allow_exe: Vec<PathBuf>,
     /// Allow this process and all its descendants. Repeatable.
     #[arg(long, value_name = "PID")]
     pub allow_pid_tree: Vec<i32>,
-    /// Allow processes in this cgroup or below it (e.g. /system.slice/train.service). Repeatable.
+    /// Allow processes in this cgroup v2 or below it (e.g. /system.slice/train.service); v1
+    /// hierarchies are ignored. Repeatable.
     #[arg(long, value_name = "PATH")]
     pub allow_cgroup: Vec<String>,
 }
@@ -86,9 +90,15 @@ pub struct ServeArgs {
     /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    /// Append a JSON line per open, denial and release to this file (0600).
+    /// Append a JSON line per open, denial and release to this file (0600; must not be a
+    /// symlink or another user's file). Repeated denials of one process are counted in a
+    /// deny_summary line. An open whose line cannot be written (disk full) is refused with EIO.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Serve allowed opens even when their --audit-log line cannot be written (unaudited reads;
+    /// the failure is still reported on stderr and syslog).
+    #[arg(long, requires = "audit_log")]
+    pub audit_fail_open: bool,
     /// Memory for decrypted chunks.
     #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
     pub cache_size: u64,

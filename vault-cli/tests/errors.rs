@@ -307,3 +307,36 @@ fn version_flag() {
         .success()
         .stdout(predicate::str::starts_with("mvault "));
 }
+
+#[test]
+fn a_folder_tree_too_deep_to_read_is_refused_naming_the_folder() {
+    use rustix::fs::{CWD, Mode, OFlags, mkdirat, openat};
+    let env = Env::new();
+    env.keygen();
+    let src = env.path("deep");
+    fs::create_dir(&src).unwrap();
+    let top = env.write("deep/a.bin", b"top-level file");
+    env.seal_small_chunks(&top);
+    fs::remove_file(&top).unwrap();
+    // 20 levels of 250-byte names: the deepest paths exceed PATH_MAX.
+    let name = "d".repeat(250);
+    let mut dir = openat(CWD, &src, OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..20 {
+        mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o700)).unwrap();
+        dir = openat(&dir, name.as_str(), OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let mnt = env.path("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let out = env
+        .cmd()
+        .args(["mount", "--foreground"])
+        .arg(&src)
+        .arg(&mnt)
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(EXIT_IO);
+    let stderr = stderr_of(&out);
+    let inside = format!("{}/{name}/{name}", src.display());
+    assert!(stderr.contains("cannot read the folder"), "{stderr}");
+    assert!(stderr.contains(&inside), "names the folder: {stderr}");
+}

@@ -212,6 +212,8 @@ fn allow_uid_and_allow_exe_narrow_the_command_tree() {
         args.extend(["--audit-log".into(), audit.clone().into()]);
         let _guard = MountGuard::new(&mnt);
         env.cmd()
+            // cargo test sets LD_LIBRARY_PATH, which --allow-exe refuses.
+            .env_remove("LD_LIBRARY_PATH")
             .args(["-q", "run"])
             .args(&args)
             .args(["--", "bash", "-c", &format!("{script} && exit 7")])

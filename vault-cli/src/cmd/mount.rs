@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
+use fuse_mount::audit::{AuditOptions, OpenError};
 use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -13,13 +14,22 @@ use crate::exit::{Exit, fail};
 use crate::keys::{load_identities, maybe_add_passphrase};
 
 impl ServeArgs {
-    /// Opens (appends to) the `--audit-log` file, if one was given.
+    /// Opens (appends to) the `--audit-log` file, if one was given. An
+    /// unsafe path (a symlink, another user's file) is refused (exit 7).
     pub fn open_audit_log(&self) -> Result<Option<AuditLog>> {
-        self.audit_log
-            .as_deref()
-            .map(AuditLog::open)
-            .transpose()
-            .context("cannot open the audit log")
+        let Some(path) = self.audit_log.as_deref() else {
+            return Ok(None);
+        };
+        let options = AuditOptions {
+            fail_open: self.audit_fail_open,
+        };
+        match AuditLog::open(path, options) {
+            Ok(log) => Ok(Some(log)),
+            Err(e @ OpenError::Refused(_)) => {
+                Err(fail(Exit::Refused, format!("refusing the audit log: {e}")))
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("cannot open the audit log")),
+        }
     }
 }
 
@@ -48,6 +58,27 @@ impl PolicyArgs {
         }
         .canonicalize()
         .context("--allow-exe names a program that does not exist")
+    }
+}
+
+impl PolicyArgs {
+    /// What the user should know about these rules before mounting: with
+    /// `--allow-exe`, a loader variable in mvault's own environment is
+    /// inherited by the programs it starts, and those are refused.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.allow_exe.is_empty() {
+            return Vec::new();
+        }
+        ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"]
+            .into_iter()
+            .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+            .map(|name| {
+                format!(
+                    "{name} is set: --allow-exe refuses processes that have it in their \
+                     environment (unset it for the programs that read the mount)"
+                )
+            })
+            .collect()
     }
 }
 
@@ -89,9 +120,10 @@ fn first_sealed_file(source: &Path) -> Result<Option<PathBuf>> {
     }
     let mut stack = vec![source.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
+        let folder = || format!("cannot read the folder {}", dir.display());
+        for entry in std::fs::read_dir(&dir).with_context(folder)? {
+            let entry = entry.with_context(folder)?;
+            let kind = entry.file_type().with_context(folder)?;
             if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_file() && entry.file_name().to_string_lossy().ends_with(".mvlt") {
@@ -122,7 +154,7 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     let files = tree.len();
     let bytes = tree.total_bytes();
     let audit = args.serve.open_audit_log()?;
-    for warning in harden_process() {
+    for warning in harden_process().into_iter().chain(args.policy.warnings()) {
         if !quiet {
             eprintln!("mvault: warning: {warning}");
         }

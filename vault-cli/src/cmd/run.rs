@@ -62,7 +62,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
         remove_created(&specs);
         return Err(e);
     }
-    for warning in harden_process() {
+    for warning in harden_process().into_iter().chain(args.policy.warnings()) {
         if !quiet {
             eprintln!("mvault: warning: {warning}");
         }
