@@ -53,6 +53,8 @@ pub enum Command {
     Add(AddArgs),
     /// Change who can open a directory vault (rewrites only its keyring).
     Rekey(RekeyArgs),
+    /// Remove files or folders from a directory vault.
+    Rm(RmArgs),
     /// Create an Ed25519 signing key (0600) and KEY.pub for signed vaults.
     SignKeygen(SignKeygenArgs),
 }
@@ -215,9 +217,30 @@ pub struct SealArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Directory vaults: sign the new index with this Ed25519 key (from `mvault sign-keygen`).
+    /// Directory vaults: also remove the vault's files that the folder no longer has
+    /// (without it, re-sealing adds and updates only). Removed files are always listed.
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub write: VaultWriteArgs,
+}
+
+/// Signing and planning of a write to a directory vault.
+#[derive(Debug, clap::Args)]
+pub struct VaultWriteArgs {
+    /// Directory vaults: sign the new index with this Ed25519 key (from `mvault
+    /// sign-keygen`; default $MVAULT_SIGNING_KEY). A signed vault refuses a write
+    /// without a key, unless --unsigned.
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
+    /// Directory vaults: let a signed vault's new index be unsigned (`verify --pubkey`
+    /// then fails until a signed write).
+    #[arg(long, conflicts_with = "sign")]
+    pub unsigned: bool,
+    /// Directory vaults: print what would be added, updated, kept and removed (files
+    /// and bytes), and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -321,9 +344,26 @@ pub struct AddArgs {
     /// Identity file(s) that open the vault.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    /// Sign the new index with this Ed25519 key.
-    #[arg(long, value_name = "KEY")]
-    pub sign: Option<PathBuf>,
+    #[command(flatten)]
+    pub write: VaultWriteArgs,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// The vault.
+    #[arg(value_name = "VAULT")]
+    pub vault: PathBuf,
+    /// Paths inside the vault to remove (a file, or a folder with everything below).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Identity file(s) that open the vault.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub write: VaultWriteArgs,
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
@@ -352,9 +392,8 @@ pub struct RekeyArgs {
     /// Argon2id costs for a new passphrase, as m=KiB,t=passes,p=lanes.
     #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
     pub argon2: Option<String>,
-    /// Sign the new index with this Ed25519 key (a signed vault loses its signature otherwise).
-    #[arg(long, value_name = "KEY")]
-    pub sign: Option<PathBuf>,
+    #[command(flatten)]
+    pub write: VaultWriteArgs,
     /// Also rotate the vault key: re-encrypt every object (reads and rewrites the whole
     /// vault), so a removed recipient who kept the old key can open none of the new objects.
     #[arg(long)]

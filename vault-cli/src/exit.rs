@@ -48,6 +48,7 @@ Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)
   MVAULT_PASSPHRASE  passphrase for -p / passphrase-sealed files (instead of a prompt)
   MVAULT_ARGON2      Argon2id costs for new passphrase stanzas, e.g. m=65536,t=3,p=1
+  MVAULT_SIGNING_KEY default --sign KEY for writes to directory vaults
   MVAULT_THREADS     worker threads (default: all cores)";
 
 /// An error the CLI raises itself, with the exit code it deserves.

@@ -49,7 +49,7 @@ fn writes_files(command: &cli::Command) -> bool {
     use cli::Command::*;
     matches!(
         command,
-        Seal(_) | Open(_) | Add(_) | Rekey(_) | Keygen(_) | SignKeygen(_)
+        Seal(_) | Open(_) | Add(_) | Rekey(_) | Rm(_) | Keygen(_) | SignKeygen(_)
     )
 }
 

@@ -8,37 +8,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::vaults::*;
 use common::*;
 use serde_json::Value;
 
 const EXIT_BAD_SIGNATURE: i32 = 9;
-
-/// A checkpoint-like folder: config, shards of varied sizes (0 B, under and
-/// over a chunk, over the pack limit), tokenizer files, nested folders.
-fn checkpoint(env: &Env, name: &str) -> PathBuf {
-    let root = env.path(name);
-    let files: &[(&str, usize)] = &[
-        ("config.json", 40),
-        ("generation_config.json", 0),
-        ("model-00001-of-00003.safetensors", (1 << 20) + 3),
-        ("model-00002-of-00003.safetensors", (5 << 20) + 1),
-        ("model-00003-of-00003.safetensors", 65_536),
-        ("tokenizer/tokenizer.json", 20_000),
-        ("tokenizer/tokenizer_config.json", 300),
-        ("nested/deeper/notes.txt", 5),
-    ];
-    for (i, (path, len)) in files.iter().enumerate() {
-        let p = root.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, pattern(i as u64 + 1, *len)).unwrap();
-    }
-    fs::create_dir_all(root.join("empty-dir")).unwrap();
-    root
-}
-
-fn json_of(out: &assert_cmd::assert::Assert) -> Value {
-    serde_json::from_slice(&out.get_output().stdout).expect("JSON on stdout")
-}
 
 /// Relative path → Some(content) for files, None for folders.
 fn tree(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
@@ -58,27 +32,6 @@ fn tree(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     }
     all.sort();
     all
-}
-
-fn sign_keygen(env: &Env) -> (PathBuf, PathBuf) {
-    env.cmd()
-        .args(["sign-keygen", "-o", "signing.key"])
-        .assert()
-        .success();
-    (env.path("signing.key"), env.path("signing.key.pub"))
-}
-
-/// `ckpt/` sealed to `ckpt.vault` and signed; returns the signing key pair.
-fn signed_checkpoint_vault(env: &Env) -> (PathBuf, PathBuf) {
-    env.keygen();
-    checkpoint(env, "ckpt");
-    let (key, public) = sign_keygen(env);
-    env.cmd()
-        .args(["seal", "ckpt", "--sign"])
-        .arg(&key)
-        .assert()
-        .success();
-    (key, public)
 }
 
 fn object_files(vault: &Path) -> Vec<PathBuf> {
@@ -263,9 +216,12 @@ fn verify_exit_codes_and_json() {
     );
     fs::write(vault.join("index"), &index).unwrap();
 
-    // Re-sealed without --sign: CI with --pubkey refuses it.
+    // Re-sealed --unsigned: CI with --pubkey refuses it.
     fs::write(env.path("ckpt/config.json"), b"{}").unwrap();
-    env.cmd().args(["seal", "ckpt"]).assert().success();
+    env.cmd()
+        .args(["seal", "ckpt", "--unsigned"])
+        .assert()
+        .success();
     let v = json_of(&verify(&[]).code(EXIT_BAD_SIGNATURE));
     assert_eq!(v["signature"], "bad");
     env.cmd()
@@ -677,38 +633,6 @@ fn a_second_writer_is_refused_while_one_holds_the_lock() {
     drop(lock);
     env.cmd()
         .args(["add", "ckpt.vault", "x.txt"])
-        .assert()
-        .success();
-}
-
-#[test]
-fn writing_a_signed_vault_without_sign_warns_and_the_signature_is_gone() {
-    let env = Env::new();
-    let (key, public) = signed_checkpoint_vault(&env);
-    fs::write(env.path("extra.txt"), b"new file").unwrap();
-    let warning = "without --sign KEY the new index will be unsigned";
-    env.cmd()
-        .args(["add", "ckpt.vault", "extra.txt"])
-        .assert()
-        .success()
-        .stderr(predicates::str::contains(warning));
-    env.cmd()
-        .args(["verify", "ckpt.vault", "--pubkey"])
-        .arg(&public)
-        .assert()
-        .code(9);
-    // Signing again restores it, and a signed write says nothing.
-    env.cmd()
-        .args(["add", "ckpt.vault", "extra.txt", "--sign"])
-        .arg(&key)
-        .assert()
-        .success()
-        .stderr(predicates::prelude::PredicateBooleanExt::not(
-            predicates::str::contains(warning),
-        ));
-    env.cmd()
-        .args(["verify", "ckpt.vault", "--pubkey"])
-        .arg(&public)
         .assert()
         .success();
 }

@@ -9,10 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use vault_core::vault::{self, parse_user_path};
 
-use super::vault::{load_signer, print_summary, summary_json, unlock, warn_if_signature_dropped};
+use super::vault::{keep_signed, load_signer, report_write, unlock};
 use crate::cli::AddArgs;
 use crate::exit::{Exit, fail};
-use crate::report::print_json;
 
 pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
     let started = Instant::now();
@@ -37,21 +36,22 @@ pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
         dest.push(name);
         sources.push((path.clone(), dest));
     }
-    let signer = load_signer(args.sign.as_deref())?;
+    let signer = load_signer(&args.write)?;
     let unlocked = unlock(&args.vault, &args.identities)?;
-    warn_if_signature_dropped(&unlocked, signer.as_ref());
-    let summary = vault::add_paths(
-        unlocked,
-        &sources,
-        signer.as_ref(),
-        &vault::WriteOptions::default(),
-        &|_| {},
-    )
-    .map_err(super::vault::busy_to_refused)?;
-    let elapsed = started.elapsed();
-    print_summary(&args.vault, &summary, elapsed, !show_progress || args.json);
-    if args.json {
-        print_json(&summary_json(&args.vault, &summary, elapsed));
-    }
+    let warnings = keep_signed(&unlocked, signer.as_ref(), &args.write)?;
+    let options = vault::WriteOptions {
+        dry_run: args.write.dry_run,
+        ..vault::WriteOptions::default()
+    };
+    let mut summary = vault::add_paths(unlocked, &sources, signer.as_ref(), &options, &|_| {})
+        .map_err(super::vault::busy_to_refused)?;
+    summary.warnings.extend(warnings);
+    report_write(
+        &args.vault,
+        &summary,
+        started.elapsed(),
+        !show_progress,
+        args.json,
+    );
     Ok(Exit::Ok)
 }

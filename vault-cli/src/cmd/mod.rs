@@ -10,6 +10,7 @@ mod ls;
 mod mount;
 mod open;
 mod rekey;
+mod rm;
 mod run;
 mod seal;
 mod sign_keygen;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Cat(args) => cat::run(args),
         Command::Add(args) => add::run(args, show_progress),
         Command::Rekey(args) => rekey::run(args, cli.quiet),
+        Command::Rm(args) => rm::run(args, show_progress),
         Command::SignKeygen(args) => sign_keygen::run(args, cli.quiet),
         Command::Run(args) => {
             let code = run::run(args, cli.quiet)?;

@@ -8,15 +8,17 @@ use vault_core::Recipients;
 use vault_core::age::cli_common::{StdinGuard, read_recipients};
 use vault_core::vault;
 
-use super::vault::{load_signer, unlock, warn_if_signature_dropped};
+use super::vault::{keep_signed, load_signer, unlock};
 use crate::cli::RekeyArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::new_passphrase;
 
 pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
-    let signer = load_signer(args.sign.as_deref())?;
+    let signer = load_signer(&args.write)?;
     let unlocked = unlock(&args.vault, &args.identities)?;
-    warn_if_signature_dropped(&unlocked, signer.as_ref());
+    for warning in keep_signed(&unlocked, signer.as_ref(), &args.write)? {
+        eprintln!("mvault: warning: {warning}");
+    }
     let mut info = unlocked.keyring_info().clone();
     for gone in &args.remove_recipient {
         let before = info.recipients.len();
@@ -42,6 +44,10 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         ));
     }
     info.passphrase = args.add_passphrase || (info.passphrase && !args.remove_passphrase);
+    if args.write.dry_run {
+        print_rekey_plan(&unlocked, &info, args.new_key);
+        return Ok(Exit::Ok);
+    }
     let mut recipients = Recipients::new();
     if !info.recipients.is_empty() {
         let loaded = read_recipients(
@@ -100,4 +106,52 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `rekey --dry-run`: who could open the vault after the rekey, and what
+/// would be rewritten; nothing is changed.
+fn print_rekey_plan(unlocked: &vault::UnlockedVault, info: &vault::KeyringInfo, new_key: bool) {
+    let before = unlocked.keyring_info();
+    for r in &info.recipients {
+        let word = if before.recipients.contains(r) {
+            "keep"
+        } else {
+            "add"
+        };
+        println!("would {word} recipient {r}");
+    }
+    for r in before
+        .recipients
+        .iter()
+        .filter(|r| !info.recipients.contains(r))
+    {
+        println!("would remove recipient {r}");
+    }
+    match (before.passphrase, info.passphrase) {
+        (false, true) => println!("would add a passphrase"),
+        (true, false) => println!("would remove the passphrase"),
+        (true, true) => println!("would keep the passphrase"),
+        (false, false) => {}
+    }
+    let manifest = unlocked.manifest();
+    println!(
+        "dry run: {} generation {} would have {} recipient(s){}; {}; nothing was changed",
+        unlocked.path().display(),
+        unlocked.index().public.generation + 1,
+        info.recipients.len(),
+        if info.passphrase {
+            " and a passphrase"
+        } else {
+            ""
+        },
+        if new_key {
+            format!(
+                "all {} objects ({} files) would be re-encrypted under a new vault key",
+                manifest.objects.len(),
+                manifest.file_count()
+            )
+        } else {
+            "only the keyring would be rewritten".to_string()
+        }
+    );
 }

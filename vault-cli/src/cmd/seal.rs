@@ -27,10 +27,16 @@ pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
     {
         return super::vault::seal(&args, show_progress);
     }
-    if args.sign.is_some() {
+    let vault_only = [
+        ("--sign", args.write.sign.is_some()),
+        ("--unsigned", args.write.unsigned),
+        ("--dry-run", args.write.dry_run),
+        ("--delete", args.delete),
+    ];
+    if let Some((flag, _)) = vault_only.iter().find(|(_, given)| *given) {
         return Err(fail(
             Exit::Usage,
-            "--sign applies to directory vaults (seal a folder)",
+            format!("{flag} applies to directory vaults (seal a folder)"),
         ));
     }
     if args.output.is_some() && args.inputs.len() > 1 {

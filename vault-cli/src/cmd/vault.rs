@@ -10,7 +10,7 @@ use vault_core::vault::{
     VerifyingKey, WriteSummary,
 };
 
-use crate::cli::{OpenArgs, SealArgs, VerifyArgs};
+use crate::cli::{OpenArgs, SealArgs, VaultWriteArgs, VerifyArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
 use crate::report::{gb_per_s, human_bytes, print_json};
@@ -55,19 +55,45 @@ fn unlock_opened(vault: Vault, path: &Path, identity_files: &[PathBuf]) -> Resul
         .with_context(|| format!("cannot unlock {}", path.display()))
 }
 
-/// Warns, before a write, that a signed vault's new index will be unsigned
-/// because no `--sign KEY` was given (`verify --pubkey` then fails, exit 9).
-pub fn warn_if_signature_dropped(unlocked: &UnlockedVault, signer: Option<&SigningKey>) {
-    if unlocked.index().signature.is_some() && signer.is_none() {
-        eprintln!(
-            "mvault: warning: the vault is signed; without --sign KEY the new index will be unsigned"
-        );
+/// A signed vault stays signed: a write without a signing key is refused
+/// (exit 7) unless `--unsigned` asked for exactly that, which returns the
+/// warning to print and to put in the JSON report.
+pub fn keep_signed(
+    unlocked: &UnlockedVault,
+    signer: Option<&SigningKey>,
+    args: &VaultWriteArgs,
+) -> Result<Vec<String>> {
+    if unlocked.index().signature.is_none() || signer.is_some() {
+        return Ok(Vec::new());
     }
+    if !args.unsigned {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "{} is signed: give --sign KEY (or set MVAULT_SIGNING_KEY) to keep it signed, or --unsigned to write an unsigned index (`verify --pubkey` then fails)",
+                unlocked.path().display()
+            ),
+        ));
+    }
+    Ok(vec![format!(
+        "{}: the new index is unsigned (--unsigned); `verify --pubkey` fails until a write with --sign",
+        unlocked.path().display()
+    )])
 }
 
-/// Loads a signing key file (0600, like an identity).
-pub fn load_signer(path: Option<&Path>) -> Result<Option<SigningKey>> {
-    let Some(path) = path else { return Ok(None) };
+/// The signing key of a vault write: `--sign KEY`, else `$MVAULT_SIGNING_KEY`,
+/// none with `--unsigned`.
+pub fn load_signer(args: &VaultWriteArgs) -> Result<Option<SigningKey>> {
+    if args.unsigned {
+        return Ok(None);
+    }
+    let from_env = std::env::var_os("MVAULT_SIGNING_KEY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let Some(path) = args.sign.clone().or(from_env) else {
+        return Ok(None);
+    };
+    let path = path.as_path();
     check_secret_file(path)?;
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path)
@@ -91,6 +117,10 @@ pub fn summary_json(vault: &Path, s: &WriteSummary, elapsed: Duration) -> serde_
     let secs = elapsed.as_secs_f64();
     json!({
         "vault": vault.display().to_string(),
+        "dry_run": s.dry_run,
+        "added": s.plan.added,
+        "updated": s.plan.updated,
+        "removed": s.plan.removed,
         "generation": s.generation,
         "files": s.files,
         "bytes": s.bytes,
@@ -106,10 +136,32 @@ pub fn summary_json(vault: &Path, s: &WriteSummary, elapsed: Duration) -> serde_
     })
 }
 
-/// Prints warnings and a one-line summary on stderr.
-pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool) {
+/// Reports a vault write: warnings, the files removed (always: removal is
+/// never silent) and a one-line summary on stderr, or for a dry run the
+/// whole plan on stdout; with `json`, the JSON report on stdout instead.
+pub fn report_write(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool, json: bool) {
+    if json {
+        for w in &s.warnings {
+            eprintln!("mvault: warning: {w}");
+        }
+        print_json(&summary_json(vault, s, elapsed));
+    } else if s.dry_run {
+        for w in &s.warnings {
+            eprintln!("mvault: warning: {w}");
+        }
+        print_plan(vault, s);
+    } else {
+        print_summary(vault, s, elapsed, quiet);
+    }
+}
+
+/// Warnings, removed files and the one-line summary, on stderr.
+fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool) {
     for w in &s.warnings {
         eprintln!("mvault: warning: {w}");
+    }
+    for path in &s.plan.removed {
+        eprintln!("mvault: removed {}", escape(path));
     }
     if quiet {
         return;
@@ -130,6 +182,44 @@ pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: b
         s.objects_written,
         s.objects_removed
     );
+}
+
+/// A dry run's plan, one line per file and a total, on stdout.
+fn print_plan(vault: &Path, s: &WriteSummary) {
+    for (word, paths) in [
+        ("add", &s.plan.added),
+        ("update", &s.plan.updated),
+        ("remove", &s.plan.removed),
+    ] {
+        for path in paths {
+            println!("would {word} {}", escape(path));
+        }
+    }
+    println!(
+        "dry run: {} generation {} would have {} files ({}): {} added, {} updated, {} kept, {} removed; {} to seal; nothing was changed",
+        vault.display(),
+        s.generation,
+        s.files,
+        human_bytes(s.bytes),
+        s.plan.added.len(),
+        s.plan.updated.len(),
+        s.files_reused,
+        s.plan.removed.len(),
+        human_bytes(s.plan.bytes_to_seal),
+    );
+}
+
+/// A vault path with control characters escaped for the terminal.
+fn escape(path: &str) -> String {
+    path.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Bytes of the regular files under `dir` (symlinks not followed).
@@ -206,7 +296,7 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             "--remove-source is not supported for folders",
         ));
     }
-    let signer = load_signer(args.sign.as_deref())?;
+    let signer = load_signer(&args.write)?;
     let started = Instant::now();
     let quiet = !show_progress || args.json;
     // A bar only on a terminal; its total needs a quick walk of the source.
@@ -218,8 +308,11 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
     let bar = crate::progress::Progress::new(!quiet, total, &source.display().to_string());
     let options = vault::WriteOptions {
         chunk_size: args.chunk_size,
+        delete_missing: args.delete,
+        dry_run: args.write.dry_run,
         ..vault::WriteOptions::default()
     };
+    let mut warnings = Vec::new();
     let summary = if is_vault(&target) {
         if !args.recipients.recipients.is_empty() || !args.recipients.recipients_files.is_empty() {
             eprintln!(
@@ -228,7 +321,7 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
             );
         }
         let unlocked = unlock(&target, &args.recipients.identities)?;
-        warn_if_signature_dropped(&unlocked, signer.as_ref());
+        warnings = keep_signed(&unlocked, signer.as_ref(), &args.write)?;
         vault::seal_dir(
             source,
             &target,
@@ -279,11 +372,9 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
         .map_err(busy_to_refused)?
     };
     drop(bar);
-    let elapsed = started.elapsed();
-    print_summary(&target, &summary, elapsed, quiet);
-    if args.json {
-        print_json(&summary_json(&target, &summary, elapsed));
-    }
+    let mut summary = summary;
+    summary.warnings.extend(warnings);
+    report_write(&target, &summary, started.elapsed(), quiet, args.json);
     Ok(Exit::Ok)
 }
 
