@@ -189,6 +189,15 @@ fn seal_one(
     }
 
     let elapsed = started.elapsed();
+    // A stream has no size to check against: say exactly how much was
+    // sealed, so a producer that died early (without `set -o pipefail`)
+    // shows as a short count rather than passing unnoticed.
+    if from_stdin && progress {
+        eprintln!(
+            "mvault: sealed {} bytes from standard input",
+            summary.plaintext_len
+        );
+    }
     if !args.json && !to_stdout && progress {
         print_transfer(input, written_to.as_deref(), summary.plaintext_len, elapsed);
     }
