@@ -420,7 +420,9 @@ impl Filesystem for VaultFs {
             let plain = match self.shared.chunk(u64::from(ino), first) {
                 Ok(plain) => plain,
                 Err(e) => {
-                    eprintln!("mvault: {}: {e}", path());
+                    if crate::integrity::record(path(), e.to_string()) {
+                        eprintln!("mvault: {}: {e}", path());
+                    }
                     return reply.error(Errno::EIO);
                 }
             };
@@ -440,7 +442,9 @@ impl Filesystem for VaultFs {
                 let plain = match self.shared.chunk(u64::from(ino), index) {
                     Ok(plain) => plain,
                     Err(e) => {
-                        eprintln!("mvault: {}: {e}", path());
+                        if crate::integrity::record(path(), e.to_string()) {
+                            eprintln!("mvault: {}: {e}", path());
+                        }
                         zeroize::Zeroize::zeroize(out.as_mut_slice());
                         out.clear();
                         return reply.error(Errno::EIO);
