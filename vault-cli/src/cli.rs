@@ -95,6 +95,14 @@ pub struct ServeArgs {
     /// FUSE worker threads (default: cores, 2..8).
     #[arg(long, value_name = "N")]
     pub fuse_threads: Option<usize>,
+    /// Mount on a directory that has files (hidden while mounted). Refused by default.
+    #[arg(long)]
+    pub nonempty: bool,
+    /// After the command exits (run) or a signal or unmount (mount), how long files still
+    /// open stay readable before the FUSE connection is aborted (their reads then fail); also
+    /// how long run's command has after SIGTERM before SIGKILL. E.g. 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -357,6 +365,26 @@ pub struct SignKeygenArgs {
 }
 
 /// Parses sizes such as `1M`, `64K`, `16MiB` or `1048576`.
+/// Parses `5s`, `500ms`, `2m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a duration such as 5s, 500ms or 1m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?}: not a usable duration"))
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
