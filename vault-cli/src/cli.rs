@@ -37,9 +37,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Serve decrypted files read-only through FUSE, only to permitted processes.
     Mount(MountArgs),
-    /// Unmount a mount made by `mvault mount`.
+    /// Unmount a mount made by `mvault mount` (exit 10 if nothing is mounted there).
     Umount(UmountArgs),
     /// Mount sealed data, run a command that alone may read it, unmount when it exits.
+    ///
+    /// The command's process tree may read, including processes it leaves behind while it
+    /// runs. Once it exits, files still open stay readable for --grace, then their reads fail
+    /// and run exits. SIGTERM is passed to the command (SIGKILL --grace later).
     Run(RunArgs),
     /// Check this host against the practices mvault relies on, with a fix for each.
     Doctor(DoctorArgs),
@@ -109,7 +113,7 @@ pub struct ServeArgs {
 pub struct MountArgs {
     /// A sealed file, a folder of sealed files, or a directory vault.
     pub source: PathBuf,
-    /// An existing empty directory.
+    /// An existing empty directory that only you (or root) can change: not a symlink.
     pub mountpoint: PathBuf,
     #[command(flatten)]
     pub serve: ServeArgs,

@@ -63,7 +63,11 @@ fn sigterm_ends_run_in_bounded_time_even_if_the_command_ignores_it() {
     assert!(status.is_some(), "run hung after SIGTERM");
     assert!(took < Duration::from_secs(20), "run took {took:?}");
     let code = status.unwrap().code();
-    assert_eq!(code, Some(128 + 9), "the command was killed after the grace period");
+    assert_eq!(
+        code,
+        Some(128 + 9),
+        "the command was killed after the grace period"
+    );
     assert!(!is_mounted(&mnt), "the mount is gone");
     assert!(!mnt.exists(), "the mountpoint run created is removed");
 }
@@ -91,7 +95,11 @@ fn orphan_of_the_command_keeps_access_while_it_runs() {
         wait_until(READY_TIMEOUT, || rc.exists()),
         "the orphan finished"
     );
-    assert_eq!(fs::read_to_string(&rc).unwrap().trim(), "0", "cat succeeded");
+    assert_eq!(
+        fs::read_to_string(&rc).unwrap().trim(),
+        "0",
+        "cat succeeded"
+    );
     assert_eq!(fs::read(&out).unwrap(), fs::read(&plain).unwrap());
     let (status, err) = finish_run(guard);
     assert!(status.success(), "{err}");

@@ -69,9 +69,11 @@ impl Served {
     }
 
     /// Detaches the mount (lazily: open files stay readable), if the path
-    /// still names it; a swapped path is left alone.
+    /// still names it; a swapped path is left alone. A session that has
+    /// ended was unmounted already: its device number may now be another
+    /// mount's.
     fn detach(&self) {
-        if self.pin.names_mount(self.dev) {
+        if !self.finished() && self.pin.names_mount(self.dev) {
             let _ = unmount(&self.pin.path, true);
         }
     }
