@@ -2,7 +2,8 @@
 //! command ignores it; processes the command leaves behind (re-parented to
 //! `run`, a child subreaper) keep access while the command runs, and lose it
 //! once it has exited and the grace period has passed, without holding
-//! `run` up.
+//! `run` up. `mvault mount --foreground` likewise stops after SIGTERM or a
+//! lazy unmount even while files are open.
 //!
 //! Needs /dev/fuse and fusermount3; skipped with a message where they are
 //! missing, unless MVAULT_REQUIRE_E2E=1.
@@ -21,6 +22,22 @@ use mountutil::{
     MountGuard, READY_TIMEOUT, finish_run, fuse_available, is_mounted, mvault_std, start_run,
     wait_or_kill, wait_until,
 };
+
+/// A shell loop that opens `file`, creates `opened`, then reads 64 KiB
+/// every 0.1 s (a 16 MiB file takes half a minute) and finally writes
+/// `failed` (a read failed) or `eof` to `done`.
+fn slow_reader(file: &Path, opened: &Path, done: &Path) -> String {
+    format!(
+        "exec 3< {file}; touch {opened}
+         for _ in $(seq 600); do
+           dd bs=64k count=1 of=/dev/null status=none <&3 || {{ echo failed > {done}; exit; }}
+           sleep 0.1
+         done; echo eof > {done}",
+        file = file.display(),
+        opened = opened.display(),
+        done = done.display()
+    )
+}
 
 /// `name` (of `len` pattern bytes) sealed; returns (plain, sealed).
 fn sealed_fixture(env: &Env, name: &str, len: usize) -> (PathBuf, PathBuf) {
@@ -85,7 +102,7 @@ fn orphan_of_the_command_keeps_access_while_it_runs() {
     // The inner process's parent (a subshell) exits at once: it is
     // re-parented to run, outside the command's own process tree.
     let script = format!(
-        "( ( sleep 0.3; cat {m}/f.bin > {out}; echo $? > {rc}.tmp; mv {rc}.tmp {rc} ) & )",
+        "( ( sleep 0.3; r=0; cat {m}/f.bin > {out} || r=$?; echo $r > {rc}.tmp; mv {rc}.tmp {rc} ) & )",
         m = mnt.display(),
         out = out.display(),
         rc = rc.display()
@@ -115,18 +132,13 @@ fn straggler_loses_access_after_the_command_exits_and_run_does_not_wait() {
     let mnt = env.path("mnt");
     let opened = env.path("opened");
     let done = env.path("done");
-    // A background job opens the file, then reads 64 KiB every 0.1 s (the
-    // whole file would take half a minute); the command exits at once.
+    // A background job opens the file and reads it slowly; the command
+    // exits as soon as it has opened it.
     let script = format!(
-        "( exec 3< {m}/big.bin; touch {opened}
-           for _ in $(seq 600); do
-             dd bs=64k count=1 of=/dev/null status=none <&3 || {{ echo failed > {done}; exit; }}
-             sleep 0.1
-           done; echo eof > {done} ) &
+        "( {reader} ) &
          for _ in $(seq 100); do [ -e {opened} ] && exit 0; sleep 0.1; done; exit 3",
-        m = mnt.display(),
-        opened = opened.display(),
-        done = done.display()
+        reader = slow_reader(&mnt.join("big.bin"), &opened, &done),
+        opened = opened.display()
     );
     let mut child = mvault_std(env.dir.path())
         .args(["-q", "run", "--grace", "1s"])
@@ -152,4 +164,57 @@ fn straggler_loses_access_after_the_command_exits_and_run_does_not_wait() {
         "failed",
         "its reads fail once the grace period is over"
     );
+}
+
+#[test]
+fn foreground_mount_stops_after_sigterm_or_lazy_umount_despite_open_files() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let (_, sealed) = sealed_fixture(&env, "big.bin", 16 << 20);
+    for how in ["sigterm", "umount --lazy"] {
+        let mnt = env.path("mnt");
+        fs::create_dir_all(&mnt).unwrap();
+        let (opened, done) = (env.path("opened"), env.path("done"));
+        let _ = fs::remove_file(&opened);
+        let _ = fs::remove_file(&done);
+        let mut mount = mvault_std(env.dir.path())
+            .args(["-q", "mount", "--foreground", "--grace", "1s"])
+            .arg(&sealed)
+            .arg(&mnt)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _guard = MountGuard::new(&mnt);
+        assert!(wait_until(READY_TIMEOUT, || is_mounted(&mnt)), "{how}");
+        let mut reader = std::process::Command::new("bash")
+            .args(["-c", &slow_reader(&mnt.join("big.bin"), &opened, &done)])
+            .spawn()
+            .unwrap();
+        assert!(wait_until(READY_TIMEOUT, || opened.exists()), "{how}");
+        if how == "sigterm" {
+            rustix::process::kill_process(
+                rustix::process::Pid::from_child(&mount),
+                rustix::process::Signal::TERM,
+            )
+            .unwrap();
+        } else {
+            mvault_std(env.dir.path())
+                .args(["-q", "umount", "--lazy"])
+                .arg(&mnt)
+                .status()
+                .unwrap();
+        }
+        let status = wait_or_kill(&mut mount, Duration::from_secs(20));
+        assert!(status.is_some(), "{how}: mount still waits for the reader");
+        let _ = wait_or_kill(&mut reader, Duration::from_secs(20));
+        assert_eq!(
+            fs::read_to_string(&done).unwrap_or_default().trim(),
+            "failed",
+            "{how}: the reader's reads fail after the grace period"
+        );
+        assert!(!is_mounted(&mnt), "{how}");
+    }
 }

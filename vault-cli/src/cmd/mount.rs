@@ -161,8 +161,13 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
             served.path().display()
         );
     }
-    // Until unmounted (`mvault umount`) or asked to stop by a signal.
-    while !served.finished() && stop.requested().is_none() {
+    // Until unmounted (`mvault umount`, lazily or not) or asked to stop by
+    // a signal; then files still open get the grace period.
+    for tick in 0u64.. {
+        if served.finished() || stop.requested().is_some() || (tick % 10 == 9 && !served.attached())
+        {
+            break;
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     finish(vec![served], &stop).context("the FUSE session ended with an error")?;

@@ -68,6 +68,12 @@ impl Served {
         self.session.guard.is_finished()
     }
 
+    /// Whether the path still names this mount (not unmounted, not even
+    /// lazily with files still open).
+    pub fn attached(&self) -> bool {
+        !self.finished() && self.pin.names_mount(self.dev)
+    }
+
     /// Detaches the mount (lazily: open files stay readable), if the path
     /// still names it; a swapped path is left alone. A session that has
     /// ended was unmounted already: its device number may now be another
