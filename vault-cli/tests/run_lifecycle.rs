@@ -218,3 +218,53 @@ fn foreground_mount_stops_after_sigterm_or_lazy_umount_despite_open_files() {
         assert!(!is_mounted(&mnt), "{how}");
     }
 }
+
+#[test]
+fn sigterm_while_run_waits_for_open_files_ends_the_grace_period() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let (_, sealed) = sealed_fixture(&env, "big.bin", 16 << 20);
+    let mnt = env.path("mnt");
+    let (opened, done) = (env.path("opened"), env.path("done"));
+    let script = format!(
+        "( {reader} ) &
+         for _ in $(seq 100); do [ -e {opened} ] && exit 0; sleep 0.1; done; exit 3",
+        reader = slow_reader(&mnt.join("big.bin"), &opened, &done),
+        opened = opened.display()
+    );
+    let mut child = mvault_std(env.dir.path())
+        .args(["-q", "run", "--grace", "10m"])
+        .args(mount_arg(&sealed, &mnt))
+        .args(["--", "bash", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = MountGuard::new(&mnt);
+    assert!(wait_until(READY_TIMEOUT, || opened.exists()));
+    // The command has exited; run now waits (up to ten minutes) for the reader.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "run gives open files the grace period"
+    );
+    let start = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = wait_or_kill(&mut child, Duration::from_secs(20));
+    assert!(status.is_some(), "run still waits after SIGTERM");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!is_mounted(&mnt));
+    assert!(wait_until(Duration::from_secs(20), || done.exists()));
+    assert_eq!(fs::read_to_string(&done).unwrap().trim(), "failed");
+}

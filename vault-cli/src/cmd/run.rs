@@ -120,6 +120,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
         run_command(&args.command, &job, &stop)
     })();
     job.end();
+    stop.finishing();
     let finished = finish(mounts, &stop);
     reap_adopted(None);
     remove_created(&created);

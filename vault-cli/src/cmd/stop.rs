@@ -6,7 +6,8 @@
 //! the command itself) are passed on to it; if it has not exited within the
 //! grace period, or on a second signal, it gets SIGKILL. At any other stage
 //! the first signal asks the main thread to stop (unmount, wait the grace
-//! period for open files, abort), and a second one cuts the grace short.
+//! period for open files, abort), and a second one (or one while `run` is
+//! already finishing) cuts the grace short.
 //! Whatever the main thread is blocked in, once a deadline after the first
 //! signal passes, the signal thread aborts and lazily unmounts the mounts
 //! itself and exits: mvault never hangs after SIGTERM.
@@ -43,6 +44,10 @@ struct State {
     count: u32,
     /// The first signal counted.
     first: Option<i32>,
+    /// Skip what is left of the grace period.
+    hurry: bool,
+    /// The main thread is finishing: a signal now means hurry.
+    finishing: bool,
     /// The running command, until it has been reaped.
     command: Option<Pid>,
     /// When the command gets SIGKILL.
@@ -95,7 +100,13 @@ impl Stop {
 
     /// Whether a second signal asked to skip the grace period.
     pub fn hurry(&self) -> bool {
-        lock(&self.state).count > 1
+        lock(&self.state).hurry
+    }
+
+    /// The main thread is finishing on its own (`run`'s command exited):
+    /// a signal from now on cuts the grace period short.
+    pub fn finishing(&self) {
+        lock(&self.state).finishing = true;
     }
 
     /// The grace period for open files (and for the command after SIGTERM).
@@ -144,12 +155,14 @@ fn on_signal(st: &mut State, signal: i32, grace: Duration) {
         }
         st.count += 1;
         st.first.get_or_insert(signal);
+        st.hurry = st.count > 1;
         st.kill_at = Some(if st.count == 1 { now + grace } else { now });
         st.deadline.get_or_insert(now + grace * 2 + SLACK);
         return;
     }
     st.count += 1;
     st.first.get_or_insert(signal);
+    st.hurry = st.count > 1 || st.finishing;
     let deadline = if st.count == 1 {
         now + grace + SLACK
     } else {
