@@ -112,6 +112,10 @@ fn mountpoint_another_user_could_swap_is_refused() {
         fs::create_dir(&theirs).unwrap();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
         run_is_refused(&env, &sealed, &theirs, "belongs to uid 65534");
+        // Ours, but in a folder of another user's: they may rename it.
+        let below_theirs = theirs.join("mnt");
+        fs::create_dir(&below_theirs).unwrap();
+        run_is_refused(&env, &sealed, &below_theirs, "the folder");
         // Sticky, but the entry in it is another user's: they may rename it.
         let sticky_theirs = open.join("theirs");
         fs::create_dir(&sticky_theirs).unwrap();

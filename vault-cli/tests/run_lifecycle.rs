@@ -268,3 +268,36 @@ fn sigterm_while_run_waits_for_open_files_ends_the_grace_period() {
     assert!(wait_until(Duration::from_secs(20), || done.exists()));
     assert_eq!(fs::read_to_string(&done).unwrap().trim(), "failed");
 }
+
+#[test]
+fn a_second_sigterm_kills_a_command_that_ignores_the_first_at_once() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let (_, sealed) = sealed_fixture(&env, "f.bin", 10_000);
+    let mnt = env.path("mnt");
+    let mut args = mount_arg(&sealed, &mnt);
+    args.extend(["--grace".into(), "10m".into()]);
+    let (mut guard, _ready, _go) = start_run(env.dir.path(), &args, "trap '' TERM", &mnt);
+    guard.go = None;
+    let mut child = guard.take_child();
+    let start = Instant::now();
+    for _ in 0..2 {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = wait_or_kill(&mut child, Duration::from_secs(30));
+    assert!(status.is_some(), "run hung after two SIGTERMs");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.unwrap().code(), Some(128 + 9));
+    assert!(!is_mounted(&mnt));
+}
