@@ -13,6 +13,7 @@ pub mod cache;
 pub mod fs;
 mod harden;
 pub mod integrity;
+pub mod job;
 pub mod policy;
 pub mod procinfo;
 pub mod tree;
@@ -25,6 +26,7 @@ pub use fs::{FsOptions, VaultFs};
 pub use fuser::BackgroundSession;
 pub use harden::harden_process;
 pub use integrity::{IntegrityFailure, integrity_failures};
+pub use job::JobTree;
 pub use policy::{Decision, Policy};
 pub use procinfo::ProcessId;
 pub use tree::Tree;
@@ -133,4 +135,14 @@ fn raise_readahead(mountpoint: &Path, bytes: u32) {
     if current.is_some_and(|kb| kb < bytes / 1024) {
         let _ = std::fs::write(&knob, (bytes / 1024).to_string());
     }
+}
+
+/// Aborts the FUSE connection of the mount whose device number is `dev`,
+/// through the fusectl filesystem (`/sys/fs/fuse/connections`, root only):
+/// every pending and later request on it fails (ENOTCONN), the session ends.
+/// Where fusectl is missing, closing the session's `/dev/fuse` descriptors
+/// (ending the process) has the same effect.
+pub fn abort_connection(dev: u64) -> io::Result<()> {
+    let knob = format!("/sys/fs/fuse/connections/{}/abort", rustix::fs::minor(dev));
+    std::fs::write(knob, b"1")
 }

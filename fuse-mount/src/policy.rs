@@ -8,8 +8,9 @@
 //! entry cannot be read, or pid 0, is always denied.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use crate::job::JobTree;
 use crate::procinfo::{Caller, Facts, Integrity, ProcessId};
 
 /// The access policy of one mount.
@@ -25,14 +26,9 @@ pub struct Policy {
     pub pid_trees: Vec<ProcessId>,
     /// Admitted cgroups: the cgroup and everything below it.
     pub cgroups: Vec<String>,
-    /// A process tree whose root is known only after mounting (`mvault
-    /// run` starts the command once the mount is ready). Until it is set,
-    /// everyone is denied.
-    pub pending_tree: Option<Arc<OnceLock<ProcessId>>>,
-    /// The process that starts the pending tree's command. Until the root
-    /// is set, its descendants (not itself) are admitted: the command runs
-    /// from its first instruction, before its starter has recorded its id.
-    pub pending_parent: Option<ProcessId>,
+    /// The process tree of an `mvault run` job, known only after mounting
+    /// (see [`JobTree`]): only it is admitted, and only while it runs.
+    pub job: Option<Arc<JobTree>>,
     /// The mounting user, admitted when no rule is given.
     pub owner_uid: u32,
 }
@@ -61,7 +57,7 @@ impl Policy {
             && self.exes.is_empty()
             && self.pid_trees.is_empty()
             && self.cgroups.is_empty()
-            && self.pending_tree.is_none())
+            && self.job.is_none())
     }
 
     /// Whether executables are the only rule (no user, group, process tree
@@ -72,7 +68,7 @@ impl Policy {
             && self.gids.is_empty()
             && self.pid_trees.is_empty()
             && self.cgroups.is_empty()
-            && self.pending_tree.is_none()
+            && self.job.is_none()
     }
 
     /// Whether the policy can admit users other than the mounting user, so
@@ -97,7 +93,7 @@ impl Policy {
         Facts {
             exe: !self.exes.is_empty(),
             cmdline: false,
-            lineage: !self.pid_trees.is_empty() || self.pending_tree.is_some(),
+            lineage: !self.pid_trees.is_empty() || self.job.is_some(),
             cgroups: !self.cgroups.is_empty(),
             integrity: !self.exes.is_empty(),
         }
@@ -159,19 +155,10 @@ impl Policy {
         {
             return Decision::Deny("process is outside the allowed process tree".into());
         }
-        if let Some(pending) = &self.pending_tree {
-            match pending.get() {
-                None if self.pending_parent.is_some_and(|parent| {
-                    caller.pid != Some(parent.pid) && caller.lineage.contains(&parent)
-                }) => {}
-                None => return Decision::Deny("the permitted command has not started yet".into()),
-                Some(root) if !caller.lineage.contains(root) => {
-                    return Decision::Deny(
-                        "process is outside the permitted command's process tree".into(),
-                    );
-                }
-                Some(_) => {}
-            }
+        if let Some(job) = &self.job
+            && let Err(reason) = job.admits(caller)
+        {
+            return Decision::Deny(reason);
         }
         if !self.cgroups.is_empty()
             && !caller
@@ -247,7 +234,10 @@ mod tests {
         assert_eq!(Policy::default().facts_needed(), Facts::default());
         let p = Policy {
             exes: vec![PathBuf::from("/usr/bin/python3")],
-            pending_tree: Some(Arc::default()),
+            job: Some(Arc::new(JobTree::new(ProcessId {
+                pid: 1,
+                start_time: 1,
+            }))),
             ..Policy::default()
         };
         let needed = p.facts_needed();
@@ -360,57 +350,24 @@ mod tests {
     }
 
     #[test]
-    fn pending_tree_denies_until_set() {
-        let slot = Arc::new(OnceLock::new());
+    fn job_tree_rule_applies() {
+        let job = Arc::new(JobTree::new(ProcessId {
+            pid: 50,
+            start_time: 1,
+        }));
         let p = Policy {
-            pending_tree: Some(Arc::clone(&slot)),
+            job: Some(Arc::clone(&job)),
             ..Policy::default()
         };
-        assert!(!p.check(&caller(0)).allowed());
-        slot.set(ProcessId {
+        assert!(!p.check(&caller(0)).allowed(), "denied until started");
+        job.set_helpers(Vec::new());
+        job.set_command(ProcessId {
             pid: 10,
             start_time: 5,
-        })
-        .unwrap();
+        });
         assert!(p.check(&caller(0)).allowed());
-        let mut outsider = caller(0);
-        outsider.lineage = vec![ProcessId {
-            pid: 99,
-            start_time: 1,
-        }];
-        assert!(!p.check(&outsider).allowed());
-    }
-
-    #[test]
-    fn pending_tree_admits_the_starters_descendants_until_set() {
-        let starter = ProcessId {
-            pid: 1,
-            start_time: 1,
-        };
-        let slot = Arc::new(OnceLock::new());
-        let p = Policy {
-            pending_tree: Some(Arc::clone(&slot)),
-            pending_parent: Some(starter),
-            ..Policy::default()
-        };
-        // caller(0) is pid 10, a child of pid 1.
-        assert!(
-            p.check(&caller(0)).allowed(),
-            "the command, not yet recorded"
-        );
-        let mut itself = caller(0);
-        itself.pid = Some(1);
-        itself.lineage = vec![starter];
-        assert!(!p.check(&itself).allowed(), "the starter itself is not");
-        let mut reused = caller(0);
-        reused.lineage[1].start_time = 2;
-        assert!(!p.check(&reused).allowed(), "nor a reused starter pid");
-        slot.set(ProcessId {
-            pid: 11,
-            start_time: 5,
-        })
-        .unwrap();
-        assert!(!p.check(&caller(0)).allowed(), "once set, only its tree");
+        job.end();
+        assert!(!p.check(&caller(0)).allowed(), "denied once ended");
     }
 
     #[test]

@@ -37,9 +37,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Serve decrypted files read-only through FUSE, only to permitted processes.
     Mount(MountArgs),
-    /// Unmount a mount made by `mvault mount`.
+    /// Unmount a mount made by `mvault mount` (exit 10 if nothing is mounted there).
     Umount(UmountArgs),
     /// Mount sealed data, run a command that alone may read it, unmount when it exits.
+    ///
+    /// The command's process tree may read, including processes it leaves behind while it
+    /// runs. Once it exits, files still open stay readable for --grace, then their reads fail
+    /// and run exits. SIGTERM is passed to the command (SIGKILL --grace later).
     Run(RunArgs),
     /// Check this host against the practices mvault relies on, with a fix for each.
     Doctor(DoctorArgs),
@@ -107,13 +111,21 @@ pub struct ServeArgs {
     /// FUSE worker threads (default: cores, 2..8).
     #[arg(long, value_name = "N")]
     pub fuse_threads: Option<usize>,
+    /// Mount on a directory that has files (hidden while mounted). Refused by default.
+    #[arg(long)]
+    pub nonempty: bool,
+    /// After the command exits (run) or a signal or unmount (mount), how long files still
+    /// open stay readable before the FUSE connection is aborted (their reads then fail); also
+    /// how long run's command has after SIGTERM before SIGKILL. E.g. 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
     /// A sealed file, a folder of sealed files, or a directory vault.
     pub source: PathBuf,
-    /// An existing empty directory.
+    /// An existing empty directory that only you (or root) can change: not a symlink.
     pub mountpoint: PathBuf,
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -411,6 +423,26 @@ pub struct SignKeygenArgs {
 }
 
 /// Parses sizes such as `1M`, `64K`, `16MiB` or `1048576`.
+/// Parses `5s`, `500ms`, `2m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a duration such as 5s, 500ms or 1m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?}: not a usable duration"))
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -432,4 +464,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 fn parse_chunk_size(text: &str) -> Result<vault_core::ChunkSize, String> {
     vault_core::ChunkSize::from_bytes(parse_size(text)?).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_take_ms_s_m_or_plain_seconds() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("s").is_err());
+    }
 }

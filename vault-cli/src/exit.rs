@@ -28,6 +28,8 @@ pub enum Exit {
     HostUnsafe = 8,
     /// A directory vault's signature is missing, invalid, or by another key.
     BadSignature = 9,
+    /// `mvault umount`: nothing is mounted at that path.
+    NotMounted = 10,
 }
 
 /// Text appended to `mvault --help`.
@@ -40,9 +42,11 @@ Exit codes:
   4  integrity failure: tampered, truncated, or trailing data (never any plaintext for the failing chunk)
   5  format error: not an mvault file, or unsupported format version/cipher suite
   6  I/O error: missing file, permission denied, disk full
-  7  refused: output exists (use --force), key file readable by others, source changed while sealing
+  7  refused: output exists (use --force), key file readable by others, source changed while sealing,
+     unsafe mountpoint (a symlink, changeable by other users, not empty, already a mount point)
   8  mvault doctor: a host check failed (e.g. a key file readable by others)
   9  bad signature: a vault checked with --pubkey is unsigned, signed by another key, or modified after signing
+  10 mvault umount: nothing is mounted at that path
 
 Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)

@@ -8,12 +8,16 @@ mod inspect;
 mod keygen;
 mod ls;
 mod mount;
+mod mountinfo;
+mod mountpoint;
 mod open;
 mod rekey;
 mod rm;
 mod run;
 mod seal;
+mod served;
 mod sign_keygen;
+mod stop;
 mod vault;
 mod verify;
 
@@ -34,7 +38,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args, show_progress),
         Command::Mount(args) => mount::run(args, cli.quiet),
-        Command::Umount(args) => mount::umount(args),
+        Command::Umount(args) => mount::umount(args, cli.quiet),
         Command::Doctor(args) => doctor::run(args),
         Command::Bench(args) => bench::run(args, cli.threads, cli.quiet),
         Command::Ls(args) => ls::run(args),

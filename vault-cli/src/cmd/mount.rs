@@ -7,8 +7,11 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 use fuse_mount::audit::{AuditOptions, OpenError};
 use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use super::mountinfo;
+use super::mountpoint::{Pinned, Rules};
+use super::served::{Serve, Served, finish};
+use super::stop::Stop;
 use crate::cli::{MountArgs, PolicyArgs, ServeArgs, UmountArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{load_identities, maybe_add_passphrase};
@@ -53,8 +56,7 @@ impl PolicyArgs {
             pid_trees,
             cgroups: self.allow_cgroup.clone(),
             owner_uid: rustix::process::geteuid().as_raw(),
-            pending_tree: None,
-            pending_parent: None,
+            job: None,
         }
         .canonicalize()
         .context("--allow-exe names a program that does not exist")
@@ -146,9 +148,13 @@ pub fn mount_options(cache_size: u64, fuse_threads: Option<usize>) -> MountOptio
 
 pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     if !args.foreground {
-        return daemonize(quiet);
+        return daemonize(&args.mountpoint, quiet);
     }
-    check_mountpoint(&args.mountpoint)?;
+    let rules = Rules {
+        create: false,
+        nonempty: args.serve.nonempty,
+    };
+    let pin = Pinned::prepare(&args.mountpoint, rules)?;
     let policy = args.policy.policy()?;
     let tree = build_tree(&args.source, &args.serve.identities, quiet)?;
     let files = tree.len();
@@ -159,15 +165,15 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
             eprintln!("mvault: warning: {warning}");
         }
     }
-    let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    let session = fuse_mount::spawn_mount(
+    let stop = Stop::install(args.serve.grace)?;
+    let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
+    let serve = Serve {
         tree,
-        &args.mountpoint,
         policy,
         audit,
-        &mount_options(args.serve.cache_size, args.serve.fuse_threads),
-    )
-    .map_err(|e| mount_error(e, &args.mountpoint))?;
+        options: &options,
+    };
+    let served = Served::mount(pin, serve, &stop)?;
     if let Some(fd) = args.ready_fd {
         // Tell the waiting parent we are mounted, then leave its session.
         let _ = rustix::process::setsid();
@@ -182,28 +188,27 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
         eprintln!(
             "mvault: serving {} at {} ({} B); Ctrl-C or `mvault umount {}` unmounts",
             args.source.display(),
-            args.mountpoint.display(),
+            served.path().display(),
             bytes,
-            args.mountpoint.display()
+            served.path().display()
         );
     }
-    let mountpoint = args.mountpoint.clone();
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        let mut signals = signals;
-        if signals.forever().next().is_some() {
-            let _ = unmount(&mountpoint, true);
+    // Until unmounted (`mvault umount`, lazily or not) or asked to stop by
+    // a signal; then files still open get the grace period.
+    for tick in 0u64.. {
+        if served.finished() || stop.requested().is_some() || (tick % 10 == 9 && !served.attached())
+        {
+            break;
         }
-    });
-    let result = session.join();
-    handle.close();
-    result.context("the FUSE session ended with an error")?;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    finish(vec![served], &stop).context("the FUSE session ended with an error")?;
     Ok(Exit::Ok)
 }
 
 /// Runs this same command again with `--foreground`, detached, and returns
 /// once it has mounted (or failed).
-fn daemonize(quiet: bool) -> Result<Exit> {
+fn daemonize(mountpoint: &Path, quiet: bool) -> Result<Exit> {
     // The write end becomes the child's standard output, which it points
     // at /dev/null once it has reported; no other copy of either end
     // outlives this function (close-on-exec keeps the read end here).
@@ -226,8 +231,10 @@ fn daemonize(quiet: bool) -> Result<Exit> {
     if message.starts_with("ready") {
         if !quiet {
             eprintln!(
-                "mvault: mounted (pid {}); unmount with `mvault umount MOUNTPOINT`",
-                child.id()
+                "mvault: mounted at {} (pid {}); unmount with `mvault umount {}`",
+                mountpoint.display(),
+                child.id(),
+                shell_quoted(mountpoint)
             );
         }
         return Ok(Exit::Ok);
@@ -247,6 +254,8 @@ fn exit_from_code(code: i32) -> Exit {
         5 => Exit::Format,
         6 => Exit::Io,
         7 => Exit::Refused,
+        9 => Exit::BadSignature,
+        10 => Exit::NotMounted,
         _ => Exit::Internal,
     }
 }
@@ -265,33 +274,15 @@ fn detach_stdio() {
     }
 }
 
-pub fn check_mountpoint(path: &Path) -> Result<()> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()) => {
-            return Err(fail(
-                Exit::Io,
-                format!(
-                    "{} is a dead FUSE mount (its daemon was killed); clear it with `mvault umount {}`",
-                    path.display(),
-                    path.display()
-                ),
-            ));
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "mountpoint {} does not exist (create it with mkdir)",
-                path.display()
-            )));
-        }
-    };
-    if !meta.is_dir() {
-        return Err(fail(
-            Exit::Usage,
-            format!("mountpoint {} is not a directory", path.display()),
-        ));
+/// `path` as a shell word (single-quoted when it needs to be).
+fn shell_quoted(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
-    Ok(())
 }
 
 pub fn mount_error(err: std::io::Error, mountpoint: &Path) -> anyhow::Error {
@@ -305,9 +296,65 @@ pub fn mount_error(err: std::io::Error, mountpoint: &Path) -> anyhow::Error {
     anyhow::Error::new(err).context(format!("cannot mount at {}{hint}", mountpoint.display()))
 }
 
-pub fn umount(args: UmountArgs) -> Result<Exit> {
-    unmount(&args.mountpoint, args.lazy)?;
+pub fn umount(args: UmountArgs, quiet: bool) -> Result<Exit> {
+    let path = mounted_path(&args.mountpoint)?;
+    unmount(&path, args.lazy)?;
+    if !quiet {
+        eprintln!("mvault: unmounted {}", path.display());
+    }
     Ok(Exit::Ok)
+}
+
+/// The canonical path of the mvault mount at `mountpoint`, never following
+/// a symbolic link there; refuses a path where no mvault mount is.
+fn mounted_path(mountpoint: &Path) -> Result<PathBuf> {
+    if rustix::fs::lstat(mountpoint)
+        .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink())
+    {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "{} is a symbolic link; mvault umount does not follow links: give the mount point itself",
+                mountpoint.display()
+            ),
+        ));
+    }
+    // The mount itself may be dead (ENOTCONN): resolve only its parent.
+    let name = mountpoint.file_name().ok_or_else(|| {
+        fail(
+            Exit::Usage,
+            format!("{} is not a mount point of mvault", mountpoint.display()),
+        )
+    })?;
+    let parent = match mountpoint.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let path = std::fs::canonicalize(parent)
+        .map(|p| p.join(name))
+        .map_err(|_| not_mounted(mountpoint))?;
+    match mountinfo::mounted_at(&path) {
+        None => Err(not_mounted(mountpoint)),
+        Some(m) if !m.is_mvault() => Err(fail(
+            Exit::Refused,
+            format!(
+                "{} is a {} mount, not an mvault mount; mvault umount leaves it alone",
+                path.display(),
+                m.fs_type
+            ),
+        )),
+        Some(_) => Ok(path),
+    }
+}
+
+fn not_mounted(mountpoint: &Path) -> anyhow::Error {
+    fail(
+        Exit::NotMounted,
+        format!(
+            "{} is not mounted (nothing to unmount)",
+            mountpoint.display()
+        ),
+    )
 }
 
 /// Unmounts a FUSE mount with fusermount3 (works unprivileged), falling back
@@ -339,9 +386,9 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> Result<()> {
         }
     }
     let flags = if lazy {
-        rustix::mount::UnmountFlags::DETACH
+        rustix::mount::UnmountFlags::DETACH | rustix::mount::UnmountFlags::NOFOLLOW
     } else {
-        rustix::mount::UnmountFlags::empty()
+        rustix::mount::UnmountFlags::NOFOLLOW
     };
     rustix::mount::unmount(mountpoint, flags).map_err(|e| {
         fail(

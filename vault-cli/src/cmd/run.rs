@@ -1,22 +1,33 @@
 //! `mvault run`: mount, run one command with access to the mounts, unmount.
+//!
+//! `run` is a child subreaper: processes of the command's tree whose parent
+//! exits are re-parented to it, keep access while the command runs (see
+//! [`fuse_mount::JobTree`]) and are reaped here. Once the command exits,
+//! nobody is admitted; the mounts are detached, files still open get the
+//! `--grace` period, then the FUSE connections are aborted and `run` exits.
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use fuse_mount::{ProcessId, harden_process};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use fuse_mount::{JobTree, ProcessId, harden_process};
 
-use super::mount::{build_tree, check_mountpoint, mount_error, mount_options};
+use super::mount::{build_tree, mount_options};
+use super::mountpoint::{Pinned, Rules};
+use super::served::{Serve, Served, finish};
+use super::stop::Stop;
 use crate::cli::RunArgs;
 use crate::exit::{Exit, fail};
+
+/// How often `run` looks at its command and reaps adopted processes.
+const POLL: Duration = Duration::from_millis(20);
 
 /// One `--mount SRC:MOUNTPOINT`.
 struct MountSpec {
     source: PathBuf,
     mountpoint: PathBuf,
-    created: bool,
 }
 
 fn parse_mount(text: &str) -> Result<MountSpec> {
@@ -32,12 +43,11 @@ fn parse_mount(text: &str) -> Result<MountSpec> {
     Ok(MountSpec {
         source: PathBuf::from(source),
         mountpoint: PathBuf::from(mountpoint),
-        created: false,
     })
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
-    let mut specs = args
+    let specs = args
         .mounts
         .iter()
         .map(|m| parse_mount(m))
@@ -48,120 +58,161 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
             "give at least one --mount SOURCE:MOUNTPOINT",
         ));
     }
+    let me = ProcessId::of(std::process::id() as i32)
+        .ok_or_else(|| fail(Exit::Internal, "cannot read this process in /proc"))?;
+    let job = Arc::new(JobTree::new(me));
     let mut policy = args.policy.policy()?;
-    let child_root = Arc::new(OnceLock::<ProcessId>::new());
-    policy.pending_tree = Some(Arc::clone(&child_root));
-    // The command may reach the mount before its id is recorded below.
-    policy.pending_parent = ProcessId::of(std::process::id() as i32);
+    policy.job = Some(Arc::clone(&job));
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .context("cannot become a child subreaper")?;
 
     let mut trees = Vec::new();
     for spec in &specs {
         trees.push(build_tree(&spec.source, &args.serve.identities, quiet)?);
     }
-    if let Err(e) = prepare_mountpoints(&mut specs) {
-        remove_created(&specs);
-        return Err(e);
+    let rules = Rules {
+        create: true,
+        nonempty: args.serve.nonempty,
+    };
+    let mut pins = Vec::new();
+    for spec in &specs {
+        match Pinned::prepare(&spec.mountpoint, rules) {
+            Ok(pin) => pins.push(pin),
+            Err(e) => {
+                remove_created(&created_of(&pins));
+                return Err(e);
+            }
+        }
     }
+    let created = created_of(&pins);
     for warning in harden_process().into_iter().chain(args.policy.warnings()) {
         if !quiet {
             eprintln!("mvault: warning: {warning}");
         }
     }
-
-    // The terminal delivers Ctrl-C to the command itself; mvault ignores it
-    // and outlives the command so it can unmount. Other signals are passed on.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
-    {
-        Ok(signals) => signals,
+    let stop = match Stop::install(args.serve.grace) {
+        Ok(stop) => stop,
         Err(e) => {
-            remove_created(&specs);
-            return Err(e.into());
+            remove_created(&created);
+            return Err(e);
         }
     };
+    for path in &created {
+        stop.add_created(path.clone());
+    }
     let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
-    let mut sessions = Vec::new();
+    let mut mounts = Vec::new();
     let outcome = (|| -> Result<i32> {
-        for (spec, tree) in specs.iter().zip(trees) {
-            let audit = args.serve.open_audit_log()?;
-            let session =
-                fuse_mount::spawn_mount(tree, &spec.mountpoint, policy.clone(), audit, &options)
-                    .map_err(|e| mount_error(e, &spec.mountpoint))?;
-            sessions.push(session);
-        }
-        // A signal while mounting (Ctrl-C included, since the command that
-        // would get it is not running yet) means: do not start it.
-        if let Some(signal) = signals.pending().next() {
-            return Ok(128 + signal);
-        }
-        // The command reads plaintext through the mount; it never needs
-        // the passphrase that unlocked it.
-        let mut child = Command::new(&args.command[0])
-            .args(&args.command[1..])
-            .env_remove("MVAULT_PASSPHRASE")
-            .spawn()
-            .with_context(|| format!("cannot start {}", args.command[0]))?;
-        let pid = child.id() as i32;
-        // The child is not yet reaped, so its pid cannot be reused here.
-        let id = ProcessId::of(pid)
-            .ok_or_else(|| fail(Exit::Internal, "the command vanished at start"))?;
-        let _ = child_root.set(id);
-        let forwarder = signals.handle();
-        let forward = std::thread::spawn(move || {
-            for signal in signals.forever() {
-                if signal != SIGINT
-                    && let Some(sig) = rustix::process::Signal::from_named_raw(signal)
-                    && let Some(pid) = rustix::process::Pid::from_raw(pid)
-                {
-                    let _ = rustix::process::kill_process(pid, sig);
-                }
+        for (pin, tree) in pins.into_iter().zip(trees) {
+            let serve = Serve {
+                tree,
+                policy: policy.clone(),
+                audit: args.serve.open_audit_log()?,
+                options: &options,
+            };
+            mounts.push(Served::mount(pin, serve, &stop)?);
+            // A signal while mounting (Ctrl-C included, since the command
+            // that would get it is not running yet) means: do not start it.
+            if let Some(signal) = stop.requested() {
+                return Ok(128 + signal);
             }
-        });
-        let status = child.wait()?;
-        forwarder.close();
-        drop(forward);
-        Ok(
-            match (
-                status.code(),
-                std::os::unix::process::ExitStatusExt::signal(&status),
-            ) {
-                (Some(code), _) => code,
-                (None, Some(sig)) => 128 + sig,
-                _ => Exit::Internal as i32,
-            },
-        )
+        }
+        run_command(&args.command, &job, &stop)
     })();
-    // Unmount through fusermount (lazily, in case a straggler of the
-    // command still holds a file), then wait for each session to end.
-    for spec in &specs {
-        let _ = super::mount::unmount(&spec.mountpoint, true);
-    }
-    for session in sessions {
-        let _ = session.join();
-    }
-    remove_created(&specs);
-    outcome
+    job.end();
+    stop.finishing();
+    let finished = finish(mounts, &stop);
+    reap_adopted(None);
+    remove_created(&created);
+    let code = outcome?;
+    finished.context("a FUSE session ended with an error")?;
+    Ok(code)
 }
 
-/// Creates the mount points that do not exist yet (noting which) and
-/// checks every one.
-fn prepare_mountpoints(specs: &mut [MountSpec]) -> Result<()> {
-    for spec in specs {
-        if !spec.mountpoint.exists() {
-            std::fs::create_dir_all(&spec.mountpoint).with_context(|| {
-                format!("cannot create mountpoint {}", spec.mountpoint.display())
-            })?;
-            spec.created = true;
-        }
-        check_mountpoint(&spec.mountpoint)?;
+/// Starts the command, records its tree, and waits for it, reaping the
+/// processes it leaves behind meanwhile. Returns its exit code.
+fn run_command(command: &[String], job: &JobTree, stop: &Stop) -> Result<i32> {
+    // Everything this process started so far is a helper (fusermount3).
+    job.set_helpers(
+        own_children()
+            .into_iter()
+            .filter_map(ProcessId::of)
+            .collect(),
+    );
+    // The command reads plaintext through the mount; it never needs the
+    // passphrase that unlocked it.
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .env_remove("MVAULT_PASSPHRASE")
+        .spawn()
+        .with_context(|| format!("cannot start {}", command[0]))?;
+    let pid = child.id() as i32;
+    // The child is not yet reaped, so its pid cannot be reused here.
+    let id =
+        ProcessId::of(pid).ok_or_else(|| fail(Exit::Internal, "the command vanished at start"))?;
+    job.set_command(id);
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        stop.command_started(pid);
     }
-    Ok(())
+    let status = loop {
+        if let Some(status) = stop.try_wait(&mut child) {
+            break status;
+        }
+        reap_adopted(Some(pid));
+        std::thread::sleep(POLL);
+    };
+    job.end();
+    Ok(
+        match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => 128 + sig,
+            _ => Exit::Internal as i32,
+        },
+    )
+}
+
+/// The pids of this process's children (of all its threads).
+fn own_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// Reaps children that have exited, except `command` (reaped by its own
+/// wait): processes of the command's tree re-parented to this subreaper.
+fn reap_adopted(command: Option<i32>) {
+    use rustix::process::{Pid, WaitOptions, waitpid};
+    for pid in own_children() {
+        if Some(pid) != command
+            && let Some(pid) = Pid::from_raw(pid)
+        {
+            let _ = waitpid(Some(pid), WaitOptions::NOHANG);
+        }
+    }
+}
+
+fn created_of(pins: &[Pinned]) -> Vec<PathBuf> {
+    pins.iter()
+        .filter(|p| p.created())
+        .map(|p| p.path.clone())
+        .collect()
 }
 
 /// Removes the (empty) mount points this run created.
-fn remove_created(specs: &[MountSpec]) {
-    for spec in specs {
-        if spec.created {
-            let _ = std::fs::remove_dir(&spec.mountpoint);
-        }
+fn remove_created(created: &[PathBuf]) {
+    for path in created {
+        let _ = std::fs::remove_dir(path);
     }
 }
