@@ -99,3 +99,50 @@ fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
         .assert()
         .code(9);
 }
+
+#[test]
+fn a_mapped_reader_killed_by_a_tampered_chunk_is_told_why() {
+    if !fuse_available() {
+        eprintln!("skipping: no FUSE on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mvault(d).args(["-q", "keygen"]).assert().success();
+    std::fs::write(d.join("w.bin"), vec![5u8; 300 << 10]).unwrap();
+    mvault(d)
+        .args(["-q", "seal", "--chunk-size", "64K"])
+        .arg(d.join("w.bin"))
+        .assert()
+        .success();
+    let sealed = d.join("w.bin.mvlt");
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let at = bytes.len() - 1000; // inside the last chunk
+    bytes[at] ^= 1;
+    std::fs::write(&sealed, bytes).unwrap();
+    let mnt = d.join("mnt");
+    // What torch.load(mmap=True) and safetensors do: map, then touch pages.
+    let reader = format!(
+        "import mmap; f = open('{}/w.bin', 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ); print(sum(m[i] for i in range(0, len(m), 4096)))",
+        mnt.display()
+    );
+    let out = mvault(d)
+        .args(["run", "--mount"])
+        .arg(format!("{}:{}", sealed.display(), mnt.display()))
+        .args(["--", "python3", "-c", &reader])
+        .assert()
+        .code(128 + 7);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("python3 was killed by SIGBUS after an integrity failure on /w.bin")
+            && stderr.contains("chunk 4 failed authentication"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("mvault: /w.bin: chunk 4 failed authentication")
+            .count(),
+        1,
+        "the daemon logs each failure once: {stderr}"
+    );
+}

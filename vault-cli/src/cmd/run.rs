@@ -162,6 +162,7 @@ fn run_command(command: &[String], job: &JobTree, stop: &Stop) -> Result<i32> {
         std::thread::sleep(POLL);
     };
     job.end();
+    explain_integrity_failures(&status, &command[0]);
     Ok(
         match (
             status.code(),
@@ -172,6 +173,34 @@ fn run_command(command: &[String], job: &JobTree, stop: &Stop) -> Result<i32> {
             _ => Exit::Internal as i32,
         },
     )
+}
+
+/// A command that failed after the mounts refused tampered chunks is told
+/// why: a `read()` got EIO, but a memory-mapped reader (`torch.load(mmap=
+/// True)`, `safetensors`, `np.memmap`) is killed by SIGBUS with no message
+/// of its own.
+fn explain_integrity_failures(status: &std::process::ExitStatus, command: &str) {
+    let failures = fuse_mount::integrity_failures();
+    if status.success() || failures.is_empty() {
+        return;
+    }
+    let sigbus = std::os::unix::process::ExitStatusExt::signal(status)
+        == Some(rustix::process::Signal::BUS.as_raw());
+    let first = &failures[0];
+    if sigbus {
+        eprintln!(
+            "mvault: {command} was killed by SIGBUS after an integrity failure on {} ({}); a memory-mapped read cannot return EIO, so the kernel stopped the reader; no wrong byte was served",
+            first.path, first.message
+        );
+    } else {
+        eprintln!(
+            "mvault: {command} failed after an integrity failure on {} ({}); reads of that chunk got EIO; no wrong byte was served",
+            first.path, first.message
+        );
+    }
+    for other in &failures[1..] {
+        eprintln!("mvault: also: {} ({})", other.path, other.message);
+    }
 }
 
 /// The pids of this process's children (of all its threads).
