@@ -117,7 +117,7 @@ fn exit_for_core(err: &CoreError) -> Exit {
         CoreError::NotSealed
         | CoreError::UnsupportedVersion { .. }
         | CoreError::UnsupportedSuite(_) => Exit::Format,
-        CoreError::SourceChanged(_) => Exit::Refused,
+        CoreError::SourceChanged(_) | CoreError::UnsafeVault(_) => Exit::Refused,
         CoreError::InvalidArgument(_) => Exit::Usage,
         CoreError::Io(_) => Exit::Io,
         _ => Exit::Internal,

@@ -92,6 +92,12 @@ pub enum Error {
     #[error("not an mvault directory vault: {0}")]
     NotVault(String),
 
+    /// A directory vault's folder is laid out in a way a writer must not
+    /// touch: a symlink, a foreign-owned or non-folder `objects`/`tmp`, an
+    /// unexpected entry. Names the entry; nothing was changed.
+    #[error("refusing to write this vault: {0}")]
+    UnsafeVault(String),
+
     /// An I/O error from the underlying reader or writer.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -34,6 +34,7 @@ mod manifest;
 mod paths;
 mod read;
 mod sign;
+mod store;
 mod verify;
 mod write;
 
@@ -44,6 +45,7 @@ pub use manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
 pub use paths::{parse_user_path, valid_name};
 pub use read::{ExtractOptions, ExtractSummary, FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
+pub use store::MAX_INDEX_LEN;
 pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
 pub use write::{
     NewVault, WriteOptions, WriteSummary, add_paths, rekey, replace_manifest_unchecked, rotate_key,
