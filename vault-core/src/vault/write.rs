@@ -133,11 +133,10 @@ pub fn seal_dir(
     let exclude = dev_ino(vault);
     scan(source, &mut Vec::new(), &mut tree, &mut warnings, &exclude)?;
     let old = existing.as_ref().map(old_contents).unwrap_or_default();
-    let summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
-    Ok(WriteSummary {
-        warnings,
-        ..summary
-    })
+    let mut summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
+    warnings.append(&mut summary.warnings);
+    summary.warnings = warnings;
+    Ok(summary)
 }
 
 /// Adds files and folders to an existing vault: each `(source, dest)` puts
@@ -217,7 +216,7 @@ pub fn add_paths(
             )));
         }
     }
-    let summary = commit(
+    let mut summary = commit(
         vault.path().to_path_buf().as_path(),
         Some(vault),
         None,
@@ -227,10 +226,9 @@ pub fn add_paths(
         options,
         progress,
     )?;
-    Ok(WriteSummary {
-        warnings,
-        ..summary
-    })
+    warnings.append(&mut summary.warnings);
+    summary.warnings = warnings;
+    Ok(summary)
 }
 
 /// Writes a new index for `vault` with a new keyring (and everything else
