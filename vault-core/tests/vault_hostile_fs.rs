@@ -75,16 +75,22 @@ impl Setup {
             .unwrap()
     }
 
-    /// `mvault add V new.txt`, replacing `a.txt` too so the old pack
-    /// becomes garbage.
+    /// `mvault add V new.txt`, replacing `a.txt` and `b.txt` too so the
+    /// old pack becomes garbage.
     fn add(&self) -> vault_core::Result<WriteSummary> {
         let new = self.root.join("new.txt");
         fs::write(&new, b"new file").unwrap();
         let a = self.root.join("a2.txt");
         fs::write(&a, b"alpha, changed").unwrap();
+        let b = self.root.join("b2.txt");
+        fs::write(&b, b"beta, changed").unwrap();
         vault::add_paths(
             self.unlock(),
-            &[(new, vec![b"new.txt".to_vec()]), (a, vec![b"a.txt".to_vec()])],
+            &[
+                (new, vec![b"new.txt".to_vec()]),
+                (a, vec![b"a.txt".to_vec()]),
+                (b, vec![b"b.txt".to_vec()]),
+            ],
             None,
             &WriteOptions::default(),
             &|_| {},
@@ -170,9 +176,16 @@ fn garbage_collection_leaves_non_object_files_alone() {
     let link = folder.join(format!("{prefix}{}", "1".repeat(62)));
     symlink(s.victim().join("precious.txt"), &link).unwrap();
     let summary = s.add().unwrap();
-    assert_eq!(fs::read(&stray).unwrap(), b"mine", "a stray file was deleted");
+    assert_eq!(
+        fs::read(&stray).unwrap(),
+        b"mine",
+        "a stray file was deleted"
+    );
     assert!(
-        fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
         "a symlink in objects/ was deleted"
     );
     s.assert_victim_untouched();
@@ -193,7 +206,10 @@ fn readers_do_not_follow_symlinks_inside_the_vault() {
     symlink(&elsewhere, &folder).unwrap();
     match s.read("a.txt") {
         Err(Error::VaultCorrupt(why)) => assert!(why.contains("symlink"), "{why}"),
-        other => panic!("read through a symlinked objects/xx: {:?}", other.map(|_| ())),
+        other => panic!(
+            "read through a symlinked objects/xx: {:?}",
+            other.map(|_| ())
+        ),
     }
     let (_, report) = vault::verify_public(&s.v, None).unwrap();
     assert!(!report.ok(), "verify accepted a symlinked objects/xx");
@@ -218,10 +234,15 @@ fn symlinked_object_file_is_not_read_nor_deleted() {
     fs::rename(&object, &copy).unwrap();
     symlink(&copy, &object).unwrap();
     assert!(matches!(s.read("a.txt"), Err(Error::VaultCorrupt(_))));
-    // A write (b.txt still lives in that object) neither follows nor
+    // A write that leaves that object unreferenced neither follows nor
     // deletes it.
     let _ = s.add();
-    assert!(fs::symlink_metadata(&object).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(&object)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(copy.exists());
 }
 
