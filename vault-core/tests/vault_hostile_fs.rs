@@ -261,6 +261,27 @@ fn unexpected_entries_are_refused_for_writing() {
     assert_refused(s.add(), "README");
 }
 
+/// `objects/xx` or `tmp` owned by another user (who could swap what is
+/// inside between a check and a use) is refused for writing.
+#[test]
+fn folders_owned_by_another_user_are_refused_for_writing() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let s = Setup::new();
+    let (folder, _) = s.first_object();
+    let name = folder.file_name().unwrap().to_str().unwrap().to_owned();
+    std::os::unix::fs::chown(&folder, Some(65534), None).unwrap();
+    assert_refused(s.add(), &name);
+
+    let s = Setup::new();
+    let tmp = s.v.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    std::os::unix::fs::chown(&tmp, Some(65534), None).unwrap();
+    assert_refused(s.add(), "tmp");
+}
+
 /// A 3 GiB index (sparse) is refused from its size, before it is read.
 #[test]
 fn oversized_index_is_refused_before_it_is_read() {

@@ -16,6 +16,8 @@ pub(crate) struct Entry {
     pub name: Vec<u8>,
     /// What it is (a symlink is a symlink).
     pub kind: FileType,
+    /// Its owner.
+    pub uid: u32,
 }
 
 impl Entry {
@@ -84,8 +86,16 @@ impl Listing {
 
     /// Refuses a layout a writer must not touch: unknown names at the root,
     /// `objects`/`tmp`/`lock`/`index` of the wrong kind, anything in
-    /// `objects/` but real folders named by two lowercase hex digits.
+    /// `objects/` but real folders named by two lowercase hex digits, and
+    /// folders (`objects`, `tmp`, `objects/xx`) owned by another user.
     pub fn check_writable(&self) -> Result<()> {
+        let me = rustix::process::geteuid().as_raw();
+        let foreign = |where_: String, e: &Entry| {
+            Error::UnsafeVault(format!(
+                "{where_} belongs to uid {}, not to you (uid {me}); move it away",
+                e.uid
+            ))
+        };
         for e in &self.root {
             let expected = match e.name.as_slice() {
                 n if n == OBJECTS_DIR.as_bytes() || n == TMP_DIR.as_bytes() => FileType::Directory,
@@ -105,6 +115,9 @@ impl Listing {
                     kind_name(expected)
                 )));
             }
+            if e.kind == FileType::Directory && e.uid != me {
+                return Err(foreign(e.display(), e));
+            }
         }
         for (dir, _) in &self.objects {
             if dir.kind != FileType::Directory || !is_object_dir_name(&dir.name) {
@@ -113,6 +126,9 @@ impl Listing {
                     dir.display(),
                     kind_name(dir.kind)
                 )));
+            }
+            if dir.uid != me {
+                return Err(foreign(format!("{OBJECTS_DIR}/{}", dir.display()), dir));
             }
         }
         Ok(())
@@ -160,15 +176,17 @@ pub(crate) fn entries(dir: &OwnedFd) -> Result<Vec<Entry>> {
         if name == b"." || name == b".." {
             continue;
         }
-        let kind = match rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) => FileType::from_raw_mode(stat.st_mode),
-            // Gone since the listing: skip it.
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(errno(e)),
-        };
+        let (kind, uid) =
+            match rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => (FileType::from_raw_mode(stat.st_mode), stat.st_uid),
+                // Gone since the listing: skip it.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(errno(e)),
+            };
         out.push(Entry {
             name: name.to_vec(),
             kind,
+            uid,
         });
     }
     Ok(out)
