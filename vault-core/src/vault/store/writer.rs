@@ -190,7 +190,8 @@ impl<'a> Writable<'a> {
 
 /// The exclusive lock on `objects` for garbage collection: converted from
 /// this process's own reader lock (if it holds one) or taken on a fresh
-/// descriptor, never waiting; converted back to shared when dropped.
+/// descriptor, never waiting; converted back to shared when dropped. Not
+/// taken (None) only when another process holds a reader's lock.
 struct ExclusiveObjects<'a> {
     dir: &'a VaultDir,
     fresh: Option<OwnedFd>,
@@ -199,8 +200,13 @@ struct ExclusiveObjects<'a> {
 impl<'a> ExclusiveObjects<'a> {
     fn try_take(dir: &'a VaultDir) -> Option<Self> {
         let own = dir.reader_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let try_ex =
-            |fd: &OwnedFd| rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive).is_ok();
+        // Only a reader's lock stops it: where flock is unsupported (some
+        // network filesystems) readers hold none either, and garbage
+        // collection goes ahead as it would without this coordination.
+        let try_ex = |fd: &OwnedFd| {
+            rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive)
+                != Err(rustix::io::Errno::WOULDBLOCK)
+        };
         match own.as_ref() {
             Some(fd) if try_ex(fd) => Some(ExclusiveObjects { dir, fresh: None }),
             Some(fd) => {
