@@ -22,7 +22,7 @@ pub enum Exit {
     /// I/O failure: missing file, permission denied, disk full.
     Io = 6,
     /// Refused for safety: output exists, insecure key file permissions,
-    /// source changed while sealing.
+    /// source changed while sealing, a vault folder with planted entries.
     Refused = 7,
     /// `mvault doctor` found a check that failed (secrets exposed now).
     HostUnsafe = 8,
@@ -43,7 +43,8 @@ Exit codes:
   5  format error: not an mvault file, or unsupported format version/cipher suite
   6  I/O error: missing file, permission denied, disk full
   7  refused: output exists (use --force), key file readable by others, source changed while sealing,
-     unsafe mountpoint (a symlink, changeable by other users, not empty, already a mount point)
+     unsafe mountpoint (a symlink, changeable by other users, not empty, already a mount point), or
+     a vault folder holding symlinks or unexpected entries, or an extraction folder others can change
   8  mvault doctor: a host check failed (e.g. a key file readable by others)
   9  bad signature: a vault checked with --pubkey is unsigned, signed by another key, or modified after signing
   10 mvault umount: nothing is mounted at that path
@@ -52,6 +53,8 @@ Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)
   MVAULT_PASSPHRASE  passphrase for -p / passphrase-sealed files (instead of a prompt)
   MVAULT_ARGON2      Argon2id costs for new passphrase stanzas, e.g. m=65536,t=3,p=1
+  MVAULT_MAX_ARGON2  most Argon2id work spent per passphrase stanza when opening
+                     (default m=1048576,t=2,p=64: memory <= m, memory x passes <= m*t)
   MVAULT_SIGNING_KEY default --sign KEY for writes to directory vaults
   MVAULT_THREADS     worker threads (default: all cores)";
 
@@ -122,7 +125,9 @@ fn exit_for_core(err: &CoreError) -> Exit {
         CoreError::NotSealed
         | CoreError::UnsupportedVersion { .. }
         | CoreError::UnsupportedSuite(_) => Exit::Format,
-        CoreError::SourceChanged(_) | CoreError::UnsafeDestination(_) => Exit::Refused,
+        CoreError::SourceChanged(_)
+        | CoreError::UnsafeDestination(_)
+        | CoreError::UnsafeVault(_) => Exit::Refused,
         CoreError::InvalidArgument(_) => Exit::Usage,
         CoreError::Io(_) => Exit::Io,
         _ => Exit::Internal,

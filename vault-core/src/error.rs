@@ -92,6 +92,12 @@ pub enum Error {
     #[error("not an mvault directory vault: {0}")]
     NotVault(String),
 
+    /// A directory vault's folder is laid out in a way a writer must not
+    /// touch: a symlink, a foreign-owned or non-folder `objects`/`tmp`, an
+    /// unexpected entry. Names the entry; nothing was changed.
+    #[error("refusing to write this vault: {0}")]
+    UnsafeVault(String),
+
     /// Plaintext would be written where someone else could read or replace
     /// it (a destination folder of another user, or writable by everyone).
     #[error("unsafe destination: {0}")]

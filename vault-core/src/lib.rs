@@ -65,7 +65,9 @@ pub use hash::hash_source;
 pub use header::{ChunkSize, FILE_ID_LEN, FORMAT_VERSION, Header, Stanza};
 pub use keys::{FILE_KEY_LEN, FileKey};
 pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
-pub use passphrase::{Argon2Params, PassphraseStanza};
+pub use passphrase::{
+    Argon2Params, DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, OPEN_LIMIT_ENV, PassphraseStanza,
+};
 pub use seal::{Progress, SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use source::Source;
 pub use wrap::{Identities, Recipients};

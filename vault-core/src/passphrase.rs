@@ -27,6 +27,24 @@ pub const MAX_TIME_COST: u32 = 64;
 /// Ceiling on the parallelism accepted when opening.
 pub const MAX_PARALLELISM: u32 = 64;
 
+/// At most this many passphrase stanzas of one header are tried (the
+/// others are ignored), so a header of many stanzas costs at most this
+/// many Argon2id runs.
+pub const MAX_PASSPHRASE_TRIES: usize = 4;
+
+/// Default limit on the Argon2id work a reader does for one stanza: memory
+/// at most 1 GiB and memory × passes at most 2 GiB (about 4 s on a
+/// current core); see [`Argon2Params::within`]. Raised with
+/// `MVAULT_MAX_ARGON2` ([`Argon2Params::open_limit`]).
+pub const DEFAULT_OPEN_LIMIT: Argon2Params = Argon2Params {
+    memory_kib: 1 << 20,
+    time_cost: 2,
+    parallelism: MAX_PARALLELISM,
+};
+
+/// Environment variable that replaces [`DEFAULT_OPEN_LIMIT`] (`m=KIB,t=N,p=N`).
+pub const OPEN_LIMIT_ENV: &str = "MVAULT_MAX_ARGON2";
+
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Argon2Params {
@@ -81,6 +99,26 @@ impl Argon2Params {
         };
         params.check_bounds()?;
         Ok(params)
+    }
+
+    /// Whether a stanza with these costs is within `limit`: memory at most
+    /// the limit's, memory × passes at most the limit's (time is about
+    /// proportional to it), lanes at most the limit's.
+    pub fn within(&self, limit: &Argon2Params) -> bool {
+        let work = |p: &Argon2Params| u64::from(p.memory_kib) * u64::from(p.time_cost);
+        self.memory_kib <= limit.memory_kib
+            && work(self) <= work(limit)
+            && self.parallelism <= limit.parallelism
+    }
+
+    /// The limit for opening: `MVAULT_MAX_ARGON2` when set (an error if it
+    /// does not parse), else [`DEFAULT_OPEN_LIMIT`].
+    pub fn open_limit() -> Result<Self> {
+        match std::env::var(OPEN_LIMIT_ENV) {
+            Ok(text) if !text.trim().is_empty() => Self::parse(&text)
+                .map_err(|e| Error::InvalidArgument(format!("{OPEN_LIMIT_ENV}: {e}"))),
+            _ => Ok(DEFAULT_OPEN_LIMIT),
+        }
     }
 
     fn check_bounds(&self) -> Result<()> {
@@ -158,11 +196,40 @@ impl PassphraseStanza {
         })
     }
 
-    /// Recovers the file key, or `Err(WrongPassphrase)`.
+    /// Recovers the file key, or `Err(WrongPassphrase)`, doing at most
+    /// [`DEFAULT_OPEN_LIMIT`]'s work.
     pub fn unwrap(&self, passphrase: &SecretString) -> Result<FileKey> {
+        self.unwrap_within(passphrase, &DEFAULT_OPEN_LIMIT)
+    }
+
+    /// Recovers the file key, or `Err(WrongPassphrase)`. Costs beyond the
+    /// format's bounds are `MalformedHeader`; costs within them but over
+    /// `limit` are refused (`KeyWrap`) before any work.
+    pub fn unwrap_within(
+        &self,
+        passphrase: &SecretString,
+        limit: &Argon2Params,
+    ) -> Result<FileKey> {
         self.params.check_bounds().map_err(|_| {
             Error::MalformedHeader("passphrase stanza asks for excessive Argon2id work".into())
         })?;
+        if !self.params.within(limit) {
+            let p = &self.params;
+            return Err(Error::KeyWrap(format!(
+                "the passphrase stanza asks for Argon2id m={} t={} p={}, over this reader's limit \
+                 (memory <= {} KiB, memory x passes <= {} KiB, lanes <= {}); if you trust the \
+                 file, set {OPEN_LIMIT_ENV}=m={},t={},p={}",
+                p.memory_kib,
+                p.time_cost,
+                p.parallelism,
+                limit.memory_kib,
+                u64::from(limit.memory_kib) * u64::from(limit.time_cost),
+                limit.parallelism,
+                p.memory_kib.max(limit.memory_kib),
+                p.time_cost,
+                p.parallelism.max(limit.parallelism)
+            )));
+        }
         let kek = self.params.derive(passphrase, &self.salt)?;
         let mut buf = Zeroizing::new(self.wrapped);
         let plain = aead_key(&kek)
@@ -259,6 +326,47 @@ mod tests {
             stanza.unwrap(&SecretString::from("pw")),
             Err(Error::MalformedHeader(_))
         ));
+    }
+
+    #[test]
+    fn costs_over_the_open_limit_are_refused_before_work() {
+        let key = FileKey::from_bytes([5; 32]);
+        let pw = SecretString::from("pw");
+        let stanza = PassphraseStanza::wrap(&key, &pw, FAST).unwrap();
+        let tight = Argon2Params {
+            memory_kib: 32,
+            ..FAST
+        };
+        match stanza.unwrap_within(&pw, &tight) {
+            Err(Error::KeyWrap(why)) => assert!(why.contains(OPEN_LIMIT_ENV), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(stanza.unwrap_within(&pw, &FAST).is_ok());
+        // Work is memory x passes: fewer passes allow more memory.
+        let m = Argon2Params {
+            memory_kib: 1 << 20,
+            time_cost: 2,
+            parallelism: 1,
+        };
+        assert!(m.within(&DEFAULT_OPEN_LIMIT));
+        assert!(!Argon2Params { time_cost: 3, ..m }.within(&DEFAULT_OPEN_LIMIT));
+        assert!(
+            !Argon2Params {
+                memory_kib: 2 << 20,
+                time_cost: 1,
+                ..m
+            }
+            .within(&DEFAULT_OPEN_LIMIT)
+        );
+        assert!(
+            Argon2Params {
+                memory_kib: 256 << 10,
+                time_cost: 8,
+                ..m
+            }
+            .within(&DEFAULT_OPEN_LIMIT)
+        );
+        assert!(Argon2Params::default().within(&DEFAULT_OPEN_LIMIT));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::header::{Header, MAX_STANZA_LEN, Stanza};
 use crate::keys::{FILE_KEY_LEN, FileKey, KeySchedule};
-use crate::passphrase::{Argon2Params, PassphraseStanza};
+use crate::passphrase::{Argon2Params, DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, PassphraseStanza};
 
 /// Who can open a file: age recipients (X25519, SSH, plugins) and/or a
 /// passphrase.
@@ -97,6 +97,7 @@ fn wrap_age(file_key: &FileKey, recipients: &[Box<dyn age::Recipient + Send>]) -
 pub struct Identities {
     age: Vec<Box<dyn age::Identity>>,
     passphrase: Option<SecretString>,
+    argon2_limit: Option<Argon2Params>,
 }
 
 impl Identities {
@@ -130,14 +131,28 @@ impl Identities {
         self.unlock_schedule(header).map(|(key, _)| key)
     }
 
+    /// Limits the Argon2id work done for one passphrase stanza (instead of
+    /// [`Argon2Params::open_limit`]).
+    pub fn set_argon2_limit(&mut self, limit: Argon2Params) -> &mut Self {
+        self.argon2_limit = Some(limit);
+        self
+    }
+
     pub(crate) fn unlock_schedule(&self, header: &Header) -> Result<(FileKey, KeySchedule)> {
-        let mut tried_passphrase = false;
+        let limit = match (&self.passphrase, self.argon2_limit) {
+            (None, _) => DEFAULT_OPEN_LIMIT,
+            (Some(_), Some(limit)) => limit,
+            (Some(_), None) => Argon2Params::open_limit()?,
+        };
+        let mut passphrase_tries = 0;
         for stanza in &header.stanzas {
             let key = match (stanza, &self.passphrase) {
                 (Stanza::Age(body), _) if !self.age.is_empty() => unwrap_age(body, &self.age)?,
-                (Stanza::Passphrase(stanza), Some(passphrase)) => {
-                    tried_passphrase = true;
-                    match stanza.unwrap(passphrase) {
+                (Stanza::Passphrase(stanza), Some(passphrase))
+                    if passphrase_tries < MAX_PASSPHRASE_TRIES =>
+                {
+                    passphrase_tries += 1;
+                    match stanza.unwrap_within(passphrase, &limit) {
                         Ok(key) => Some(key),
                         Err(Error::WrongPassphrase) => None,
                         Err(e) => return Err(e),
@@ -151,7 +166,7 @@ impl Identities {
                 return Ok((key, schedule));
             }
         }
-        Err(if tried_passphrase {
+        Err(if passphrase_tries > 0 {
             Error::WrongPassphrase
         } else {
             Error::NoMatchingIdentity

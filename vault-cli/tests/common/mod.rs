@@ -63,6 +63,7 @@ impl Env {
             .env("MVAULT_ARGON2", FAST_ARGON2)
             .env_remove("MVAULT_PASSPHRASE")
             .env_remove("MVAULT_THREADS")
+            .env_remove("MVAULT_MAX_ARGON2")
             .timeout(std::time::Duration::from_secs(120));
         cmd
     }

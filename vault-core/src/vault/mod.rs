@@ -36,6 +36,7 @@ mod paths;
 mod plan;
 mod read;
 mod sign;
+mod store;
 mod verify;
 mod write;
 
@@ -48,6 +49,7 @@ pub use paths::{parse_user_path, valid_name};
 pub use plan::Plan;
 pub use read::{FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
+pub use store::MAX_INDEX_LEN;
 pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
 pub use write::{
     NewVault, WriteOptions, WriteSummary, add_paths, rekey, remove_paths,

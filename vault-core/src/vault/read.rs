@@ -3,14 +3,14 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::index::{INDEX_FILE, Index};
 use super::keyring::{self, KeyringInfo};
 use super::keys::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
 use super::manifest::{EntryKind, Manifest};
-use super::{fsutil, object_path};
+use super::store::VaultDir;
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::open::{Opener, read_header};
@@ -18,7 +18,7 @@ use crate::wrap::Identities;
 
 /// A vault as anyone can see it: the parsed index, no key.
 pub struct Vault {
-    path: PathBuf,
+    dir: VaultDir,
     index: Index,
 }
 
@@ -28,39 +28,29 @@ impl Vault {
         path.join(INDEX_FILE).is_file()
     }
 
-    /// Reads and parses `path/index`.
+    /// Opens the folder `path` (taking the readers' shared lock, so that no
+    /// writer deletes the objects of the index read here while this value
+    /// lives) and reads and parses its index, never following a symlink
+    /// inside the vault.
     pub fn open(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        if !meta.is_dir() {
-            return Err(Error::NotVault(format!(
-                "{} is not a folder",
-                path.display()
-            )));
-        }
-        let bytes = match std::fs::read(path.join(INDEX_FILE)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotVault(format!(
-                    "{} has no index file",
-                    path.display()
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Vault {
-            path: path.to_path_buf(),
-            index: Index::parse(&bytes)?,
-        })
+        let dir = VaultDir::open(path)?;
+        let index = Index::parse(&dir.read_index()?)?;
+        Ok(Vault { dir, index })
     }
 
     /// The vault folder.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// The parsed index.
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// The open vault folder.
+    pub(crate) fn dir(&self) -> &VaultDir {
+        &self.dir
     }
 
     /// The keyring's header (to see whether a passphrase is needed).
@@ -110,7 +100,7 @@ impl Vault {
         }
         let paths = manifest.paths();
         Ok(UnlockedVault {
-            path: self.path,
+            dir: self.dir,
             index: self.index,
             key,
             keyring_info,
@@ -139,7 +129,7 @@ pub(crate) fn decrypt_manifest(key: &VaultKey, sealed: &[u8]) -> Result<Manifest
 
 /// An unlocked vault: the key and the decrypted manifest.
 pub struct UnlockedVault {
-    path: PathBuf,
+    dir: VaultDir,
     index: Index,
     key: VaultKey,
     keyring_info: KeyringInfo,
@@ -207,7 +197,12 @@ impl FileReader {
 impl UnlockedVault {
     /// The vault folder.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
+    }
+
+    /// The open vault folder.
+    pub(crate) fn dir(&self) -> &VaultDir {
+        &self.dir
     }
 
     /// The index it was unlocked from.
@@ -249,7 +244,7 @@ impl UnlockedVault {
             .get(index as usize)
             .ok_or_else(|| Error::InvalidArgument(format!("no object {index}")))?;
         open_object(
-            &self.path,
+            &self.dir,
             &self.key,
             &info.id,
             info.sealed_len,
@@ -278,21 +273,23 @@ impl UnlockedVault {
     }
 }
 
-/// Opens object `id` under `vault`: size check, header check, key derivation.
-pub(crate) fn open_object(
-    vault: &Path,
+/// Opens object `id` of `vault`: size check, header check, key derivation.
+fn open_object(
+    vault: &VaultDir,
     key: &VaultKey,
     id: &[u8; 32],
     sealed_len: u64,
     plain_len: u64,
 ) -> Result<Opener<File>> {
-    let path = object_path(vault, id);
-    let file = fsutil::open_nofollow(&path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
+    let file = vault.open_object(id).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
             Error::VaultCorrupt(format!("object {} is missing", hex::encode(id)))
-        } else {
-            Error::Io(e)
         }
+        io::ErrorKind::InvalidData => Error::VaultCorrupt(format!(
+            "object {} is a symlink or not a regular file",
+            hex::encode(id)
+        )),
+        _ => Error::Io(e),
     })?;
     let len = file.metadata()?.len();
     if len != sealed_len {

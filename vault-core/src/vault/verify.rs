@@ -3,17 +3,16 @@
 //! authenticated decryption and every file's plaintext BLAKE3).
 
 use std::collections::HashSet;
-use std::fs;
 use std::io;
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::index::INDEX_FILE;
+use super::id_hex;
 use super::manifest::EntryKind;
 use super::read::{UnlockedVault, Vault};
 use super::sign::VerifyingKey;
-use super::{LOCK_FILE, OBJECTS_DIR, TMP_DIR, fsutil, id_hex, object_path};
+use super::store::VaultDir;
 use crate::error::{Error, Result};
 
 /// Kinds of failure, stable names for `--json`.
@@ -160,7 +159,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
         .public
         .objects
         .par_iter()
-        .map(|o| check_object_file(path, &o.id, o.sealed_len, &o.blake3))
+        .map(|o| check_object_file(vault.dir(), &o.id, o.sealed_len, &o.blake3))
         .collect();
     // Saturating: without a key these sizes are whatever the index says.
     report.sealed_bytes = index
@@ -170,7 +169,8 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
         .fold(0u64, |sum, o| sum.saturating_add(o.sealed_len));
     report.failures.extend(results.into_iter().flatten());
     let listed: HashSet<String> = index.public.objects.iter().map(|o| id_hex(&o.id)).collect();
-    for extra in extra_files(path, &listed)? {
+    let is_listed = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|n| listed.contains(n));
+    for extra in vault.dir().list()?.extras(&is_listed) {
         report.fail(
             FailureKind::Extra,
             Some(extra),
@@ -182,7 +182,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
 }
 
 fn check_object_file(
-    vault: &Path,
+    vault: &VaultDir,
     id: &[u8; 32],
     sealed_len: u64,
     expected: &[u8; 32],
@@ -196,10 +196,16 @@ fn check_object_file(
             detail,
         })
     };
-    let file = match fsutil::open_nofollow(&object_path(vault, id)) {
+    let file = match vault.open_object(id) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return failure(FailureKind::Missing, "object file is missing".into());
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return failure(
+                FailureKind::Corrupt,
+                "a symlink or not a regular file (not followed)".into(),
+            );
         }
         Err(e) => return failure(FailureKind::Missing, format!("cannot open: {e}")),
     };
@@ -227,41 +233,6 @@ fn check_object_file(
         );
     }
     None
-}
-
-/// Files in the vault folder that the index does not account for.
-fn extra_files(vault: &Path, listed: &HashSet<String>) -> Result<Vec<String>> {
-    let mut extras = Vec::new();
-    for entry in fs::read_dir(vault)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let known = [INDEX_FILE, OBJECTS_DIR, TMP_DIR, LOCK_FILE].contains(&name.as_str())
-            || (name.starts_with(".index.") && name.ends_with(".mvault-tmp"));
-        if !known {
-            extras.push(name);
-        }
-    }
-    let objects = vault.join(OBJECTS_DIR);
-    let Ok(dirs) = fs::read_dir(&objects) else {
-        return Ok(extras);
-    };
-    for dir in dirs {
-        let dir = dir?;
-        let dname = dir.file_name().to_string_lossy().into_owned();
-        if !dir.file_type()?.is_dir() {
-            extras.push(format!("{OBJECTS_DIR}/{dname}"));
-            continue;
-        }
-        for f in fs::read_dir(dir.path())? {
-            let f = f?;
-            let name = f.file_name().to_string_lossy().into_owned();
-            if !listed.contains(&name) || !name.starts_with(&dname) || !f.file_type()?.is_file() {
-                extras.push(format!("{OBJECTS_DIR}/{dname}/{name}"));
-            }
-        }
-    }
-    extras.sort();
-    Ok(extras)
 }
 
 /// The keyed checks, added to `report`: every object is decrypted with

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::fsutil::{self, WriteLock};
-use super::index::{INDEX_FILE, Index, IndexPublic, PublicObject};
+use super::fsutil;
+use super::index::{Index, IndexPublic, PublicObject};
 use super::keyring::{self, KeyringInfo};
 use super::keys::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
 use super::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
@@ -29,7 +29,7 @@ use super::paths::valid_name;
 use super::plan::{self, Plan};
 use super::read::UnlockedVault;
 use super::sign::SigningKey;
-use super::{OBJECTS_DIR, TMP_DIR, id_hex, object_path};
+use super::store::{GarbageReport, TempObject, VaultDir, Writable};
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::keys::random_bytes;
@@ -150,11 +150,10 @@ pub fn seal_dir(
     if !options.delete_missing {
         plan::keep_missing(&mut tree, &old);
     }
-    let summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
-    Ok(WriteSummary {
-        warnings,
-        ..summary
-    })
+    let mut summary = commit(vault, existing, new, tree, &old, signer, options, progress)?;
+    warnings.append(&mut summary.warnings);
+    summary.warnings = warnings;
+    Ok(summary)
 }
 
 /// Adds files and folders to an existing vault: each `(source, dest)` puts
@@ -234,7 +233,7 @@ pub fn add_paths(
             )));
         }
     }
-    let summary = commit(
+    let mut summary = commit(
         vault.path().to_path_buf().as_path(),
         Some(vault),
         None,
@@ -244,10 +243,9 @@ pub fn add_paths(
         options,
         progress,
     )?;
-    Ok(WriteSummary {
-        warnings,
-        ..summary
-    })
+    warnings.append(&mut summary.warnings);
+    summary.warnings = warnings;
+    Ok(summary)
 }
 
 /// Writes a new index for `vault` with a new keyring (and everything else
@@ -258,7 +256,7 @@ pub fn rekey(
     info: KeyringInfo,
     signer: Option<&SigningKey>,
 ) -> Result<u64> {
-    let _lock = WriteLock::acquire(vault.path())?;
+    let writable = vault.dir().begin_write()?;
     ensure_current(&vault)?;
     let keyring = keyring::seal(vault.key(), recipients, &info)?;
     let mut manifest = vault.manifest().clone();
@@ -271,7 +269,7 @@ pub fn rekey(
         ..vault.index().public.clone()
     };
     let bytes = Index::encode(public, &keyring, &sealed_manifest, signer);
-    fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o600)?;
+    writable.write_index(&bytes)?;
     Ok(generation)
 }
 
@@ -281,8 +279,8 @@ pub fn rekey(
 /// between, and building on the stale manifest would drop its change and
 /// reference objects it already deleted.
 fn ensure_current(vault: &UnlockedVault) -> Result<()> {
-    let now = super::read::Vault::open(vault.path())?;
-    if now.index().public != vault.index().public {
+    let now = Index::parse(&vault.dir().read_index()?)?;
+    if now.public != vault.index().public {
         return Err(Error::Io(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!(
@@ -543,7 +541,7 @@ fn compact(
 /// A sealed object in `tmp/`, not yet in place.
 struct Sealed {
     info: ObjectInfo,
-    temp: PathBuf,
+    temp: TempObject,
     /// (tree key, offset, blake3) of every file in it.
     files: Vec<(Vec<u8>, u64, [u8; 32])>,
 }
@@ -584,19 +582,25 @@ fn commit(
         }
     };
     let result = (|| {
-        let _lock = WriteLock::acquire(&work)?;
+        let fresh;
+        let dir = match &existing {
+            Some(v) => v.dir(),
+            None => {
+                fresh = VaultDir::open(&work)?;
+                &fresh
+            }
+        };
+        let writable = dir.begin_write()?;
         if let Some(v) = &existing {
             ensure_current(v)?;
         }
-        fsutil::ensure_dir(&work.join(OBJECTS_DIR))?;
-        fsutil::ensure_dir(&work.join(TMP_DIR))?;
         let (mut reused, sources) = reuse_unchanged(&mut tree, old)?;
         // Before compaction, which re-seals kept files without changing them.
         let plan = plan::plan(&tree, old);
         reused -= compact(&mut tree, &sources, &old_objects);
-        let sealed = seal_new_files(&work, &key, &tree, options, progress)?;
+        let sealed = seal_new_files(&writable, &key, &tree, options, progress)?;
         let summary = finish(
-            &work,
+            &writable,
             &key,
             &keyring,
             generation,
@@ -684,7 +688,7 @@ fn new_vault_dir(vault: &Path) -> Result<PathBuf> {
 }
 
 fn seal_new_files(
-    work: &Path,
+    writable: &Writable<'_>,
     key: &VaultKey,
     tree: &BTreeMap<Vec<u8>, Planned>,
     options: &WriteOptions,
@@ -718,20 +722,17 @@ fn seal_new_files(
     if !pack.is_empty() {
         jobs.push(pack);
     }
-    let tmp = work.join(TMP_DIR);
     let sealed: Vec<Sealed> = jobs
         .par_iter()
         .map(|job| {
             if job.len() == 1 && job[0].size > options.small_file_max {
-                seal_large(&tmp, key, &job[0], options.chunk_size, progress)
+                seal_large(writable, key, &job[0], options.chunk_size, progress)
             } else {
-                seal_pack(&tmp, key, job, options.pack_chunk_size, progress)
+                seal_pack(writable, key, job, options.pack_chunk_size, progress)
             }
         })
         .collect::<Result<_>>()
-        .inspect_err(|_| {
-            let _ = fs::remove_dir_all(&tmp);
-        })?;
+        .inspect_err(|_| writable.clean_tmp())?;
     Ok(sealed)
 }
 
@@ -793,20 +794,8 @@ fn read_source(src: &Src<'_>, slot: &mut [u8]) -> Result<()> {
     check_unchanged(src, &file)
 }
 
-/// Writes the sealed bytes of an object to a new file in `tmp`, fsynced.
-fn create_temp_object(tmp: &Path, id: &[u8; 32]) -> Result<(File, PathBuf)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = tmp.join(id_hex(id));
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    Ok((file, path))
-}
-
 fn seal_pack(
-    tmp: &Path,
+    writable: &Writable<'_>,
     key: &VaultKey,
     files: &[Src<'_>],
     chunk_size: ChunkSize,
@@ -846,7 +835,7 @@ fn seal_pack(
         chunk_size,
         plaintext_len: Some(total),
     };
-    let (file, temp) = create_temp_object(tmp, &id)?;
+    let (file, temp) = writable.create_temp_object(&id)?;
     let mut sealer = Sealer::with_file_key(
         HashingFile {
             file,
@@ -922,7 +911,7 @@ impl Write for HashingFile {
 }
 
 fn seal_large(
-    tmp: &Path,
+    writable: &Writable<'_>,
     key: &VaultKey,
     src: &Src<'_>,
     chunk_size: ChunkSize,
@@ -931,7 +920,7 @@ fn seal_large(
     let (path, size) = (src.path, src.size);
     let mut source = open_source(src)?;
     let id = new_object_id()?;
-    let (file, temp) = create_temp_object(tmp, &id)?;
+    let (file, temp) = writable.create_temp_object(&id)?;
     let out = HashingFile {
         file,
         hasher: blake3::Hasher::new(),
@@ -998,7 +987,7 @@ fn seal_manifest(key: &VaultKey, manifest: &Manifest) -> Result<Vec<u8>> {
 
 #[allow(clippy::too_many_arguments)]
 fn finish(
-    work: &Path,
+    writable: &Writable<'_>,
     key: &VaultKey,
     keyring: &[u8],
     generation: u64,
@@ -1105,39 +1094,27 @@ fn finish(
         entries,
     };
     manifest.validate()?;
-    let temps: Vec<([u8; 32], &Path)> = sealed
-        .iter()
-        .map(|s| (s.info.id, s.temp.as_path()))
-        .collect();
-    summary.objects_removed = install(work, key, keyring, &manifest, &temps, signer)?;
+    let temps: Vec<&TempObject> = sealed.iter().map(|s| &s.temp).collect();
+    let garbage = install(writable, key, keyring, &manifest, &temps, signer)?;
+    summary.objects_removed = garbage.removed;
+    summary.warnings.extend(garbage_warnings(&garbage));
     Ok(summary)
 }
 
 /// The commit protocol: new objects into place durably, then the index in
 /// one rename, then garbage collection. Returns how many objects went.
 fn install(
-    work: &Path,
+    writable: &Writable<'_>,
     key: &VaultKey,
     keyring: &[u8],
     manifest: &Manifest,
-    new_objects: &[([u8; 32], &Path)],
+    new_objects: &[&TempObject],
     signer: Option<&SigningKey>,
-) -> Result<u64> {
+) -> Result<GarbageReport> {
     let sealed_manifest = seal_manifest(key, manifest)?;
 
     // 1. New objects into place, durably.
-    let mut touched = HashSet::new();
-    for (id, temp) in new_objects {
-        let dest = object_path(work, id);
-        let dir = dest.parent().expect("objects/xx").to_path_buf();
-        fsutil::ensure_dir(&dir)?;
-        fs::rename(temp, &dest)?;
-        touched.insert(dir);
-    }
-    for dir in &touched {
-        fsutil::sync_dir(dir)?;
-    }
-    fsutil::sync_dir(&work.join(OBJECTS_DIR))?;
+    writable.install_objects(new_objects)?;
 
     // 2. The switch.
     let public = IndexPublic {
@@ -1158,11 +1135,28 @@ fn install(
             .collect(),
     };
     let bytes = Index::encode(public, keyring, &sealed_manifest, signer);
-    fsutil::replace_file(work, INDEX_FILE, &bytes, 0o600)?;
+    writable.write_index(&bytes)?;
 
-    // 3. Garbage: objects nothing references, leftovers in tmp/.
-    let keep: HashSet<String> = manifest.objects.iter().map(|o| id_hex(&o.id)).collect();
-    Ok(collect_garbage(work, &keep))
+    // 3. Garbage: objects nothing references, leftovers in tmp/ (only
+    // when no reader has the vault open).
+    let keep: HashSet<[u8; 32]> = manifest.objects.iter().map(|o| o.id).collect();
+    Ok(writable.collect_garbage(&keep))
+}
+
+/// What a write tells the user about garbage it could not collect.
+fn garbage_warnings(garbage: &GarbageReport) -> Vec<String> {
+    let mut warnings: Vec<String> = garbage
+        .left
+        .iter()
+        .map(|name| format!("left {name} in the vault: not an object file, not deleted"))
+        .collect();
+    if garbage.deferred {
+        warnings.push(
+            "unreferenced objects kept: another process is reading the vault; the next write removes them"
+                .into(),
+        );
+    }
+    warnings
 }
 
 /// Re-encrypts every object under a fresh vault key (same vault id) and a
@@ -1176,20 +1170,17 @@ pub fn rotate_key(
     info: KeyringInfo,
     signer: Option<&SigningKey>,
 ) -> Result<WriteSummary> {
-    let work = vault.path().to_path_buf();
-    let _lock = WriteLock::acquire(&work)?;
+    let writable = vault.dir().begin_write()?;
     ensure_current(&vault)?;
-    let tmp = work.join(TMP_DIR);
-    fsutil::ensure_dir(&tmp)?;
     let new_key = vault.key().rotated()?;
     let keyring = keyring::seal(&new_key, recipients, &info)?;
     let old = vault.manifest();
-    let resealed: Vec<(ObjectInfo, PathBuf)> = (0..old.objects.len())
+    let resealed: Vec<(ObjectInfo, TempObject)> = (0..old.objects.len())
         .into_par_iter()
         .map(|i| {
             let opener = vault.open_object(i as u32)?;
             let id = new_object_id()?;
-            let (file, temp) = create_temp_object(&tmp, &id)?;
+            let (file, temp) = writable.create_temp_object(&id)?;
             let sealer = Sealer::with_file_key(
                 HashingFile {
                     file,
@@ -1217,50 +1208,23 @@ pub fn rotate_key(
             ))
         })
         .collect::<Result<_>>()
-        .inspect_err(|_| {
-            let _ = fs::remove_dir_all(&tmp);
-        })?;
+        .inspect_err(|_| writable.clean_tmp())?;
     let mut manifest = old.clone();
     manifest.generation += 1;
     manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
     manifest.objects = resealed.iter().map(|(o, _)| o.clone()).collect();
     manifest.validate()?;
-    let temps: Vec<([u8; 32], &Path)> = resealed.iter().map(|(o, t)| (o.id, t.as_path())).collect();
-    let removed = install(&work, &new_key, &keyring, &manifest, &temps, signer)?;
+    let temps: Vec<&TempObject> = resealed.iter().map(|(_, t)| t).collect();
+    let garbage = install(&writable, &new_key, &keyring, &manifest, &temps, signer)?;
     Ok(WriteSummary {
         generation: manifest.generation,
         files: manifest.file_count() as u64,
         bytes: manifest.total_bytes(),
         objects_written: resealed.len() as u64,
-        objects_removed: removed,
+        objects_removed: garbage.removed,
+        warnings: garbage_warnings(&garbage),
         ..WriteSummary::default()
     })
-}
-
-/// Deletes unreferenced objects and scratch files; returns how many objects
-/// went. Failures are ignored: a leftover orphan is harmless.
-fn collect_garbage(work: &Path, keep: &HashSet<String>) -> u64 {
-    let mut removed = 0;
-    if let Ok(dirs) = fs::read_dir(work.join(OBJECTS_DIR)) {
-        for dir in dirs.flatten() {
-            let Ok(files) = fs::read_dir(dir.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                if !keep.contains(&name) && fs::remove_file(f.path()).is_ok() {
-                    removed += 1;
-                }
-            }
-            let _ = fs::remove_dir(dir.path());
-        }
-    }
-    if let Ok(files) = fs::read_dir(work.join(TMP_DIR)) {
-        for f in files.flatten() {
-            let _ = fs::remove_file(f.path());
-        }
-    }
-    removed
 }
 
 /// Replaces the manifest of `vault` with `manifest` as given, **without
@@ -1279,6 +1243,5 @@ pub fn replace_manifest_unchecked(
         ..vault.index().public.clone()
     };
     let bytes = Index::encode(public, &vault.index().keyring, &sealed, signer);
-    fsutil::replace_file(vault.path(), INDEX_FILE, &bytes, 0o600)?;
-    Ok(())
+    vault.dir().begin_write()?.write_index(&bytes)
 }
