@@ -76,3 +76,42 @@ fn argon2_costs_over_the_limit_need_mvault_max_argon2() {
         .success()
         .stdout(b"secret bytes".as_slice());
 }
+
+/// A job reading a mounted vault while `mvault add` commits a generation
+/// that no longer references the object it is about to read: it reads the
+/// generation it mounted, never a false "object missing" (EIO).
+#[test]
+fn a_mount_keeps_reading_its_generation_while_add_commits() {
+    let env = Env::new();
+    env.keygen();
+    fs::create_dir_all(env.path("src")).unwrap();
+    env.write("src/a.txt", b"alpha");
+    env.write("src/b.txt", b"beta");
+    env.cmd()
+        .args(["seal", "src", "-o", "v"])
+        .assert()
+        .success();
+    fs::create_dir_all(env.path("new")).unwrap();
+    env.write("new/a.txt", b"ALPHA");
+    env.write("new/b.txt", b"BETA");
+    let out = env
+        .cmd()
+        .env("MVAULT_BIN", assert_cmd::cargo::cargo_bin("mvault"))
+        .args([
+            "run",
+            "--mount",
+            "v:mnt",
+            "--",
+            "sh",
+            "-c",
+            "cat mnt/a.txt && \"$MVAULT_BIN\" add v new/a.txt new/b.txt >/dev/null 2>&1 && cat mnt/b.txt",
+        ])
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"alphabeta");
+    env.cmd()
+        .args(["cat", "v:b.txt"])
+        .assert()
+        .success()
+        .stdout(b"BETA".as_slice());
+}
