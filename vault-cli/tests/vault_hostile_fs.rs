@@ -76,3 +76,51 @@ fn argon2_costs_over_the_limit_need_mvault_max_argon2() {
         .success()
         .stdout(b"secret bytes".as_slice());
 }
+
+/// A job reading a mounted vault while `mvault add` commits a generation
+/// that no longer references the object it is about to read: it reads the
+/// generation it mounted, never a false "object missing" (EIO). A guard,
+/// not a regression test: a mount opens every object when it starts (and
+/// releases the readers' lock then), so this held before the fix too.
+#[test]
+fn a_mount_keeps_reading_its_generation_while_add_commits() {
+    let env = Env::new();
+    env.keygen();
+    fs::create_dir_all(env.path("src")).unwrap();
+    env.write("src/a.txt", b"alpha");
+    // Over the pack limit: an object of its own, not opened by reading a.txt.
+    let big = pattern(7, 5 << 20);
+    env.write("src/b.bin", &big);
+    env.cmd()
+        .args(["seal", "src", "-o", "v"])
+        .assert()
+        .success();
+    fs::create_dir_all(env.path("new")).unwrap();
+    env.write("new/a.txt", b"ALPHA");
+    env.write("new/b.bin", b"BETA");
+    let out = env
+        .cmd()
+        .env("MVAULT_BIN", assert_cmd::cargo::cargo_bin("mvault"))
+        .args([
+            "run",
+            "--mount",
+            "v:mnt",
+            "--",
+            "sh",
+            "-c",
+            "cat mnt/a.txt && \"$MVAULT_BIN\" add v new/a.txt new/b.bin >/dev/null 2>&1 && cat mnt/b.bin",
+        ])
+        .assert()
+        .success();
+    let mut expected = b"alpha".to_vec();
+    expected.extend_from_slice(&big);
+    assert!(
+        out.get_output().stdout == expected,
+        "the mount read something else"
+    );
+    env.cmd()
+        .args(["cat", "v:b.bin"])
+        .assert()
+        .success()
+        .stdout(b"BETA".as_slice());
+}
