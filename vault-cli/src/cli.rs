@@ -11,8 +11,10 @@ use crate::keys::RecipientArgs;
 #[derive(Debug, Parser)]
 #[command(name = "mvault", version, after_long_help = EXIT_CODES_HELP, after_help = "Run `mvault --help` for exit codes and environment variables.")]
 pub struct Cli {
-    /// Worker threads for encryption and hashing (default: all cores).
-    #[arg(long, global = true, env = "MVAULT_THREADS", value_name = "N")]
+    /// Worker threads for encryption and hashing (default: $MVAULT_THREADS, else all cores).
+    // MVAULT_THREADS is read in main, not with clap's `env`: clap counts an
+    // environment value as given and shows `--threads <N>` in usage lines.
+    #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
 
     /// No progress bars or informational messages.

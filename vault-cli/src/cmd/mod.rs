@@ -66,14 +66,15 @@ fn for_each_input<T>(
             match each(input) {
                 Ok(value) => (name, Ok(value)),
                 Err(err) => {
-                    eprintln!("mvault: {name}: error: {err:#}");
+                    let text = crate::report::error_text(&err);
+                    eprintln!("mvault: {name}: error: {text}");
                     if let Some(hint) = crate::exit::hint_for(&err) {
                         eprintln!("mvault: hint: {hint}");
                     }
                     if exit == Exit::Ok {
                         exit = exit_for(&err);
                     }
-                    (name, Err(format!("{err:#}")))
+                    (name, Err(text))
                 }
             }
         })

@@ -1,6 +1,7 @@
 //! `mvault open`
 
 use std::fs::File;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,6 +31,9 @@ pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
             "--json cannot share standard output with -o -",
         ));
     }
+    if to_stdout {
+        refuse_terminal(std::io::stdout().is_terminal())?;
+    }
     let (mut identities, files) = load_identities(&args.identities)?;
     let progress = show_progress && !args.json && !to_stdout;
     let (results, exit) = for_each_input(&args.inputs, |input| {
@@ -43,6 +47,19 @@ pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
         print_json(&json!(items));
     }
     Ok(exit)
+}
+
+/// Refuses to write decrypted bytes to a terminal, as `seal` refuses sealed
+/// ones: a binary checkpoint would garble it, and plaintext would sit in
+/// the scrollback.
+fn refuse_terminal(stdout_is_terminal: bool) -> Result<()> {
+    if stdout_is_terminal {
+        return Err(fail(
+            Exit::Usage,
+            "refusing to write decrypted plaintext to a terminal; redirect stdout or use -o FILE",
+        ));
+    }
+    Ok(())
 }
 
 /// Opens `input` with `identities`, asking for a passphrase if the file has
@@ -88,7 +105,9 @@ fn open_one(
     let bar = Progress::new(progress, opener.len(), &input.display().to_string());
     let (summary, written_to) = match &target {
         None => {
-            let (_, summary) = opener.decrypt_to(stdout_file()?, false, &bar.callback())?;
+            let (_, summary) = opener
+                .decrypt_to(stdout_file()?, false, &bar.callback())
+                .map_err(|e| crate::output::exit_if_stdout_closed(e.into()))?;
             (summary, None)
         }
         Some(path) => {
@@ -125,5 +144,19 @@ fn strip_suffix(input: &Path) -> Result<PathBuf> {
                 input.display()
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plaintext_is_never_written_to_a_terminal() {
+        let err = super::refuse_terminal(true).unwrap_err();
+        assert_eq!(crate::exit::exit_for(&err), crate::exit::Exit::Usage);
+        assert!(
+            err.to_string()
+                .contains("refusing to write decrypted plaintext to a terminal")
+        );
+        assert!(super::refuse_terminal(false).is_ok());
     }
 }

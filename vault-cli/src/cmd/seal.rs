@@ -98,6 +98,16 @@ fn seal_one(
         (None, true) => return Err(fail(Exit::Usage, "sealing standard input needs -o OUT")),
         (None, false) => Some(with_suffix(input)),
     };
+    if args.output.is_none() && input.extension().is_some_and(|e| e == "mvlt") {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "{} is already sealed; to seal it again name the output with -o {}",
+                input.display(),
+                with_suffix(input).display()
+            ),
+        ));
+    }
     if let Some(t) = &target
         && !from_stdin
         && same_file(input, t)

@@ -13,7 +13,7 @@ use vault_core::vault::{
 use crate::cli::{OpenArgs, SealArgs, VerifyArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
-use crate::report::{gb_per_s, human_bytes, print_json};
+use crate::report::{gb_per_s, human_bytes, human_rate, print_json};
 
 /// Another process holding the vault's write lock is a refusal (exit 7),
 /// not an I/O failure.
@@ -116,7 +116,7 @@ pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: b
     }
     let secs = elapsed.as_secs_f64().max(1e-9);
     eprintln!(
-        "mvault: {} generation {}: {} files ({}); sealed {} files ({}) in {:.2}s ({:.0} files/s, {:.2} GB/s), kept {}, objects +{} -{}",
+        "mvault: {} generation {}: {} files ({}); sealed {} files ({}) in {:.2}s ({:.0} files/s{}), kept {}, objects +{} -{}",
         vault.display(),
         s.generation,
         s.files,
@@ -125,7 +125,7 @@ pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: b
         human_bytes(s.bytes_sealed),
         secs,
         s.files_sealed as f64 / secs,
-        gb_per_s(s.bytes_sealed, elapsed),
+        human_rate(s.bytes_sealed, elapsed),
         s.files_reused,
         s.objects_written,
         s.objects_removed
@@ -341,12 +341,12 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
     let elapsed = started.elapsed();
     if show_progress && !args.json {
         eprintln!(
-            "mvault: {} -> {} ({} files, {}, {:.2} GB/s)",
+            "mvault: {} -> {} ({} files, {}{})",
             input.display(),
             out.display(),
             summary.files,
             human_bytes(summary.bytes),
-            gb_per_s(summary.bytes, elapsed)
+            human_rate(summary.bytes, elapsed)
         );
     }
     Ok(json!({
