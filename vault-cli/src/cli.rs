@@ -21,6 +21,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Read passphrases (for -p, passphrase-sealed files and vaults, rekey --add-passphrase)
+    /// from the first line of FILE, which must be 0600 and yours, instead of a prompt.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,8 +114,8 @@ pub struct MountArgs {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// Stay in the foreground until unmounted (Ctrl-C unmounts).
-    #[arg(short, long)]
+    /// Stay in the foreground until unmounted (Ctrl-C unmounts). No -f: that is --force elsewhere.
+    #[arg(long)]
     pub foreground: bool,
     #[arg(long, hide = true)]
     pub ready_fd: Option<i32>,
@@ -175,8 +180,11 @@ pub struct KeygenArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing identity file (the old key is lost).
-    #[arg(long)]
+    #[arg(short, long)]
     pub force: bool,
+    /// Print the recipient(s) of this existing identity file instead (as `age-keygen -y`).
+    #[arg(short = 'y', value_name = "IDENTITY", conflicts_with_all = ["output", "force"])]
+    pub recipients_of: Option<PathBuf>,
     /// Print {"identity": ..., "recipient": ...} as JSON.
     #[arg(long)]
     pub json: bool,
@@ -350,11 +358,12 @@ pub struct RekeyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SignKeygenArgs {
-    /// Where to write the secret key (0600); the public key goes to KEY.pub.
+    /// Where to write the secret key (0600); the public key goes to KEY.pub
+    /// (default: ~/.config/mvault/signing.key).
     #[arg(short, long, value_name = "KEY")]
-    pub output: PathBuf,
-    /// Overwrite existing key files.
-    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite existing key files (the old key is lost).
+    #[arg(short, long)]
     pub force: bool,
 }
 

@@ -46,7 +46,8 @@ Exit codes:
 
 Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)
-  MVAULT_PASSPHRASE  passphrase for -p / passphrase-sealed files (instead of a prompt)
+  MVAULT_PASSPHRASE  passphrase for -p / passphrase-sealed files (instead of a prompt;
+                     --passphrase-file FILE, first line, 0600, is the safer way)
   MVAULT_ARGON2      Argon2id costs for new passphrase stanzas, e.g. m=65536,t=3,p=1
   MVAULT_THREADS     worker threads (default: all cores)";
 

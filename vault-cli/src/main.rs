@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod identity_file;
 mod keys;
 mod output;
 mod progress;
@@ -17,6 +18,9 @@ fn main() {
     // `doctor` reports the core dump limit it was started with.
     if !matches!(cli.command, cli::Command::Doctor(_)) {
         no_dumps();
+    }
+    if let Some(path) = cli.passphrase_file.clone() {
+        keys::set_passphrase_file(path);
     }
     if let Err(err) = threads_from_env(&mut cli).and_then(|()| configure_threads(cli.threads)) {
         eprintln!("mvault: error: {err:#}");

@@ -174,3 +174,210 @@ fn verify_of_a_plain_folder_gives_verify_advice() {
         stderr_of(&out)
     );
 }
+
+/// `-f` is `--force` everywhere: mount's --foreground has no short form,
+/// keygen and sign-keygen take -f.
+#[test]
+fn dash_f_means_force_everywhere() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .args(["mount", "-f", "x.mvlt", "mnt"])
+        .assert()
+        .code(EXIT_USAGE);
+    assert!(
+        stderr_of(&out).contains("unexpected argument '-f'"),
+        "{}",
+        stderr_of(&out)
+    );
+    let help = env.cmd().args(["mount", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout).into_owned();
+    assert!(
+        help.contains("--foreground") && !help.contains("-f, --foreground"),
+        "{help}"
+    );
+
+    let first = env.keygen();
+    let again = env.cmd().arg("keygen").assert().code(EXIT_REFUSED);
+    assert!(
+        stderr_of(&again).contains("--force"),
+        "{}",
+        stderr_of(&again)
+    );
+    let out = env.cmd().args(["keygen", "-f"]).assert().success();
+    assert_ne!(recipient_from(&out.get_output().stdout), first);
+}
+
+/// `sign-keygen` without -o writes ~/.config/mvault/signing.key (0600) and
+/// .pub, and refuses to overwrite them without -f.
+#[test]
+fn sign_keygen_has_a_default_path() {
+    let env = Env::new();
+    let out = env.cmd().arg("sign-keygen").assert().success();
+    let public = String::from_utf8_lossy(&out.get_output().stdout)
+        .trim()
+        .to_string();
+    let key = env.path("config/mvault/signing.key");
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&env.path("config/mvault")), 0o700);
+    let pub_text = fs::read_to_string(env.path("config/mvault/signing.key.pub")).unwrap();
+    assert_eq!(pub_text.trim(), public);
+    let again = env.cmd().arg("sign-keygen").assert().code(EXIT_REFUSED);
+    assert!(
+        stderr_of(&again).contains("already exists"),
+        "{}",
+        stderr_of(&again)
+    );
+    env.cmd().args(["sign-keygen", "-f"]).assert().success();
+    assert_ne!(
+        fs::read_to_string(env.path("config/mvault/signing.key.pub"))
+            .unwrap()
+            .trim(),
+        public
+    );
+}
+
+/// Stanza kinds of a sealed file, from `inspect --json`.
+fn stanza_kinds(env: &Env, sealed: &str) -> Vec<String> {
+    env.inspect(&env.path(sealed))["stanzas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A 0600 passphrase file holding `secret` on its first line.
+fn passphrase_file(env: &Env, name: &str) -> String {
+    let path = env.write(name, b"correct horse\nnot this line\n");
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    name.to_string()
+}
+
+/// `seal -p` alone seals to the passphrase only; with -r to both, as the
+/// help says; `--passphrase-file` supplies it (first line) for scripts.
+#[test]
+fn passphrase_alone_or_with_keys_as_the_help_says() {
+    let env = Env::new();
+    let recipient = env.keygen();
+    env.write("a", b"alpha");
+    let pf = passphrase_file(&env, "pass.txt");
+    let help = env.cmd().args(["seal", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("Alone, the passphrase is the only way in"),
+        "{help}"
+    );
+    assert!(!help.contains("Also protect"), "{help}");
+
+    env.cmd()
+        .args(["seal", "-p", "--passphrase-file", &pf, "a", "-o", "p.mvlt"])
+        .assert()
+        .success();
+    assert_eq!(stanza_kinds(&env, "p.mvlt"), ["argon2id-passphrase"]);
+    env.cmd()
+        .args(["seal", "-p", "-r", &recipient, "a", "-o", "both.mvlt"])
+        .args(["--passphrase-file", &pf])
+        .assert()
+        .success();
+    assert_eq!(
+        stanza_kinds(&env, "both.mvlt"),
+        ["age", "argon2id-passphrase"]
+    );
+    // The passphrase is the first line only; the key opens `both` alone.
+    let out = env
+        .cmd()
+        .args(["open", "p.mvlt", "-o", "-"])
+        .env("MVAULT_PASSPHRASE", "correct horse")
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"alpha");
+    let out = env
+        .cmd()
+        .args(["open", "p.mvlt", "-o", "-", "--passphrase-file", &pf])
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"alpha");
+    fs::remove_file(env.path("pass.txt")).unwrap();
+    env.cmd()
+        .args(["open", "both.mvlt", "-o", "-"])
+        .assert()
+        .success();
+}
+
+/// A passphrase file others can read is refused like an identity file.
+#[test]
+fn passphrase_file_must_be_private() {
+    let env = Env::new();
+    env.write("a", b"alpha");
+    let path = env.write("pass.txt", b"pw\n");
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = env
+        .cmd()
+        .args(["seal", "-p", "--passphrase-file", "pass.txt", "a"])
+        .assert()
+        .code(EXIT_REFUSED);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("passphrase file pass.txt is accessible by other users"),
+        "{err}"
+    );
+    assert!(err.contains("chmod 600 pass.txt"), "{err}");
+    assert!(!env.path("a.mvlt").exists());
+    let empty = env.write("empty.txt", b"\nsecond\n");
+    fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = env
+        .cmd()
+        .args(["seal", "-p", "--passphrase-file", "empty.txt", "a"])
+        .assert()
+        .code(EXIT_USAGE);
+    assert!(
+        stderr_of(&out).contains("empty first line"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// `keygen -y ID` prints the identity's recipient, as `age-keygen -y`;
+/// OpenSSH keys give their ssh- recipient.
+#[test]
+fn keygen_y_prints_the_recipient() {
+    let env = Env::new();
+    let recipient = env.keygen_at(&env.path("id.txt"));
+    let out = env
+        .cmd()
+        .args(["keygen", "-y", "id.txt"])
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout).trim(),
+        recipient
+    );
+    fs::set_permissions(
+        env.path("id.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    env.cmd()
+        .args(["keygen", "-y", "id.txt"])
+        .assert()
+        .code(EXIT_REFUSED);
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(env.path("ssh_id"))
+        .status();
+    if status.is_ok_and(|s| s.success()) {
+        let out = env
+            .cmd()
+            .args(["keygen", "-y", "ssh_id"])
+            .assert()
+            .success();
+        let printed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        let public = fs::read_to_string(env.path("ssh_id.pub")).unwrap();
+        let key: Vec<&str> = public.split_whitespace().take(2).collect();
+        assert_eq!(printed.split_whitespace().take(2).collect::<Vec<_>>(), key);
+    }
+}

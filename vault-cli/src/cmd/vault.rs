@@ -169,15 +169,10 @@ fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
         identity_files.extend(crate::keys::default_identity_path().filter(|p| p.exists()));
     }
     for file in identity_files {
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&file)?);
-        for line in text.lines().map(str::trim) {
-            if line.starts_with("AGE-SECRET-KEY-")
-                && let Ok(id) = line.parse::<vault_core::age::x25519::Identity>()
-            {
-                out.push(id.to_public().to_string());
-            } else if line.starts_with("AGE-PLUGIN-") {
-                out.push(format!("# plugin identity in {}", file.display()));
-            }
+        let found = crate::identity_file::identity_file_recipients(&file)?;
+        out.extend(found.recipients);
+        if !found.plugins.is_empty() {
+            out.push(format!("# plugin identity in {}", file.display()));
         }
     }
     Ok(out)
@@ -370,7 +365,7 @@ pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Valu
     let keyed = !args.identities.is_empty()
         || (pubkey.is_none()
             && (crate::keys::default_identity_path().is_some_and(|p| p.exists())
-                || std::env::var_os("MVAULT_PASSPHRASE").is_some_and(|p| !p.is_empty())));
+                || crate::keys::passphrase_given()));
     if keyed
         && report
             .failures
