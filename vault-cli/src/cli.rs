@@ -62,6 +62,39 @@ pub enum Command {
     Rekey(RekeyArgs),
     /// Create an Ed25519 signing key (0600) and KEY.pub for signed vaults.
     SignKeygen(SignKeygenArgs),
+    /// List who can open a sealed file or a vault (with -i, a vault's recorded recipients).
+    Recipients(RecipientsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write man pages: mvault.1 to stdout, or every page into DIR.
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecipientsArgs {
+    /// Sealed files (FILE.mvlt) or directory vaults.
+    #[arg(required = true, value_name = "FILE|VAULT")]
+    pub inputs: Vec<PathBuf>,
+    /// Identity file(s): unlock a vault's keyring to list its recorded recipient strings.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `mvault completions bash > ~/.local/share/bash-completion/completions/mvault`.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Folder for mvault.1 and mvault-COMMAND.1 (e.g. ~/.local/share/man/man1).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Who may read through a mount. Rules of different kinds must all match;

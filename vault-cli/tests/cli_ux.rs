@@ -381,3 +381,131 @@ fn keygen_y_prints_the_recipient() {
         assert_eq!(printed.split_whitespace().take(2).collect::<Vec<_>>(), key);
     }
 }
+
+/// `mvault recipients` lists the ways into a file (stanza kinds, the SSH
+/// key tag, the passphrase) and, with -i, a vault's recorded recipients.
+#[test]
+fn recipients_lists_who_can_open_a_file_or_vault() {
+    let env = Env::new();
+    let me = env.keygen();
+    let other = env.keygen_at(&env.path("other.txt"));
+    env.write("x", b"data");
+    env.cmd()
+        .args(["seal", "x", "-r", &me, "-r", &other, "-p"])
+        .env("MVAULT_PASSPHRASE", "pw")
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .args(["recipients", "x.mvlt", "--json"])
+        .assert()
+        .success();
+    let items: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let kinds: Vec<&str> = items[0]["stanzas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["X25519", "X25519", "passphrase"]);
+    let text = env.cmd().args(["recipients", "x.mvlt"]).assert().success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
+    assert!(text.contains("x.mvlt (sealed file): 3 way(s) in"), "{text}");
+
+    fs::create_dir(env.path("ckpt")).unwrap();
+    env.write("ckpt/a", b"a");
+    env.cmd()
+        .args(["seal", "ckpt", "-r", &me, "-r", &other])
+        .assert()
+        .success();
+    let keyless = env
+        .cmd()
+        .args(["recipients", "ckpt.vault"])
+        .env("MVAULT_IDENTITY", env.path("none"))
+        .assert()
+        .success();
+    let keyless = String::from_utf8_lossy(&keyless.get_output().stdout).into_owned();
+    assert!(
+        keyless.contains("2 way(s) in") && !keyless.contains(&me),
+        "{keyless}"
+    );
+    let keyed = env
+        .cmd()
+        .args(["recipients", "ckpt.vault", "-i"])
+        .arg(env.identity())
+        .assert()
+        .success();
+    let keyed = String::from_utf8_lossy(&keyed.get_output().stdout).into_owned();
+    assert!(keyed.contains(&me) && keyed.contains(&other), "{keyed}");
+    env.cmd()
+        .args(["recipients", "missing.mvlt"])
+        .assert()
+        .code(EXIT_IO);
+}
+
+/// Completions for bash, zsh and fish and the man pages come from the clap
+/// definitions and name every subcommand.
+#[test]
+fn completions_and_man_pages_cover_every_subcommand() {
+    let env = Env::new();
+    let help = env.cmd().arg("--help").assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout).into_owned();
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect();
+    for c in [
+        "seal",
+        "open",
+        "recipients",
+        "completions",
+        "man",
+        "sign-keygen",
+    ] {
+        assert!(commands.iter().any(|x| x == c), "{c} in {commands:?}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = env.cmd().args(["completions", shell]).assert().success();
+        let script = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        for c in &commands {
+            assert!(script.contains(c.as_str()), "{shell} completion lacks {c}");
+        }
+        assert!(script.contains("--passphrase-file"), "{shell}");
+    }
+    env.cmd()
+        .args(["completions", "tcsh"])
+        .assert()
+        .code(EXIT_USAGE);
+    let out = env.cmd().arg("man").assert().success();
+    let page = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH mvault 1"),
+        "{page}"
+    );
+    for c in &commands {
+        // roff escapes hyphens: sign\-keygen.
+        assert!(page.contains(&c.replace('-', "\\-")), "mvault.1 lacks {c}");
+    }
+    env.cmd().args(["man", "man1"]).assert().success();
+    for c in &commands {
+        let path = env.path(&format!("man1/mvault-{c}.1"));
+        let text = fs::read_to_string(&path).unwrap_or_else(|_| panic!("{}", path.display()));
+        assert!(text.contains(".SH SYNOPSIS"), "{}", path.display());
+    }
+    // Renders with man(1) when it is installed.
+    if let Ok(out) = std::process::Command::new("man")
+        .args(["-l", "-P", "cat"])
+        .arg(env.path("man1/mvault-seal.1"))
+        .env("MANWIDTH", "200")
+        .output()
+        && out.status.success()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("--passphrase-file"), "{text}");
+    }
+}

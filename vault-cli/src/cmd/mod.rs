@@ -4,11 +4,13 @@ mod add;
 mod bench;
 mod cat;
 mod doctor;
+mod generate;
 mod inspect;
 mod keygen;
 mod ls;
 mod mount;
 mod open;
+mod recipients;
 mod rekey;
 mod run;
 mod seal;
@@ -41,6 +43,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Add(args) => add::run(args, show_progress),
         Command::Rekey(args) => rekey::run(args, cli.quiet),
         Command::SignKeygen(args) => sign_keygen::run(args, cli.quiet),
+        Command::Recipients(args) => recipients::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args, cli.quiet),
         Command::Run(args) => {
             let code = run::run(args, cli.quiet)?;
             std::process::exit(code);
