@@ -509,3 +509,24 @@ fn completions_and_man_pages_cover_every_subcommand() {
         assert!(text.contains("--passphrase-file"), "{text}");
     }
 }
+
+/// `--remove-source` says what it deleted.
+#[test]
+fn remove_source_says_what_it_deleted() {
+    let env = Env::new();
+    env.keygen();
+    env.write("shard.bin", &pattern(3, 5000));
+    let out = env
+        .cmd()
+        .args(["seal", "--remove-source", "shard.bin"])
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(
+            "removed shard.bin (5000 bytes; its sealed copy shard.bin.mvlt was decrypted)"
+        ),
+        "{err}"
+    );
+    assert!(!env.path("shard.bin").exists());
+}

@@ -40,14 +40,26 @@ pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
     let signer = load_signer(args.sign.as_deref())?;
     let unlocked = unlock(&args.vault, &args.identities)?;
     warn_if_signature_dropped(&unlocked, signer.as_ref());
+    let quiet = !show_progress || args.json;
+    // A bar only on a terminal; its total needs a quick walk of the sources.
+    let total = if !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        sources
+            .iter()
+            .map(|(p, _)| super::vault::tree_bytes(p))
+            .sum()
+    } else {
+        0
+    };
+    let bar = crate::progress::Progress::new(!quiet, total, &args.vault.display().to_string());
     let summary = vault::add_paths(
         unlocked,
         &sources,
         signer.as_ref(),
         &vault::WriteOptions::default(),
-        &|_| {},
+        &bar.callback(),
     )
     .map_err(super::vault::busy_to_refused)?;
+    drop(bar);
     let elapsed = started.elapsed();
     print_summary(&args.vault, &summary, elapsed, !show_progress || args.json);
     if args.json {

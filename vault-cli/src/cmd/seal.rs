@@ -180,6 +180,15 @@ fn seal_one(
                 let _ = dir.sync_all();
             }
             source_removed = true;
+            if !args.json {
+                eprintln!(
+                    "mvault: removed {} ({} bytes; its sealed copy {} was {})",
+                    input.display(),
+                    summary.plaintext_len,
+                    path.display(),
+                    verified.as_str().unwrap_or("checked")
+                );
+            }
         }
     }
 

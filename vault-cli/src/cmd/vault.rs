@@ -132,8 +132,14 @@ pub fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: b
     );
 }
 
-/// Bytes of the regular files under `dir` (symlinks not followed).
-fn tree_bytes(dir: &Path) -> u64 {
+/// Bytes of the regular files under `dir`, or of `dir` itself when it is a
+/// file (symlinks not followed).
+pub fn tree_bytes(dir: &Path) -> u64 {
+    if let Ok(meta) = std::fs::symlink_metadata(dir)
+        && meta.is_file()
+    {
+        return meta.len();
+    }
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
