@@ -255,7 +255,8 @@ pub struct SealArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct OpenArgs {
-    /// Sealed files to decrypt.
+    /// Sealed files, folders of them (each *.mvlt inside), or directory vaults
+    /// ("-" reads one sealed stream from standard input and needs -o).
     #[arg(required = true, value_name = "FILE.mvlt")]
     pub inputs: Vec<PathBuf>,
     /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).

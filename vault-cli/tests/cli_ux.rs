@@ -530,3 +530,98 @@ fn remove_source_says_what_it_deleted() {
     );
     assert!(!env.path("shard.bin").exists());
 }
+
+/// `open DIR` of a folder of sealed files (which `mount` serves) opens each
+/// `.mvlt`, beside itself or into -o DIR.
+#[test]
+fn open_a_folder_of_sealed_files() {
+    let env = Env::new();
+    env.keygen();
+    fs::create_dir(env.path("shards")).unwrap();
+    env.write("shards/a.bin", &pattern(4, 3000));
+    env.write("shards/b.bin", &pattern(5, 70_000));
+    env.cmd()
+        .args(["seal", "--remove-source", "shards/a.bin", "shards/b.bin"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["open", "shards", "-o", "plain"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(env.path("plain/a.bin")).unwrap(), pattern(4, 3000));
+    assert_eq!(
+        fs::read(env.path("plain/b.bin")).unwrap(),
+        pattern(5, 70_000)
+    );
+    env.cmd().args(["open", "shards"]).assert().success();
+    assert_eq!(
+        fs::read(env.path("shards/b.bin")).unwrap(),
+        pattern(5, 70_000)
+    );
+    // Again: the outputs exist, so each is refused (exit 7), nothing lost.
+    let out = env
+        .cmd()
+        .args(["open", "shards"])
+        .assert()
+        .code(EXIT_REFUSED);
+    assert!(
+        stderr_of(&out).contains("2 of 2 sealed files in shards did not open"),
+        "{}",
+        stderr_of(&out)
+    );
+    fs::create_dir(env.path("empty")).unwrap();
+    let out = env.cmd().args(["open", "empty"]).assert().code(EXIT_USAGE);
+    assert!(
+        stderr_of(&out).contains("no .mvlt files"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// `open -` reads the sealed stream from standard input, like `seal -`;
+/// tampering is still caught (exit 4, nothing written).
+#[test]
+fn open_reads_standard_input() {
+    let env = Env::new();
+    env.keygen();
+    let data = pattern(6, 200_000);
+    env.write("w.bin", &data);
+    env.cmd()
+        .args(["seal", "--chunk-size", "64K", "w.bin"])
+        .assert()
+        .success();
+    let sealed = fs::read(env.path("w.bin.mvlt")).unwrap();
+    let out = env
+        .cmd()
+        .args(["open", "-", "-o", "-"])
+        .write_stdin(sealed.clone())
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, data);
+    env.cmd()
+        .args(["open", "-", "-o", "copy.bin"])
+        .write_stdin(sealed.clone())
+        .assert()
+        .success();
+    assert_eq!(fs::read(env.path("copy.bin")).unwrap(), data);
+    let out = env
+        .cmd()
+        .args(["open", "-"])
+        .write_stdin(sealed.clone())
+        .assert()
+        .code(EXIT_USAGE);
+    assert!(
+        stderr_of(&out).contains("needs -o OUT"),
+        "{}",
+        stderr_of(&out)
+    );
+    let mut bad = sealed;
+    let at = bad.len() - 100;
+    bad[at] ^= 1;
+    env.cmd()
+        .args(["open", "-", "-o", "bad.bin"])
+        .write_stdin(bad)
+        .assert()
+        .code(EXIT_INTEGRITY);
+    assert!(!env.path("bad.bin").exists());
+}

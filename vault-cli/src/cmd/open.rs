@@ -69,7 +69,11 @@ pub fn unlock(
     identities: &mut Identities,
     have_identity_files: bool,
 ) -> Result<Opener<File>> {
-    let file = open_input(input)?;
+    let file = if input == Path::new("-") {
+        spool_stdin()?
+    } else {
+        open_input(input)?
+    };
     let (header, _) =
         read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
     maybe_add_passphrase(identities, &header, have_identity_files)?;
@@ -80,6 +84,25 @@ pub fn unlock(
         ));
     }
     Ok(Opener::new(file, identities)?)
+}
+
+/// Reads a sealed stream from standard input into an unnamed temporary
+/// file (ciphertext only, removed on exit), so that it can be opened like
+/// a file: every chunk is still authenticated before its bytes are written.
+fn spool_stdin() -> Result<File> {
+    let mut spool = tempfile::tempfile()
+        .context("cannot create a temporary file for standard input (set TMPDIR)")?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+        .context("cannot read the sealed stream from standard input")?;
+    Ok(spool)
+}
+
+/// What every file of one `open` run shares.
+struct OpenRun<'a> {
+    args: &'a OpenArgs,
+    identities: &'a mut Identities,
+    have_identity_files: bool,
+    progress: bool,
 }
 
 fn open_one(
@@ -95,13 +118,96 @@ fn open_one(
     if !args.paths.is_empty() {
         return Err(fail(Exit::Usage, "--path applies to directory vaults"));
     }
-    let started = Instant::now();
+    let mut run = OpenRun {
+        args,
+        identities,
+        have_identity_files,
+        progress,
+    };
+    if input.is_dir() {
+        return open_folder(input, &mut run);
+    }
     let target = match &args.output {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.clone()),
+        None if input == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "opening standard input needs -o OUT (or -o - for standard output)",
+            ));
+        }
         None => Some(strip_suffix(input)?),
     };
-    let opener = unlock(input, identities, have_identity_files)?;
+    open_file(input, target, &mut run)
+}
+
+/// `open DIR` (a folder of sealed files, as `mount` serves it): every
+/// `*.mvlt` in it, each beside itself, or into the folder given with -o.
+fn open_folder(dir: &Path, run: &mut OpenRun) -> Result<serde_json::Value> {
+    let mut sealed: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mvlt") && p.is_file())
+        .collect();
+    sealed.sort();
+    if sealed.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "{} is a folder with no .mvlt files and not a directory vault; nothing to open",
+                dir.display()
+            ),
+        ));
+    }
+    let out_dir = match &run.args.output {
+        Some(p) if p == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "a folder of sealed files opens into a folder, not to standard output",
+            ));
+        }
+        Some(p) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            Some(p.clone())
+        }
+        None => None,
+    };
+    let (results, exit) = for_each_input(&sealed, |file| {
+        let stripped = strip_suffix(file)?;
+        let target = match &out_dir {
+            Some(d) => d.join(stripped.file_name().expect("a .mvlt file has a name")),
+            None => stripped,
+        };
+        open_file(file, Some(target), run)
+    });
+    if exit != Exit::Ok {
+        let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+        return Err(fail(
+            exit,
+            format!(
+                "{failed} of {} sealed files in {} did not open",
+                sealed.len(),
+                dir.display()
+            ),
+        ));
+    }
+    let files: Vec<_> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    Ok(json!({ "input": dir.display().to_string(), "files": files }))
+}
+
+/// Decrypts one sealed file (or standard input, "-") to `target`, or to
+/// standard output when `target` is `None`.
+fn open_file(
+    input: &Path,
+    target: Option<PathBuf>,
+    run: &mut OpenRun,
+) -> Result<serde_json::Value> {
+    let (args, progress) = (run.args, run.progress);
+    let started = Instant::now();
+    let opener = unlock(input, run.identities, run.have_identity_files)?;
     let bar = Progress::new(progress, opener.len(), &input.display().to_string());
     let (summary, written_to) = match &target {
         None => {
