@@ -360,12 +360,19 @@ pub struct AddArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RekeyArgs {
-    /// The vault.
-    #[arg(value_name = "VAULT")]
+    /// A directory vault (only its keyring is rewritten) or a sealed FILE.mvlt (only its
+    /// header is rewritten; the payload bytes stay as they are).
+    #[arg(value_name = "VAULT|FILE.mvlt")]
     pub vault: PathBuf,
-    /// Identity file(s) that open the vault now.
+    /// Identity file(s) that open it now.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
+    /// The new recipients, replacing the current ones, as in `seal -r`. Repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// The new recipients from a file, one per line, as in `seal -R`. Repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
     /// Add this recipient (age1..., ssh-..., plugin). Repeatable.
     #[arg(long, value_name = "RECIPIENT")]
     pub add_recipient: Vec<String>,

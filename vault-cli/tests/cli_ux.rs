@@ -625,3 +625,109 @@ fn open_reads_standard_input() {
         .code(EXIT_INTEGRITY);
     assert!(!env.path("bad.bin").exists());
 }
+
+/// Header length of a sealed file, from its fixed header (bytes 16..20).
+fn header_len(sealed: &[u8]) -> usize {
+    u32::from_le_bytes(sealed[16..20].try_into().unwrap()) as usize
+}
+
+/// `rekey FILE.mvlt -r NEW` rewrites only the header: the payload bytes are
+/// identical, the new recipient opens it and the old identity no longer does.
+#[test]
+fn rekey_of_a_sealed_file_rewraps_the_header_only() {
+    let env = Env::new();
+    env.keygen_at(&env.path("old.txt"));
+    let new = env.keygen_at(&env.path("new.txt"));
+    let data = pattern(7, 300_000);
+    env.write("w.bin", &data);
+    env.cmd()
+        .args([
+            "seal",
+            "-i",
+            "old.txt",
+            "--chunk-size",
+            "64K",
+            "--mode",
+            "640",
+            "w.bin",
+        ])
+        .assert()
+        .success();
+    let before = fs::read(env.path("w.bin.mvlt")).unwrap();
+    env.cmd()
+        .args(["rekey", "w.bin.mvlt", "-i", "old.txt", "-r", &new])
+        .assert()
+        .success();
+    let after = fs::read(env.path("w.bin.mvlt")).unwrap();
+    assert_eq!(
+        before[header_len(&before)..],
+        after[header_len(&after)..],
+        "payload bytes changed"
+    );
+    assert_ne!(before[..header_len(&before)], after[..header_len(&after)]);
+    assert_eq!(mode(&env.path("w.bin.mvlt")), 0o640);
+    assert!(env.temp_files().is_empty(), "{:?}", env.temp_files());
+    let out = env
+        .cmd()
+        .args(["open", "w.bin.mvlt", "-o", "-", "-i", "new.txt"])
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, data);
+    env.cmd()
+        .args(["open", "w.bin.mvlt", "-o", "-", "-i", "old.txt"])
+        .assert()
+        .code(EXIT_KEY);
+    // Vault-only options are refused with what to do instead.
+    let out = env
+        .cmd()
+        .args([
+            "rekey",
+            "w.bin.mvlt",
+            "-i",
+            "new.txt",
+            "--add-recipient",
+            &new,
+        ])
+        .assert()
+        .code(EXIT_USAGE);
+    assert!(
+        stderr_of(&out).contains("give the complete new set with -r/-R"),
+        "{}",
+        stderr_of(&out)
+    );
+    // The old identity cannot rekey it any more: nothing changes.
+    env.cmd()
+        .args(["rekey", "w.bin.mvlt", "-i", "old.txt", "-r", &new])
+        .assert()
+        .code(EXIT_KEY);
+    assert_eq!(fs::read(env.path("w.bin.mvlt")).unwrap(), after);
+}
+
+/// `rekey VAULT -r/-R` replaces the vault's recipients, as `seal -r` sets them.
+#[test]
+fn rekey_of_a_vault_takes_r_like_seal() {
+    let env = Env::new();
+    env.keygen_at(&env.path("old.txt"));
+    let new = env.keygen_at(&env.path("new.txt"));
+    fs::create_dir(env.path("ckpt")).unwrap();
+    env.write("ckpt/a", b"alpha");
+    env.cmd()
+        .args(["seal", "ckpt", "-i", "old.txt"])
+        .assert()
+        .success();
+    env.write("rcpts.txt", format!("# team\n{new}\n").as_bytes());
+    env.cmd()
+        .args(["rekey", "ckpt.vault", "-i", "old.txt", "-R", "rcpts.txt"])
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .args(["cat", "ckpt.vault:a", "-i", "new.txt"])
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"alpha");
+    env.cmd()
+        .args(["cat", "ckpt.vault:a", "-i", "old.txt"])
+        .assert()
+        .code(EXIT_KEY);
+}

@@ -12,6 +12,7 @@ mod mount;
 mod open;
 mod recipients;
 mod rekey;
+mod rekey_file;
 mod run;
 mod seal;
 mod sign_keygen;
