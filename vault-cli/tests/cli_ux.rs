@@ -731,3 +731,68 @@ fn rekey_of_a_vault_takes_r_like_seal() {
         .assert()
         .code(EXIT_KEY);
 }
+
+/// `open -` streams: the first chunk comes out while standard input is
+/// still open (nothing is spooled), and a stream cut at a chunk boundary
+/// fails with exit 4.
+#[test]
+fn open_of_standard_input_streams_chunk_by_chunk() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let env = Env::new();
+    env.keygen();
+    let data = pattern(8, 5 * C + 17);
+    env.write("s.bin", &data);
+    env.cmd()
+        .args(["seal", "--chunk-size", "64K", "s.bin"])
+        .assert()
+        .success();
+    let sealed = fs::read(env.path("s.bin.mvlt")).unwrap();
+    let header = header_len(&sealed);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("mvault"))
+        .args(["open", "-", "-o", "-"])
+        .current_dir(env.dir.path())
+        .env("HOME", env.dir.path())
+        .env("MVAULT_IDENTITY", env.identity())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The header and three chunks: chunk 0 can be released (1 is read ahead).
+    stdin.write_all(&sealed[..header + 3 * (C + TAG)]).unwrap();
+    stdin.flush().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut first = vec![0u8; C];
+        stdout.read_exact(&mut first).unwrap();
+        tx.send(first).unwrap();
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the first chunk came out before standard input ended");
+    assert_eq!(first, data[..C]);
+    stdin.write_all(&sealed[header + 3 * (C + TAG)..]).unwrap();
+    drop(stdin);
+    let rest = reader.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!([first, rest].concat(), data);
+
+    let cut = header + 2 * (C + TAG);
+    let out = env
+        .cmd()
+        .args(["open", "-", "-o", "-"])
+        .write_stdin(sealed[..cut].to_vec())
+        .assert()
+        .code(EXIT_INTEGRITY);
+    assert_eq!(out.get_output().stdout, data[..C]);
+    assert!(
+        stderr_of(&out).contains("not the final chunk"),
+        "{}",
+        stderr_of(&out)
+    );
+}

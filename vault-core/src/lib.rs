@@ -56,6 +56,7 @@ mod pipeline;
 mod rewrap;
 mod seal;
 mod source;
+mod stream_open;
 pub mod vault;
 mod wrap;
 
@@ -69,6 +70,7 @@ pub use passphrase::{Argon2Params, PassphraseStanza};
 pub use rewrap::rewrap_header;
 pub use seal::{Progress, SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use source::Source;
+pub use stream_open::decrypt_stream;
 pub use wrap::{Identities, Recipients};
 
 pub use age;

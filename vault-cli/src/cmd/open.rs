@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vault_core::{Identities, Opener, read_header};
+use vault_core::{Header, Identities, OpenSummary, Opener, decrypt_stream, read_header};
 
 use super::{for_each_input, open_input};
 use crate::cli::OpenArgs;
@@ -78,17 +78,79 @@ pub fn unlock(
         read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
     maybe_add_passphrase(identities, &header, have_identity_files)?;
     if identities.is_empty() {
-        return Err(fail(
-            Exit::Usage,
-            "no identity: pass -i IDENTITY, set MVAULT_IDENTITY, or create ~/.config/mvault/identity.txt with `mvault keygen`",
-        ));
+        return Err(no_identity());
     }
     Ok(Opener::new(file, identities)?)
 }
 
+/// A sealed file, or a sealed stream on standard input (read in order,
+/// each chunk authenticated before it is written).
+enum Sealed {
+    File(Opener<File>),
+    Stdin(Header, std::io::StdinLock<'static>),
+}
+
+impl Sealed {
+    /// Reads the header from standard input and asks for a passphrase if
+    /// it needs one; the key is recovered when decryption starts.
+    fn stdin(run: &mut OpenRun) -> Result<Sealed> {
+        let mut stdin = std::io::stdin().lock();
+        let header = Header::read_from(&mut stdin).context("cannot read standard input")?;
+        maybe_add_passphrase(run.identities, &header, run.have_identity_files)?;
+        if run.identities.is_empty() {
+            return Err(no_identity());
+        }
+        Ok(Sealed::Stdin(header, stdin))
+    }
+
+    /// Plaintext bytes, when known ahead (0 for a stream without a length).
+    fn len(&self) -> u64 {
+        match self {
+            Sealed::File(opener) => opener.len(),
+            Sealed::Stdin(header, _) => header.plaintext_len.unwrap_or(0),
+        }
+    }
+
+    fn decrypt_to(
+        self,
+        out: File,
+        identities: &Identities,
+        progress: vault_core::Progress<'_>,
+    ) -> vault_core::Result<OpenSummary> {
+        match self {
+            Sealed::File(opener) => opener.decrypt_to(out, false, progress).map(|(_, s)| s),
+            Sealed::Stdin(header, input) => {
+                decrypt_stream(&header, input, identities, out, progress).map(|(_, s)| s)
+            }
+        }
+    }
+
+    /// Into an empty temporary file (positional writes for a file).
+    fn decrypt_to_file(
+        self,
+        out: &mut File,
+        identities: &Identities,
+        progress: vault_core::Progress<'_>,
+    ) -> vault_core::Result<OpenSummary> {
+        match self {
+            Sealed::File(opener) => opener.decrypt_to_file(out, false, progress),
+            Sealed::Stdin(header, input) => {
+                decrypt_stream(&header, input, identities, out, progress).map(|(_, s)| s)
+            }
+        }
+    }
+}
+
+fn no_identity() -> anyhow::Error {
+    fail(
+        Exit::Usage,
+        "no identity: pass -i IDENTITY, set MVAULT_IDENTITY, or create ~/.config/mvault/identity.txt with `mvault keygen`",
+    )
+}
+
 /// Reads a sealed stream from standard input into an unnamed temporary
-/// file (ciphertext only, removed on exit), so that it can be opened like
-/// a file: every chunk is still authenticated before its bytes are written.
+/// file (ciphertext only, removed on exit), so that `verify -` can check it
+/// like a file (`open -` streams instead).
 fn spool_stdin() -> Result<File> {
     let mut spool = tempfile::tempfile()
         .context("cannot create a temporary file for standard input (set TMPDIR)")?;
@@ -207,20 +269,25 @@ fn open_file(
 ) -> Result<serde_json::Value> {
     let (args, progress) = (run.args, run.progress);
     let started = Instant::now();
-    let opener = unlock(input, run.identities, run.have_identity_files)?;
-    let bar = Progress::new(progress, opener.len(), &input.display().to_string());
+    let sealed = if input == Path::new("-") {
+        Sealed::stdin(run)?
+    } else {
+        Sealed::File(unlock(input, run.identities, run.have_identity_files)?)
+    };
+    let bar = Progress::new(progress, sealed.len(), &input.display().to_string());
+    let identities = &*run.identities;
     let (summary, written_to) = match &target {
         None => {
-            let (_, summary) = opener
-                .decrypt_to(stdout_file()?, false, &bar.callback())
+            let summary = sealed
+                .decrypt_to(stdout_file()?, identities, &bar.callback())
                 .map_err(|e| crate::output::exit_if_stdout_closed(e.into()))?;
             (summary, None)
         }
         Some(path) => {
             let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
-            // A fresh temporary file: positional writes, discarded on failure.
-            let summary = opener
-                .decrypt_to_file(atomic.file(), false, &bar.callback())
+            // A fresh temporary file, discarded on failure.
+            let summary = sealed
+                .decrypt_to_file(atomic.file(), identities, &bar.callback())
                 .with_context(|| format!("while writing {}", path.display()))?;
             (summary, Some(atomic.commit()?))
         }
