@@ -385,8 +385,8 @@ pub struct RekeyArgs {
     /// Remove the passphrase.
     #[arg(long, conflicts_with = "add_passphrase")]
     pub remove_passphrase: bool,
-    /// Argon2id costs for a new passphrase, as m=KiB,t=passes,p=lanes.
-    #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
+    /// Argon2id costs for a new passphrase, as m=KiB,t=passes,p=lanes (default: $MVAULT_ARGON2).
+    #[arg(long, value_name = "m=KIB,t=N,p=N")]
     pub argon2: Option<String>,
     /// Sign the new index with this Ed25519 key (a signed vault loses its signature otherwise).
     #[arg(long, value_name = "KEY")]

@@ -175,8 +175,11 @@ pub struct RecipientArgs {
     /// Alone, the passphrase is the only way in; with -r/-R/-i, it or any of those keys opens it.
     #[arg(short = 'p', long = "passphrase")]
     pub passphrase: bool,
-    /// Argon2id costs for the passphrase, as m=KiB,t=passes,p=lanes (default m=65536,t=3,p=1).
-    #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
+    /// Argon2id costs for the passphrase, as m=KiB,t=passes,p=lanes
+    /// (default: $MVAULT_ARGON2, else m=65536,t=3,p=1).
+    // Read with argon2_params, not clap's `env`, which would show the flag
+    // in usage lines as if it had been given.
+    #[arg(long, value_name = "m=KIB,t=N,p=N")]
     pub argon2: Option<String>,
 }
 
@@ -249,11 +252,7 @@ impl RecipientArgs {
             recipients.extend_age(loaded);
         }
         if self.passphrase {
-            let params = match &self.argon2 {
-                Some(text) => Argon2Params::parse(text)
-                    .map_err(|e| fail(Exit::Usage, format!("--argon2: {e}")))?,
-                None => Argon2Params::default(),
-            };
+            let params = argon2_params(self.argon2.as_deref())?;
             recipients.set_passphrase(new_passphrase()?, params);
             description.push("a passphrase".into());
         }
@@ -301,6 +300,19 @@ fn read_passphrase_file(path: &Path) -> Result<SecretString> {
                 path.display()
             ),
         )),
+    }
+}
+
+/// Argon2id costs for a new passphrase: `--argon2`, else `$MVAULT_ARGON2`,
+/// else the defaults.
+pub fn argon2_params(flag: Option<&str>) -> Result<Argon2Params> {
+    let env = std::env::var("MVAULT_ARGON2")
+        .ok()
+        .filter(|t| !t.is_empty());
+    match flag.map(str::to_string).or(env) {
+        Some(text) => Argon2Params::parse(&text)
+            .map_err(|e| fail(Exit::Usage, format!("--argon2 / MVAULT_ARGON2: {e}"))),
+        None => Ok(Argon2Params::default()),
     }
 }
 

@@ -131,6 +131,8 @@ fn threads_from_the_environment_stay_out_of_usage() {
     let err = stderr_of(&out);
     assert!(err.contains("Usage: mvault seal"), "{err}");
     assert!(!err.contains("--threads"), "{err}");
+    // Likewise MVAULT_ARGON2 (set by every test) and --argon2.
+    assert!(!err.contains("--argon2"), "{err}");
     let out = env
         .cmd()
         .env("MVAULT_THREADS", "many")

@@ -67,7 +67,7 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         recipients.extend_age(loaded);
     }
     if info.passphrase {
-        let params = super::rekey_file::argon2_params(&args)?;
+        let params = crate::keys::argon2_params(args.argon2.as_deref())?;
         recipients.set_passphrase(new_passphrase()?, params);
     }
     if recipients.is_empty() {

@@ -123,18 +123,12 @@ fn new_recipients(args: &RekeyArgs) -> Result<Recipients> {
         recipients.extend_age(loaded);
     }
     if args.add_passphrase {
-        recipients.set_passphrase(new_passphrase()?, argon2_params(args)?);
+        recipients.set_passphrase(
+            new_passphrase()?,
+            crate::keys::argon2_params(args.argon2.as_deref())?,
+        );
     }
     Ok(recipients)
-}
-
-/// `--argon2`, else `$MVAULT_ARGON2`, else the default costs.
-pub fn argon2_params(args: &RekeyArgs) -> Result<vault_core::Argon2Params> {
-    match &args.argon2 {
-        Some(text) => vault_core::Argon2Params::parse(text)
-            .map_err(|e| fail(Exit::Usage, format!("--argon2: {e}"))),
-        None => Ok(vault_core::Argon2Params::default()),
-    }
 }
 
 /// Whether `path` names a sealed file rather than a vault.
