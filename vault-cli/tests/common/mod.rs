@@ -178,6 +178,11 @@ pub fn sealed_name(input: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Header length of a sealed file, from its fixed header (bytes 16..20).
+pub fn header_len(sealed: &[u8]) -> usize {
+    u32::from_le_bytes(sealed[16..20].try_into().unwrap()) as usize
+}
+
 /// Permission bits of a file.
 pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("stat").permissions().mode() & 0o777
