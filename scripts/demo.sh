@@ -24,6 +24,17 @@ fi
 cargo build --release -p vault-cli
 mvault="$PWD/target/release/mvault"
 
+# Shell completions and man pages, generated from the CLI definitions, into
+# the usual per-user folders (bash-completion, zsh fpath, fish, MANPATH).
+data="${XDG_DATA_HOME:-$HOME/.local/share}"
+mkdir -p "$data/bash-completion/completions" "$data/zsh/site-functions" \
+  "${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions" "$data/man/man1"
+"$mvault" completions bash > "$data/bash-completion/completions/mvault"
+"$mvault" completions zsh > "$data/zsh/site-functions/_mvault"
+"$mvault" completions fish > "${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions/mvault.fish"
+"$mvault" -q man "$data/man/man1"
+echo "demo: completions and man pages installed (man mvault-seal; zsh: add $data/zsh/site-functions to fpath)"
+
 demo=$(mktemp -d "${TMPDIR:-/tmp}/mvault-demo.XXXXXX")
 trap 'rm -rf "$demo"' EXIT
 export MVAULT_IDENTITY="$demo/identity.txt"

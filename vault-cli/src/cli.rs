@@ -11,13 +11,20 @@ use crate::keys::RecipientArgs;
 #[derive(Debug, Parser)]
 #[command(name = "mvault", version, after_long_help = EXIT_CODES_HELP, after_help = "Run `mvault --help` for exit codes and environment variables.")]
 pub struct Cli {
-    /// Worker threads for encryption and hashing (default: all cores).
-    #[arg(long, global = true, env = "MVAULT_THREADS", value_name = "N")]
+    /// Worker threads for encryption and hashing (default: $MVAULT_THREADS, else all cores).
+    // MVAULT_THREADS is read in main, not with clap's `env`: clap counts an
+    // environment value as given and shows `--threads <N>` in usage lines.
+    #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
 
     /// No progress bars or informational messages.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Read passphrases (for -p, passphrase-sealed files and vaults, rekey --add-passphrase)
+    /// from the first line of FILE, which must be 0600 and yours, instead of a prompt.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -61,6 +68,39 @@ pub enum Command {
     Rm(RmArgs),
     /// Create an Ed25519 signing key (0600) and KEY.pub for signed vaults.
     SignKeygen(SignKeygenArgs),
+    /// List who can open a sealed file or a vault (with -i, a vault's recorded recipients).
+    Recipients(RecipientsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write man pages: mvault.1 to stdout, or every page into DIR.
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecipientsArgs {
+    /// Sealed files (FILE.mvlt) or directory vaults.
+    #[arg(required = true, value_name = "FILE|VAULT")]
+    pub inputs: Vec<PathBuf>,
+    /// Identity file(s): unlock a vault's keyring to list its recorded recipient strings.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `mvault completions bash > ~/.local/share/bash-completion/completions/mvault`.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Folder for mvault.1 and mvault-COMMAND.1 (e.g. ~/.local/share/man/man1).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Who may read through a mount. Rules of different kinds must all match;
@@ -131,8 +171,8 @@ pub struct MountArgs {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
-    /// Stay in the foreground until unmounted (Ctrl-C unmounts).
-    #[arg(short, long)]
+    /// Stay in the foreground until unmounted (Ctrl-C unmounts). No -f: that is --force elsewhere.
+    #[arg(long)]
     pub foreground: bool,
     #[arg(long, hide = true)]
     pub ready_fd: Option<i32>,
@@ -197,8 +237,11 @@ pub struct KeygenArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Overwrite an existing identity file (the old key is lost).
-    #[arg(long)]
+    #[arg(short, long)]
     pub force: bool,
+    /// Print the recipient(s) of this existing identity file instead (as `age-keygen -y`).
+    #[arg(short = 'y', value_name = "IDENTITY", conflicts_with_all = ["output", "force"])]
+    pub recipients_of: Option<PathBuf>,
     /// Print {"identity": ..., "recipient": ...} as JSON.
     #[arg(long)]
     pub json: bool,
@@ -257,7 +300,8 @@ pub struct VaultWriteArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct OpenArgs {
-    /// Sealed files to decrypt.
+    /// Sealed files, folders of them (each *.mvlt inside), or directory vaults
+    /// ("-" reads one sealed stream from standard input and needs -o).
     #[arg(required = true, value_name = "FILE.mvlt")]
     pub inputs: Vec<PathBuf>,
     /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
@@ -383,12 +427,19 @@ pub struct RmArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RekeyArgs {
-    /// The vault.
-    #[arg(value_name = "VAULT")]
+    /// A directory vault (only its keyring is rewritten) or a sealed FILE.mvlt (only its
+    /// header is rewritten; the payload bytes stay as they are).
+    #[arg(value_name = "VAULT|FILE.mvlt")]
     pub vault: PathBuf,
-    /// Identity file(s) that open the vault now.
+    /// Identity file(s) that open it now.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
+    /// The new recipients, replacing the current ones, as in `seal -r`. Repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// The new recipients from a file, one per line, as in `seal -R`. Repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
     /// Add this recipient (age1..., ssh-..., plugin). Repeatable.
     #[arg(long, value_name = "RECIPIENT")]
     pub add_recipient: Vec<String>,
@@ -401,8 +452,8 @@ pub struct RekeyArgs {
     /// Remove the passphrase.
     #[arg(long, conflicts_with = "add_passphrase")]
     pub remove_passphrase: bool,
-    /// Argon2id costs for a new passphrase, as m=KiB,t=passes,p=lanes.
-    #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
+    /// Argon2id costs for a new passphrase, as m=KiB,t=passes,p=lanes (default: $MVAULT_ARGON2).
+    #[arg(long, value_name = "m=KIB,t=N,p=N")]
     pub argon2: Option<String>,
     #[command(flatten)]
     pub write: VaultWriteArgs,
@@ -414,11 +465,12 @@ pub struct RekeyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SignKeygenArgs {
-    /// Where to write the secret key (0600); the public key goes to KEY.pub.
+    /// Where to write the secret key (0600); the public key goes to KEY.pub
+    /// (default: ~/.config/mvault/signing.key).
     #[arg(short, long, value_name = "KEY")]
-    pub output: PathBuf,
-    /// Overwrite existing key files.
-    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite existing key files (the old key is lost).
+    #[arg(short, long)]
     pub force: bool,
 }
 

@@ -51,7 +51,8 @@ Exit codes:
 
 Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)
-  MVAULT_PASSPHRASE  passphrase for -p / passphrase-sealed files (instead of a prompt)
+  MVAULT_PASSPHRASE  passphrase for -p / passphrase-sealed files (instead of a prompt;
+                     --passphrase-file FILE, first line, 0600, is the safer way)
   MVAULT_ARGON2      Argon2id costs for new passphrase stanzas, e.g. m=65536,t=3,p=1
   MVAULT_MAX_ARGON2  most Argon2id work spent per passphrase stanza when opening
                      (default m=1048576,t=2,p=64: memory <= m, memory x passes <= m*t)

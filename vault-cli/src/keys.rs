@@ -3,6 +3,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use secrecy::{ExposeSecret, SecretString};
@@ -17,11 +18,34 @@ pub fn default_identity_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("MVAULT_IDENTITY").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
+    Some(config_dir()?.join("identity.txt"))
+}
+
+/// `$XDG_CONFIG_HOME/mvault/signing.key`, else `~/.config/mvault/signing.key`.
+pub fn default_signing_key_path() -> Option<PathBuf> {
+    Some(config_dir()?.join("signing.key"))
+}
+
+/// `$XDG_CONFIG_HOME/mvault`, else `~/.config/mvault`.
+fn config_dir() -> Option<PathBuf> {
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(config.join("mvault").join("identity.txt"))
+    Some(config.join("mvault"))
+}
+
+/// Creates the folder that will hold a new key file (0700), if missing.
+pub fn create_key_dir(path: &Path) -> Result<()> {
+    let dir = crate::output::parent_dir(path);
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// How every age X25519 secret key begins (Bech32, any case).
@@ -49,16 +73,22 @@ pub fn redact_secrets(text: &str) -> String {
     out
 }
 
-/// Refuses secret files that other users could read or that another user
+/// Refuses identity files that other users could read or that another user
 /// owns, as ssh does for private keys.
 pub fn check_secret_file(path: &Path) -> Result<()> {
-    let meta = fs::metadata(path)
-        .with_context(|| format!("cannot read identity file {}", path.display()))?;
+    check_secret_file_as(path, "identity file")
+}
+
+/// Refuses a secret file (`what`: "identity file", "passphrase file") that
+/// other users could read or that another user owns.
+pub fn check_secret_file_as(path: &Path, what: &str) -> Result<()> {
+    let meta =
+        fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
     if meta.is_dir() {
         return Err(fail(
             Exit::Io,
             format!(
-                "identity file {} is a directory; pass the file itself with -i",
+                "{what} {} is a directory; pass the file itself",
                 path.display()
             ),
         ));
@@ -68,7 +98,7 @@ pub fn check_secret_file(path: &Path) -> Result<()> {
         return Err(fail(
             Exit::Refused,
             format!(
-                "identity file {} is accessible by other users (mode {mode:03o}); fix it with: chmod 600 {}",
+                "{what} {} is accessible by other users (mode {mode:03o}); fix it with: chmod 600 {}",
                 path.display(),
                 path.display()
             ),
@@ -79,7 +109,7 @@ pub fn check_secret_file(path: &Path) -> Result<()> {
         return Err(fail(
             Exit::Refused,
             format!(
-                "identity file {} is owned by uid {}, not by you (uid {me}); fix it with: chown $(id -u) {}",
+                "{what} {} is owned by uid {}, not by you (uid {me}); fix it with: chown $(id -u) {}",
                 path.display(),
                 meta.uid(),
                 path.display()
@@ -141,11 +171,15 @@ pub struct RecipientArgs {
     /// Seal to the recipient of this identity file. Repeatable.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    /// Also protect the file with a passphrase (asked on the terminal, or $MVAULT_PASSPHRASE).
+    /// Seal to a passphrase (Argon2id; from --passphrase-file, $MVAULT_PASSPHRASE or the terminal).
+    /// Alone, the passphrase is the only way in; with -r/-R/-i, it or any of those keys opens it.
     #[arg(short = 'p', long = "passphrase")]
     pub passphrase: bool,
-    /// Argon2id costs for the passphrase, as m=KiB,t=passes,p=lanes (default m=65536,t=3,p=1).
-    #[arg(long, value_name = "m=KIB,t=N,p=N", env = "MVAULT_ARGON2")]
+    /// Argon2id costs for the passphrase, as m=KiB,t=passes,p=lanes
+    /// (default: $MVAULT_ARGON2, else m=65536,t=3,p=1).
+    // Read with argon2_params, not clap's `env`, which would show the flag
+    // in usage lines as if it had been given.
+    #[arg(long, value_name = "m=KIB,t=N,p=N")]
     pub argon2: Option<String>,
 }
 
@@ -218,11 +252,7 @@ impl RecipientArgs {
             recipients.extend_age(loaded);
         }
         if self.passphrase {
-            let params = match &self.argon2 {
-                Some(text) => Argon2Params::parse(text)
-                    .map_err(|e| fail(Exit::Usage, format!("--argon2: {e}")))?,
-                None => Argon2Params::default(),
-            };
+            let params = argon2_params(self.argon2.as_deref())?;
             recipients.set_passphrase(new_passphrase()?, params);
             description.push("a passphrase".into());
         }
@@ -230,10 +260,66 @@ impl RecipientArgs {
     }
 }
 
-/// Reads a passphrase for a new file: `$MVAULT_PASSPHRASE`, or asked twice
-/// on the terminal.
+/// The `--passphrase-file` of this run, set once from the command line.
+static PASSPHRASE_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Takes passphrases from `path` (first line) instead of the environment or
+/// a prompt, for the rest of this run.
+pub fn set_passphrase_file(path: PathBuf) {
+    let _ = PASSPHRASE_FILE.set(path);
+}
+
+/// Whether a passphrase is at hand without asking (`--passphrase-file` or
+/// `$MVAULT_PASSPHRASE`).
+pub fn passphrase_given() -> bool {
+    PASSPHRASE_FILE.get().is_some() || env_passphrase().is_some()
+}
+
+/// `--passphrase-file`, else `$MVAULT_PASSPHRASE`, else `None`.
+fn given_passphrase() -> Result<Option<SecretString>> {
+    match PASSPHRASE_FILE.get() {
+        Some(path) => read_passphrase_file(path).map(Some),
+        None => Ok(env_passphrase()),
+    }
+}
+
+/// The first line of a passphrase file, which must be private like an
+/// identity file (0600, yours).
+fn read_passphrase_file(path: &Path) -> Result<SecretString> {
+    check_secret_file_as(path, "passphrase file")?;
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(path)
+            .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
+    );
+    match text.lines().next() {
+        Some(line) if !line.is_empty() => Ok(SecretString::from(line.to_string())),
+        _ => Err(fail(
+            Exit::Usage,
+            format!(
+                "passphrase file {} has an empty first line; the passphrase is its first line",
+                path.display()
+            ),
+        )),
+    }
+}
+
+/// Argon2id costs for a new passphrase: `--argon2`, else `$MVAULT_ARGON2`,
+/// else the defaults.
+pub fn argon2_params(flag: Option<&str>) -> Result<Argon2Params> {
+    let env = std::env::var("MVAULT_ARGON2")
+        .ok()
+        .filter(|t| !t.is_empty());
+    match flag.map(str::to_string).or(env) {
+        Some(text) => Argon2Params::parse(&text)
+            .map_err(|e| fail(Exit::Usage, format!("--argon2 / MVAULT_ARGON2: {e}"))),
+        None => Ok(Argon2Params::default()),
+    }
+}
+
+/// Reads a passphrase for a new file: `--passphrase-file`,
+/// `$MVAULT_PASSPHRASE`, or asked twice on the terminal.
 pub fn new_passphrase() -> Result<SecretString> {
-    if let Some(p) = env_passphrase() {
+    if let Some(p) = given_passphrase()? {
         return Ok(p);
     }
     let first = prompt("Passphrase for the sealed file: ")?;
@@ -260,7 +346,7 @@ fn prompt(text: &str) -> Result<SecretString> {
         .map_err(|_| {
             fail(
                 Exit::Usage,
-                "no terminal to ask for a passphrase on; set MVAULT_PASSPHRASE",
+                "no terminal to ask for a passphrase on; use --passphrase-file FILE or set MVAULT_PASSPHRASE",
             )
         })
 }
@@ -282,7 +368,7 @@ pub fn maybe_add_passphrase(
     if have_identity_files && identities.unlock(header).is_ok() {
         return Ok(());
     }
-    let passphrase = match env_passphrase() {
+    let passphrase = match given_passphrase()? {
         Some(p) => p,
         None => prompt("Passphrase: ")?,
     };
@@ -295,14 +381,7 @@ pub fn maybe_add_passphrase(
 pub fn generate_identity(path: &Path, force: bool) -> Result<String> {
     use std::io::Write;
 
-    let dir = crate::output::parent_dir(path);
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    create_key_dir(path)?;
     let identity = vault_core::age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let mut out = crate::output::AtomicFile::create(path, 0o600, force)?;

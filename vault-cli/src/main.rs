@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod identity_file;
 mod keys;
 mod output;
 mod progress;
@@ -13,7 +14,7 @@ use clap::Parser;
 use crate::exit::{Exit, exit_for, hint_for};
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
     // `doctor` reports the core dump limit it was started with.
     if !matches!(cli.command, cli::Command::Doctor(_)) {
         no_dumps();
@@ -21,7 +22,10 @@ fn main() {
     if writes_files(&cli.command) {
         stop_cleanly_on_signals();
     }
-    if let Err(err) = configure_threads(cli.threads) {
+    if let Some(path) = cli.passphrase_file.clone() {
+        keys::set_passphrase_file(path);
+    }
+    if let Err(err) = threads_from_env(&mut cli).and_then(|()| configure_threads(cli.threads)) {
         eprintln!("mvault: error: {err:#}");
         std::process::exit(Exit::Usage as i32);
     }
@@ -73,7 +77,7 @@ fn stop_cleanly_on_signals() {
 
 /// Prints an error with its causes and, when useful, a hint.
 pub fn report_error(err: &anyhow::Error) {
-    eprintln!("mvault: error: {err:#}");
+    eprintln!("mvault: error: {}", report::error_text(err));
     if let Some(hint) = hint_for(err) {
         eprintln!("mvault: hint: {hint}");
     }
@@ -95,10 +99,25 @@ fn no_dumps() {
     let _ = set_dumpable_behavior(DumpableBehavior::NotDumpable);
 }
 
+/// `--threads`, else `$MVAULT_THREADS` (empty means unset).
+fn threads_from_env(cli: &mut cli::Cli) -> anyhow::Result<()> {
+    if cli.threads.is_none()
+        && let Some(text) = std::env::var_os("MVAULT_THREADS").filter(|t| !t.is_empty())
+    {
+        let text = text.to_string_lossy();
+        let n = text
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("MVAULT_THREADS={text:?} is not a number of threads"))?;
+        cli.threads = Some(n);
+    }
+    Ok(())
+}
+
 fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
     let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("mvault-worker-{i}"));
     if let Some(n) = threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        anyhow::ensure!(n > 0, "--threads (or MVAULT_THREADS) must be at least 1");
         builder = builder.num_threads(n);
     }
     builder.build_global()?;

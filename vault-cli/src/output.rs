@@ -114,6 +114,30 @@ pub fn stdout_file() -> Result<File> {
     Ok(File::from(fd))
 }
 
+/// Whether `err` is standard output's reader going away (`| head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let io = cause.downcast_ref::<io::Error>().or_else(|| {
+            match cause.downcast_ref::<vault_core::Error>() {
+                Some(vault_core::Error::Io(e)) => Some(e),
+                _ => None,
+            }
+        });
+        io.is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// For errors while writing plaintext to standard output: when the reader
+/// closed the pipe (`mvault open -o - x | head`), exits at once with status
+/// 0 and no message, as `cat` and `head` users expect; nothing more is
+/// written and no file was being created. Any other error is returned.
+pub fn exit_if_stdout_closed(err: anyhow::Error) -> anyhow::Error {
+    if is_broken_pipe(&err) {
+        std::process::exit(Exit::Ok as i32);
+    }
+    err
+}
+
 /// Wraps a writer and, when asked to, hashes what passes through it.
 pub struct HashingWriter<W> {
     inner: W,

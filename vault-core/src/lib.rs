@@ -54,8 +54,10 @@ mod keys;
 mod open;
 mod passphrase;
 mod pipeline;
+mod rewrap;
 mod seal;
 mod source;
+mod stream_open;
 pub mod vault;
 mod wrap;
 
@@ -68,8 +70,10 @@ pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
 pub use passphrase::{
     Argon2Params, DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, OPEN_LIMIT_ENV, PassphraseStanza,
 };
+pub use rewrap::rewrap_header;
 pub use seal::{Progress, SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use source::Source;
+pub use stream_open::decrypt_stream;
 pub use wrap::{Identities, Recipients};
 
 pub use age;

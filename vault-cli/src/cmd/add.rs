@@ -39,12 +39,35 @@ pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
     let signer = load_signer(&args.write)?;
     let unlocked = unlock(&args.vault, &args.identities)?;
     let warnings = keep_signed(&unlocked, signer.as_ref(), &args.write)?;
+    let quiet = !show_progress || args.json;
+    // A bar only on a terminal; its total needs a quick walk of the sources.
+    let total =
+        if !quiet && !args.write.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            sources
+                .iter()
+                .map(|(p, _)| super::vault::tree_bytes(p))
+                .sum()
+        } else {
+            0
+        };
+    let bar = crate::progress::Progress::new(
+        !quiet && !args.write.dry_run,
+        total,
+        &args.vault.display().to_string(),
+    );
     let options = vault::WriteOptions {
         dry_run: args.write.dry_run,
         ..vault::WriteOptions::default()
     };
-    let mut summary = vault::add_paths(unlocked, &sources, signer.as_ref(), &options, &|_| {})
-        .map_err(super::vault::busy_to_refused)?;
+    let mut summary = vault::add_paths(
+        unlocked,
+        &sources,
+        signer.as_ref(),
+        &options,
+        &bar.callback(),
+    )
+    .map_err(super::vault::busy_to_refused)?;
+    drop(bar);
     summary.warnings.extend(warnings);
     report_write(
         &args.vault,

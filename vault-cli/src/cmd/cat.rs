@@ -42,8 +42,11 @@ pub fn run(args: CatArgs) -> Result<Exit> {
             reader.len()
         );
     }
-    reader.copy_to(&mut out)?;
-    out.flush()?;
+    reader
+        .copy_to(&mut out)
+        .map_err(|e| crate::output::exit_if_stdout_closed(e.into()))?;
+    out.flush()
+        .map_err(|e| crate::output::exit_if_stdout_closed(e.into()))?;
     Ok(Exit::Ok)
 }
 

@@ -1,12 +1,18 @@
-//! `mvault keygen`
+//! `mvault keygen`, and `mvault keygen -y IDENTITY` (its recipients).
+
+use std::path::Path;
 
 use anyhow::Result;
 
 use crate::cli::KeygenArgs;
 use crate::exit::{Exit, fail};
+use crate::identity_file::identity_file_recipients;
 use crate::keys::{default_identity_path, generate_identity};
 
 pub fn run(args: KeygenArgs, quiet: bool) -> Result<Exit> {
+    if let Some(identity) = &args.recipients_of {
+        return print_recipients(identity, args.json, quiet);
+    }
     let path = args
         .output
         .or_else(default_identity_path)
@@ -25,6 +31,31 @@ pub fn run(args: KeygenArgs, quiet: bool) -> Result<Exit> {
             );
         }
         println!("{recipient}");
+    }
+    Ok(Exit::Ok)
+}
+
+/// `keygen -y IDENTITY`: one recipient a line on stdout, like `age-keygen -y`.
+fn print_recipients(identity: &Path, json: bool, quiet: bool) -> Result<Exit> {
+    let found = identity_file_recipients(identity)?;
+    if json {
+        crate::report::print_json(&serde_json::json!({
+            "identity": identity.display().to_string(),
+            "recipients": found.recipients,
+            "plugins": found.plugins,
+        }));
+        return Ok(Exit::Ok);
+    }
+    for r in &found.recipients {
+        println!("{r}");
+    }
+    if !quiet {
+        for plugin in &found.plugins {
+            eprintln!(
+                "mvault: {} has an age-plugin-{plugin} identity; its recipient comes from the plugin (e.g. `age-plugin-{plugin} --list`)",
+                identity.display()
+            );
+        }
     }
     Ok(Exit::Ok)
 }

@@ -4,6 +4,7 @@ mod add;
 mod bench;
 mod cat;
 mod doctor;
+mod generate;
 mod inspect;
 mod keygen;
 mod ls;
@@ -11,7 +12,9 @@ mod mount;
 mod mountinfo;
 mod mountpoint;
 mod open;
+mod recipients;
 mod rekey;
+mod rekey_file;
 mod rm;
 mod run;
 mod seal;
@@ -47,6 +50,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Rekey(args) => rekey::run(args, cli.quiet),
         Command::Rm(args) => rm::run(args, show_progress),
         Command::SignKeygen(args) => sign_keygen::run(args, cli.quiet),
+        Command::Recipients(args) => recipients::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args, cli.quiet),
         Command::Run(args) => {
             let code = run::run(args, cli.quiet)?;
             std::process::exit(code);
@@ -77,14 +83,15 @@ fn for_each_input<T>(
         match each(input) {
             Ok(value) => results.push((name, Ok(value))),
             Err(err) => {
-                eprintln!("mvault: {name}: error: {err:#}");
+                let text = crate::report::error_text(&err);
+                eprintln!("mvault: {name}: error: {text}");
                 if let Some(hint) = crate::exit::hint_for(&err) {
                     eprintln!("mvault: hint: {hint}");
                 }
                 if exit == Exit::Ok {
                     exit = exit_for(&err);
                 }
-                results.push((name, Err(format!("{err:#}"))));
+                results.push((name, Err(text)));
             }
         }
     }

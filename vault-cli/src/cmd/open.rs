@@ -1,12 +1,13 @@
 //! `mvault open`
 
 use std::fs::File;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vault_core::{Identities, Opener, read_header};
+use vault_core::{Header, Identities, OpenSummary, Opener, decrypt_stream, read_header};
 
 use super::{for_each_input, open_input};
 use crate::cli::OpenArgs;
@@ -30,6 +31,9 @@ pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
             "--json cannot share standard output with -o -",
         ));
     }
+    if to_stdout {
+        refuse_terminal(std::io::stdout().is_terminal())?;
+    }
     let (mut identities, files) = load_identities(&args.identities)?;
     let progress = show_progress && !args.json && !to_stdout;
     let (results, exit) = for_each_input(&args.inputs, |input| {
@@ -45,6 +49,19 @@ pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
     Ok(exit)
 }
 
+/// Refuses to write decrypted bytes to a terminal, as `seal` refuses sealed
+/// ones: a binary checkpoint would garble it, and plaintext would sit in
+/// the scrollback.
+fn refuse_terminal(stdout_is_terminal: bool) -> Result<()> {
+    if stdout_is_terminal {
+        return Err(fail(
+            Exit::Usage,
+            "refusing to write decrypted plaintext to a terminal; redirect stdout or use -o FILE",
+        ));
+    }
+    Ok(())
+}
+
 /// Opens `input` with `identities`, asking for a passphrase if the file has
 /// a passphrase stanza that the identities do not cover.
 pub fn unlock(
@@ -52,17 +69,102 @@ pub fn unlock(
     identities: &mut Identities,
     have_identity_files: bool,
 ) -> Result<Opener<File>> {
-    let file = open_input(input)?;
+    let file = if input == Path::new("-") {
+        spool_stdin()?
+    } else {
+        open_input(input)?
+    };
     let (header, _) =
         read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
     maybe_add_passphrase(identities, &header, have_identity_files)?;
     if identities.is_empty() {
-        return Err(fail(
-            Exit::Usage,
-            "no identity: pass -i IDENTITY, set MVAULT_IDENTITY, or create ~/.config/mvault/identity.txt with `mvault keygen`",
-        ));
+        return Err(no_identity());
     }
     Ok(Opener::new(file, identities)?)
+}
+
+/// A sealed file, or a sealed stream on standard input (read in order,
+/// each chunk authenticated before it is written).
+enum Sealed {
+    File(Opener<File>),
+    Stdin(Header, std::io::StdinLock<'static>),
+}
+
+impl Sealed {
+    /// Reads the header from standard input and asks for a passphrase if
+    /// it needs one; the key is recovered when decryption starts.
+    fn stdin(run: &mut OpenRun) -> Result<Sealed> {
+        let mut stdin = std::io::stdin().lock();
+        let header = Header::read_from(&mut stdin).context("cannot read standard input")?;
+        maybe_add_passphrase(run.identities, &header, run.have_identity_files)?;
+        if run.identities.is_empty() {
+            return Err(no_identity());
+        }
+        Ok(Sealed::Stdin(header, stdin))
+    }
+
+    /// Plaintext bytes, when known ahead (0 for a stream without a length).
+    fn len(&self) -> u64 {
+        match self {
+            Sealed::File(opener) => opener.len(),
+            Sealed::Stdin(header, _) => header.plaintext_len.unwrap_or(0),
+        }
+    }
+
+    fn decrypt_to(
+        self,
+        out: File,
+        identities: &Identities,
+        progress: vault_core::Progress<'_>,
+    ) -> vault_core::Result<OpenSummary> {
+        match self {
+            Sealed::File(opener) => opener.decrypt_to(out, false, progress).map(|(_, s)| s),
+            Sealed::Stdin(header, input) => {
+                decrypt_stream(&header, input, identities, out, progress).map(|(_, s)| s)
+            }
+        }
+    }
+
+    /// Into an empty temporary file (positional writes for a file).
+    fn decrypt_to_file(
+        self,
+        out: &mut File,
+        identities: &Identities,
+        progress: vault_core::Progress<'_>,
+    ) -> vault_core::Result<OpenSummary> {
+        match self {
+            Sealed::File(opener) => opener.decrypt_to_file(out, false, progress),
+            Sealed::Stdin(header, input) => {
+                decrypt_stream(&header, input, identities, out, progress).map(|(_, s)| s)
+            }
+        }
+    }
+}
+
+fn no_identity() -> anyhow::Error {
+    fail(
+        Exit::Usage,
+        "no identity: pass -i IDENTITY, set MVAULT_IDENTITY, or create ~/.config/mvault/identity.txt with `mvault keygen`",
+    )
+}
+
+/// Reads a sealed stream from standard input into an unnamed temporary
+/// file (ciphertext only, removed on exit), so that `verify -` can check it
+/// like a file (`open -` streams instead).
+fn spool_stdin() -> Result<File> {
+    let mut spool = tempfile::tempfile()
+        .context("cannot create a temporary file for standard input (set TMPDIR)")?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+        .context("cannot read the sealed stream from standard input")?;
+    Ok(spool)
+}
+
+/// What every file of one `open` run shares.
+struct OpenRun<'a> {
+    args: &'a OpenArgs,
+    identities: &'a mut Identities,
+    have_identity_files: bool,
+    progress: bool,
 }
 
 fn open_one(
@@ -78,24 +180,114 @@ fn open_one(
     if !args.paths.is_empty() {
         return Err(fail(Exit::Usage, "--path applies to directory vaults"));
     }
-    let started = Instant::now();
+    let mut run = OpenRun {
+        args,
+        identities,
+        have_identity_files,
+        progress,
+    };
+    if input.is_dir() {
+        return open_folder(input, &mut run);
+    }
     let target = match &args.output {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.clone()),
+        None if input == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "opening standard input needs -o OUT (or -o - for standard output)",
+            ));
+        }
         None => Some(strip_suffix(input)?),
     };
-    let opener = unlock(input, identities, have_identity_files)?;
-    let bar = Progress::new(progress, opener.len(), &input.display().to_string());
+    open_file(input, target, &mut run)
+}
+
+/// `open DIR` (a folder of sealed files, as `mount` serves it): every
+/// `*.mvlt` in it, each beside itself, or into the folder given with -o.
+fn open_folder(dir: &Path, run: &mut OpenRun) -> Result<serde_json::Value> {
+    let mut sealed: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mvlt") && p.is_file())
+        .collect();
+    sealed.sort();
+    if sealed.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "{} is a folder with no .mvlt files and not a directory vault; nothing to open",
+                dir.display()
+            ),
+        ));
+    }
+    let out_dir = match &run.args.output {
+        Some(p) if p == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "a folder of sealed files opens into a folder, not to standard output",
+            ));
+        }
+        Some(p) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            Some(p.clone())
+        }
+        None => None,
+    };
+    let (results, exit) = for_each_input(&sealed, |file| {
+        let stripped = strip_suffix(file)?;
+        let target = match &out_dir {
+            Some(d) => d.join(stripped.file_name().expect("a .mvlt file has a name")),
+            None => stripped,
+        };
+        open_file(file, Some(target), run)
+    });
+    if exit != Exit::Ok {
+        let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+        return Err(fail(
+            exit,
+            format!(
+                "{failed} of {} sealed files in {} did not open",
+                sealed.len(),
+                dir.display()
+            ),
+        ));
+    }
+    let files: Vec<_> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    Ok(json!({ "input": dir.display().to_string(), "files": files }))
+}
+
+/// Decrypts one sealed file (or standard input, "-") to `target`, or to
+/// standard output when `target` is `None`.
+fn open_file(
+    input: &Path,
+    target: Option<PathBuf>,
+    run: &mut OpenRun,
+) -> Result<serde_json::Value> {
+    let (args, progress) = (run.args, run.progress);
+    let started = Instant::now();
+    let sealed = if input == Path::new("-") {
+        Sealed::stdin(run)?
+    } else {
+        Sealed::File(unlock(input, run.identities, run.have_identity_files)?)
+    };
+    let bar = Progress::new(progress, sealed.len(), &input.display().to_string());
+    let identities = &*run.identities;
     let (summary, written_to) = match &target {
         None => {
-            let (_, summary) = opener.decrypt_to(stdout_file()?, false, &bar.callback())?;
+            let summary = sealed
+                .decrypt_to(stdout_file()?, identities, &bar.callback())
+                .map_err(|e| crate::output::exit_if_stdout_closed(e.into()))?;
             (summary, None)
         }
         Some(path) => {
             let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
-            // A fresh temporary file: positional writes, discarded on failure.
-            let summary = opener
-                .decrypt_to_file(atomic.file(), false, &bar.callback())
+            // A fresh temporary file, discarded on failure.
+            let summary = sealed
+                .decrypt_to_file(atomic.file(), identities, &bar.callback())
                 .with_context(|| format!("while writing {}", path.display()))?;
             (summary, Some(atomic.commit()?))
         }
@@ -125,5 +317,19 @@ fn strip_suffix(input: &Path) -> Result<PathBuf> {
                 input.display()
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plaintext_is_never_written_to_a_terminal() {
+        let err = super::refuse_terminal(true).unwrap_err();
+        assert_eq!(crate::exit::exit_for(&err), crate::exit::Exit::Usage);
+        assert!(
+            err.to_string()
+                .contains("refusing to write decrypted plaintext to a terminal")
+        );
+        assert!(super::refuse_terminal(false).is_ok());
     }
 }

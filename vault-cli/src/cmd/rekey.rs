@@ -14,12 +14,19 @@ use crate::exit::{Exit, fail};
 use crate::keys::new_passphrase;
 
 pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
+    if super::rekey_file::is_sealed_file(&args.vault) {
+        return super::rekey_file::run(&args, quiet);
+    }
     let signer = load_signer(&args.write)?;
     let unlocked = unlock(&args.vault, &args.identities)?;
     for warning in keep_signed(&unlocked, signer.as_ref(), &args.write)? {
         eprintln!("mvault: warning: {warning}");
     }
     let mut info = unlocked.keyring_info().clone();
+    if !args.recipients.is_empty() || !args.recipients_files.is_empty() {
+        // -r/-R: exactly these, as `seal` would record them.
+        info.recipients = given_recipients(&args)?;
+    }
     for gone in &args.remove_recipient {
         let before = info.recipients.len();
         info.recipients.retain(|r| r != gone.trim());
@@ -57,15 +64,16 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
             None,
             &mut StdinGuard::new(false),
         )
-        .map_err(|e| fail(Exit::Usage, format!("cannot parse recipients: {e}")))?;
+        .map_err(|e| {
+            fail(
+                Exit::Usage,
+                crate::report::strip_bidi(&format!("cannot parse recipients: {e}")),
+            )
+        })?;
         recipients.extend_age(loaded);
     }
     if info.passphrase {
-        let params = match &args.argon2 {
-            Some(text) => vault_core::Argon2Params::parse(text)
-                .map_err(|e| fail(Exit::Usage, format!("--argon2: {e}")))?,
-            None => vault_core::Argon2Params::default(),
-        };
+        let params = crate::keys::argon2_params(args.argon2.as_deref())?;
         recipients.set_passphrase(new_passphrase()?, params);
     }
     if recipients.is_empty() {
@@ -154,4 +162,29 @@ fn print_rekey_plan(unlocked: &vault::UnlockedVault, info: &vault::KeyringInfo, 
             "only the keyring would be rewritten".to_string()
         }
     );
+}
+
+/// The recipient strings of -r and of each -R file (blank lines and
+/// comments skipped), to record in the keyring.
+fn given_recipients(args: &RekeyArgs) -> Result<Vec<String>> {
+    let mut out: Vec<String> = args
+        .recipients
+        .iter()
+        .map(|r| r.trim().to_string())
+        .collect();
+    for file in &args.recipients_files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            fail(
+                Exit::Io,
+                format!("cannot read recipients file {}: {e}", file.display()),
+            )
+        })?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    Ok(out)
 }

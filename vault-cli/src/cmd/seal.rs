@@ -104,6 +104,16 @@ fn seal_one(
         (None, true) => return Err(fail(Exit::Usage, "sealing standard input needs -o OUT")),
         (None, false) => Some(with_suffix(input)),
     };
+    if args.output.is_none() && input.extension().is_some_and(|e| e == "mvlt") {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "{} is already sealed; to seal it again name the output with -o {}",
+                input.display(),
+                with_suffix(input).display()
+            ),
+        ));
+    }
     if let Some(t) = &target
         && !from_stdin
         && same_file(input, t)
@@ -185,6 +195,15 @@ fn seal_one(
                 let _ = dir.sync_all();
             }
             source_removed = true;
+            if !args.json {
+                eprintln!(
+                    "mvault: removed {} ({} bytes; its sealed copy {} was {})",
+                    input.display(),
+                    summary.plaintext_len,
+                    path.display(),
+                    verified.as_str().unwrap_or("checked")
+                );
+            }
         }
     }
 

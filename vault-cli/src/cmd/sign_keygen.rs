@@ -1,4 +1,5 @@
-//! `mvault sign-keygen -o KEY`: an Ed25519 key pair for signed vaults.
+//! `mvault sign-keygen [-o KEY]`: an Ed25519 key pair for signed vaults
+//! (default ~/.config/mvault/signing.key and signing.key.pub).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,17 +8,23 @@ use anyhow::Result;
 use vault_core::vault::SigningKey;
 
 use crate::cli::SignKeygenArgs;
-use crate::exit::Exit;
+use crate::exit::{Exit, fail};
+use crate::keys::{create_key_dir, default_signing_key_path};
 use crate::output::AtomicFile;
 
 pub fn run(args: SignKeygenArgs, quiet: bool) -> Result<Exit> {
+    let output = args
+        .output
+        .or_else(default_signing_key_path)
+        .ok_or_else(|| fail(Exit::Usage, "no HOME to put the key in; pass -o KEY"))?;
+    create_key_dir(&output)?;
     let key = SigningKey::generate()?;
     let public = key.verifying_key().to_text();
-    let mut pub_path = args.output.clone().into_os_string();
+    let mut pub_path = output.clone().into_os_string();
     pub_path.push(".pub");
     let pub_path = PathBuf::from(pub_path);
     // Both files are checked before either is written.
-    let mut secret = AtomicFile::create(&args.output, 0o600, args.force)?;
+    let mut secret = AtomicFile::create(&output, 0o600, args.force)?;
     let mut pubfile = AtomicFile::create(&pub_path, 0o644, args.force)?;
     secret.file().write_all(key.to_text().as_bytes())?;
     pubfile.file().write_all(format!("{public}\n").as_bytes())?;
@@ -26,7 +33,7 @@ pub fn run(args: SignKeygenArgs, quiet: bool) -> Result<Exit> {
     if !quiet {
         eprintln!(
             "mvault: signing key written to {} (keep it secret), public key to {}",
-            args.output.display(),
+            output.display(),
             pub_path.display()
         );
     }

@@ -13,7 +13,7 @@ use vault_core::vault::{
 use crate::cli::{OpenArgs, SealArgs, VaultWriteArgs, VerifyArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
-use crate::report::{gb_per_s, human_bytes, print_json};
+use crate::report::{gb_per_s, human_bytes, human_rate, print_json};
 
 /// Another process holding the vault's write lock is a refusal (exit 7),
 /// not an I/O failure.
@@ -168,7 +168,7 @@ fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool)
     }
     let secs = elapsed.as_secs_f64().max(1e-9);
     eprintln!(
-        "mvault: {} generation {}: {} files ({}); sealed {} files ({}) in {:.2}s ({:.0} files/s, {:.2} GB/s), kept {}, objects +{} -{}",
+        "mvault: {} generation {}: {} files ({}); sealed {} files ({}) in {:.2}s ({:.0} files/s{}), kept {}, objects +{} -{}",
         vault.display(),
         s.generation,
         s.files,
@@ -177,7 +177,7 @@ fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool)
         human_bytes(s.bytes_sealed),
         secs,
         s.files_sealed as f64 / secs,
-        gb_per_s(s.bytes_sealed, elapsed),
+        human_rate(s.bytes_sealed, elapsed),
         s.files_reused,
         s.objects_written,
         s.objects_removed
@@ -222,8 +222,14 @@ fn escape(path: &str) -> String {
         .collect()
 }
 
-/// Bytes of the regular files under `dir` (symlinks not followed).
-fn tree_bytes(dir: &Path) -> u64 {
+/// Bytes of the regular files under `dir`, or of `dir` itself when it is a
+/// file (symlinks not followed).
+pub fn tree_bytes(dir: &Path) -> u64 {
+    if let Ok(meta) = std::fs::symlink_metadata(dir)
+        && meta.is_file()
+    {
+        return meta.len();
+    }
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -259,15 +265,10 @@ fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
         identity_files.extend(crate::keys::default_identity_path().filter(|p| p.exists()));
     }
     for file in identity_files {
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&file)?);
-        for line in text.lines().map(str::trim) {
-            if line.starts_with("AGE-SECRET-KEY-")
-                && let Ok(id) = line.parse::<vault_core::age::x25519::Identity>()
-            {
-                out.push(id.to_public().to_string());
-            } else if line.starts_with("AGE-PLUGIN-") {
-                out.push(format!("# plugin identity in {}", file.display()));
-            }
+        let found = crate::identity_file::identity_file_recipients(&file)?;
+        out.extend(found.recipients);
+        if !found.plugins.is_empty() {
+            out.push(format!("# plugin identity in {}", file.display()));
         }
     }
     Ok(out)
@@ -441,12 +442,12 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
     }
     if show_progress && !args.json {
         eprintln!(
-            "mvault: {} -> {} ({} files, {}, {:.2} GB/s)",
+            "mvault: {} -> {} ({} files, {}{})",
             input.display(),
             out.display(),
             summary.files,
             human_bytes(summary.bytes),
-            gb_per_s(summary.bytes, elapsed)
+            human_rate(summary.bytes, elapsed)
         );
     }
     Ok(json!({
@@ -471,7 +472,7 @@ pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Valu
     let keyed = !args.identities.is_empty()
         || (pubkey.is_none()
             && (crate::keys::default_identity_path().is_some_and(|p| p.exists())
-                || std::env::var_os("MVAULT_PASSPHRASE").is_some_and(|p| !p.is_empty())));
+                || crate::keys::passphrase_given()));
     if keyed
         && report
             .failures

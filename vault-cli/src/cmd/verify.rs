@@ -36,6 +36,7 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
     let progress = show_progress && !args.json;
     let (results, exit) = for_each_input(&args.inputs, |input| {
         let started = Instant::now();
+        refuse_plain_folder(input)?;
         let opener = unlock(input, &mut identities, !files.is_empty())?;
         let bar = Progress::new(progress, opener.len(), &input.display().to_string());
         let summary = opener.verify(&bar.callback())?;
@@ -73,6 +74,34 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
         }
     }
     Ok(exit)
+}
+
+/// A folder that is not a vault holds nothing `verify` can check: say what
+/// it takes instead (the generic message is about sealing).
+fn refuse_plain_folder(input: &std::path::Path) -> Result<()> {
+    if !input.is_dir() {
+        return Ok(());
+    }
+    let has_sealed = std::fs::read_dir(input).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "mvlt"))
+    });
+    let advice = if has_sealed {
+        format!(
+            "verify the sealed files in it: mvault verify {}/*.mvlt",
+            input.display()
+        )
+    } else {
+        "verify takes sealed files (FILE.mvlt) or a directory vault (DIR.vault)".to_string()
+    };
+    Err(fail(
+        Exit::Usage,
+        format!(
+            "{} is a plain folder, not a directory vault; {advice}",
+            input.display()
+        ),
+    ))
 }
 
 /// `mvault verify VAULT`: one directory vault at a time.

@@ -68,6 +68,31 @@ impl Env {
         cmd
     }
 
+    /// Runs `mvault ARGS` (with this environment) with a pseudo-terminal as
+    /// its standard output, through util-linux `script`. `None` when
+    /// `script` is missing.
+    pub fn in_terminal(&self, args: &[&str]) -> Option<std::process::Output> {
+        let bin = assert_cmd::cargo::cargo_bin("mvault");
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let line: Vec<String> = std::iter::once(bin.to_string_lossy().into_owned())
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| quote(&a))
+            .collect();
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("MVAULT_IDENTITY", self.identity())
+            .env("MVAULT_ARGON2", FAST_ARGON2)
+            .env_remove("MVAULT_PASSPHRASE")
+            .env_remove("MVAULT_THREADS")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        Some(out)
+    }
+
     /// Creates the default identity and returns its recipient.
     pub fn keygen(&self) -> String {
         let out = self.cmd().arg("keygen").assert().success();
@@ -154,6 +179,11 @@ pub fn sealed_name(input: &Path) -> PathBuf {
     let mut name = input.as_os_str().to_owned();
     name.push(".mvlt");
     PathBuf::from(name)
+}
+
+/// Header length of a sealed file, from its fixed header (bytes 16..20).
+pub fn header_len(sealed: &[u8]) -> usize {
+    u32::from_le_bytes(sealed[16..20].try_into().unwrap()) as usize
 }
 
 /// Permission bits of a file.
