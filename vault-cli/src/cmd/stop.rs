@@ -13,6 +13,7 @@
 //! itself and exits: mvault never hangs after SIGTERM.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,12 +62,19 @@ struct State {
 /// Handle of the signal thread, shared with the main thread.
 pub struct Stop {
     state: Arc<Mutex<State>>,
+    /// The last signal caught, set in the handler itself: the signal thread
+    /// looks only every TICK, and a mount can finish within that time.
+    caught: Arc<AtomicUsize>,
     grace: Duration,
 }
 
 impl Stop {
     /// Catches the signals and starts the signal thread.
     pub fn install(grace: Duration) -> Result<Stop> {
+        let caught = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            signal_hook::flag::register_usize(signal, Arc::clone(&caught), signal as usize)?;
+        }
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
@@ -90,12 +98,21 @@ impl Stop {
                 std::thread::sleep(TICK);
             }
         });
-        Ok(Stop { state, grace })
+        Ok(Stop {
+            state,
+            caught,
+            grace,
+        })
     }
 
     /// The first signal received, if any: the main thread should stop.
+    /// Asked before the command starts (or by `mount`, which has none), so
+    /// a signal the thread has not looked at yet counts too.
     pub fn requested(&self) -> Option<i32> {
-        lock(&self.state).first
+        lock(&self.state).first.or_else(|| {
+            let signal = self.caught.load(Ordering::SeqCst);
+            (signal != 0).then_some(signal as i32)
+        })
     }
 
     /// Whether a second signal asked to skip the grace period.
