@@ -199,3 +199,36 @@ fn a_dry_run_reports_the_plan_and_writes_nothing() {
         .collect();
     assert!(siblings.is_empty(), "{siblings:?}");
 }
+
+#[test]
+fn progress_of_extract_and_keyed_verify_adds_up_to_the_total() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let t = tempfile::tempdir().unwrap();
+    let k = vault_keys();
+    let (_, v) = sealed_with_added_shard(t.path(), &k);
+    let u = unlock(&v, &k);
+    // Everything, then one folder: the files' plaintext bytes, packed or not.
+    for select in [vec![], vec![vec![b"tokenizer".to_vec()]]] {
+        let seen = AtomicU64::new(0);
+        let out = t.path().join(format!("out{}", select.len()));
+        let options = vault::ExtractOptions {
+            select: select.clone(),
+            ..vault::ExtractOptions::default()
+        };
+        let summary = u
+            .extract_with_progress(&out, &options, &|n| {
+                seen.fetch_add(n, Ordering::Relaxed);
+            })
+            .unwrap();
+        assert_eq!(seen.load(Ordering::Relaxed), summary.bytes);
+        assert_eq!(u.extract_total(&select).unwrap(), summary.bytes);
+    }
+    let seen = AtomicU64::new(0);
+    let (_, mut report) = vault::verify_public(&v, None).unwrap();
+    vault::verify_keyed_with_progress(&u, &mut report, &|n| {
+        seen.fetch_add(n, Ordering::Relaxed);
+    });
+    let objects: u64 = u.manifest().objects.iter().map(|o| o.plain_len).sum();
+    assert_eq!(seen.load(Ordering::Relaxed), objects);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+}

@@ -414,8 +414,15 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
                 .map_err(|e| fail(Exit::Usage, format!("--path {p}: {e}")))?,
         );
     }
+    let quiet = !show_progress || args.json;
+    let total = if quiet {
+        0
+    } else {
+        unlocked.extract_total(&select).unwrap_or(0)
+    };
+    let bar = crate::progress::Progress::new(!quiet, total, &input.display().to_string());
     let summary = unlocked
-        .extract(
+        .extract_with_progress(
             &out,
             &ExtractOptions {
                 select,
@@ -426,6 +433,7 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
                     ExtractModes::Uniform(args.mode)
                 },
             },
+            &bar.callback(),
         )
         .map_err(|e| match e {
             vault_core::Error::UnsafeDestination(m) => fail(Exit::Refused, m),
@@ -436,6 +444,7 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
             other => anyhow::Error::new(other),
         })
         .with_context(|| format!("while writing {}", out.display()))?;
+    drop(bar);
     let elapsed = started.elapsed();
     for warning in &summary.warnings {
         eprintln!("mvault: warning: {warning}");
@@ -463,7 +472,11 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
 }
 
 /// `mvault verify VAULT [--pubkey PUB] [-i ID]`.
-pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Value)> {
+pub fn verify(
+    input: &Path,
+    args: &VerifyArgs,
+    show_progress: bool,
+) -> Result<(Exit, serde_json::Value)> {
     let started = Instant::now();
     let pubkey = args.pubkey.as_deref().map(load_pubkey).transpose()?;
     let (vault, mut report) = vault::verify_public(input, pubkey.as_ref())
@@ -482,7 +495,15 @@ pub fn verify(input: &Path, args: &VerifyArgs) -> Result<(Exit, serde_json::Valu
         // The index verify_public checked (signature, hashes), not a
         // re-read one that may have been replaced since.
         let unlocked = unlock_opened(vault, input, &args.identities)?;
-        vault::verify_keyed(&unlocked, &mut report);
+        let quiet = !show_progress || args.json;
+        let total = unlocked
+            .manifest()
+            .objects
+            .iter()
+            .map(|o| o.plain_len)
+            .sum();
+        let bar = crate::progress::Progress::new(!quiet, total, &input.display().to_string());
+        vault::verify_keyed_with_progress(&unlocked, &mut report, &bar.callback());
     }
     if let Some(min) = args.min_generation
         && report.generation < min

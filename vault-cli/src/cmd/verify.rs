@@ -15,7 +15,7 @@ use crate::report::{gb_per_s, print_json};
 
 pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
     if args.inputs.iter().any(|p| super::vault::is_vault(p)) || args.pubkey.is_some() {
-        return verify_vault(&args);
+        return verify_vault(&args, show_progress);
     }
     if args.expect_blake3.is_some() && args.inputs.len() > 1 {
         return Err(fail(
@@ -105,7 +105,7 @@ fn refuse_plain_folder(input: &std::path::Path) -> Result<()> {
 }
 
 /// `mvault verify VAULT`: one directory vault at a time.
-fn verify_vault(args: &VerifyArgs) -> Result<Exit> {
+fn verify_vault(args: &VerifyArgs, show_progress: bool) -> Result<Exit> {
     if args.inputs.len() != 1 {
         return Err(fail(Exit::Usage, "verify one directory vault at a time"));
     }
@@ -125,7 +125,7 @@ fn verify_vault(args: &VerifyArgs) -> Result<Exit> {
             ),
         ));
     }
-    let (exit, value) = super::vault::verify(input, args)?;
+    let (exit, value) = super::vault::verify(input, args, show_progress)?;
     if args.json {
         print_json(&value);
     }

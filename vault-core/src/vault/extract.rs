@@ -18,6 +18,7 @@ use super::fsutil;
 use super::manifest::{Entry, EntryKind};
 use super::read::UnlockedVault;
 use crate::error::{Error, Result};
+use crate::seal::Progress;
 
 /// How to extract.
 #[derive(Clone, Debug, Default)]
@@ -86,6 +87,33 @@ impl UnlockedVault {
     /// are renamed into place (so a crash never leaves a partial file under
     /// a final name, without paying one fsync per file).
     pub fn extract(&self, out: &Path, options: &ExtractOptions) -> Result<ExtractSummary> {
+        self.extract_with_progress(out, options, &|_| {})
+    }
+
+    /// Plaintext bytes an extraction with `select` writes (the total for
+    /// [`UnlockedVault::extract_with_progress`]).
+    pub fn extract_total(&self, select: &[Vec<Vec<u8>>]) -> Result<u64> {
+        let selected = self.selection(select)?;
+        Ok(self
+            .manifest()
+            .entries
+            .iter()
+            .zip(selected)
+            .filter_map(|(e, chosen)| match e.kind {
+                EntryKind::File { size, .. } if chosen => Some(size),
+                _ => None,
+            })
+            .sum())
+    }
+
+    /// [`UnlockedVault::extract`], calling `progress` with the plaintext
+    /// bytes of each file as it is written.
+    pub fn extract_with_progress(
+        &self,
+        out: &Path,
+        options: &ExtractOptions,
+        progress: Progress<'_>,
+    ) -> Result<ExtractSummary> {
         let selected = self.selection(&options.select)?;
         fsutil::ensure_dir(out)?;
         let root: OwnedFd = rustix::fs::open(
@@ -128,7 +156,9 @@ impl UnlockedVault {
         let pending = std::sync::Mutex::new(Vec::new());
         let written: Result<Vec<u64>> = groups
             .par_iter()
-            .map(|(object, files)| self.extract_object(&root, *object, files, options, &pending))
+            .map(|(object, files)| {
+                self.extract_object(&root, (*object, files), options, &pending, progress)
+            })
             .collect();
         let mut pending = pending.into_inner().unwrap_or_else(|e| e.into_inner());
         let result = written.and_then(|bytes| {
@@ -254,13 +284,14 @@ impl UnlockedVault {
         Ok(dir)
     }
 
+    /// Writes `files` (entry indexes) of one object to temporary names.
     fn extract_object(
         &self,
         root: &OwnedFd,
-        object: u32,
-        files: &[usize],
+        (object, files): (u32, &[usize]),
         options: &ExtractOptions,
         pending: &std::sync::Mutex<Vec<(usize, Vec<u8>)>>,
+        progress: Progress<'_>,
     ) -> Result<u64> {
         let push = |i: usize, temp: Vec<u8>| {
             pending
@@ -282,7 +313,7 @@ impl UnlockedVault {
             let entry = &self.manifest().entries[i];
             let parent = self.open_parent(root, i)?;
             let temp = write_temp(&parent, entry, options, |file| {
-                let (_, summary) = opener.decrypt_to(file, true, &|_| {})?;
+                let (_, summary) = opener.decrypt_to(file, true, progress)?;
                 Ok(summary.blake3.expect("hashed"))
             })?;
             push(i, temp);
@@ -309,6 +340,7 @@ impl UnlockedVault {
                 Ok(blake3::hash(data))
             })?;
             push(i, temp);
+            progress(size);
             bytes += size;
         }
         zeroize::Zeroize::zeroize(&mut *plain);

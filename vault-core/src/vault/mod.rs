@@ -50,7 +50,10 @@ pub use plan::Plan;
 pub use read::{FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
 pub use store::MAX_INDEX_LEN;
-pub use verify::{Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_public};
+pub use verify::{
+    Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_keyed_with_progress,
+    verify_public,
+};
 pub use write::{
     NewVault, WriteOptions, WriteSummary, add_paths, rekey, remove_paths,
     replace_manifest_unchecked, rotate_key, seal_dir,

@@ -14,6 +14,7 @@ use super::read::{UnlockedVault, Vault};
 use super::sign::VerifyingKey;
 use super::store::VaultDir;
 use crate::error::{Error, Result};
+use crate::seal::Progress;
 
 /// Kinds of failure, stable names for `--json`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +240,17 @@ fn check_object_file(
 /// authentication and every file's plaintext BLAKE3 compared with the
 /// manifest.
 pub fn verify_keyed(vault: &UnlockedVault, report: &mut Report) {
+    verify_keyed_with_progress(vault, report, &|_| {});
+}
+
+/// [`verify_keyed`], calling `progress` with the plaintext bytes of each
+/// window of an object as it is checked (the total is the sum of the
+/// objects' plaintext lengths).
+pub fn verify_keyed_with_progress(
+    vault: &UnlockedVault,
+    report: &mut Report,
+    progress: Progress<'_>,
+) {
     let manifest = vault.manifest();
     // Files by object.
     let mut by_object: Vec<Vec<usize>> = vec![Vec::new(); manifest.objects.len()];
@@ -250,7 +262,7 @@ pub fn verify_keyed(vault: &UnlockedVault, report: &mut Report) {
     let results: Vec<(u64, u64, Vec<Failure>)> = by_object
         .par_iter()
         .enumerate()
-        .map(|(o, files)| check_object_plaintext(vault, o as u32, files))
+        .map(|(o, files)| check_object_plaintext(vault, o as u32, files, progress))
         .collect();
     for (files, bytes, failures) in results {
         report.files += files;
@@ -267,6 +279,7 @@ fn check_object_plaintext(
     vault: &UnlockedVault,
     object: u32,
     files: &[usize],
+    progress: Progress<'_>,
 ) -> (u64, u64, Vec<Failure>) {
     let manifest = vault.manifest();
     let id = id_hex(&manifest.objects[object as usize].id);
@@ -320,6 +333,7 @@ fn check_object_plaintext(
             })
             .collect();
         bad.extend(errors.into_iter().flatten());
+        progress(len as u64);
         let end = start + len as u64;
         for (hasher, &i) in hashers.iter_mut().zip(files) {
             if let EntryKind::File { size, offset, .. } = manifest.entries[i].kind {
