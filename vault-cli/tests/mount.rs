@@ -64,14 +64,9 @@ fn run_serves_exact_bytes_and_unmounts() {
     assert!(audit.contains("\"event\":\"release\""), "{audit}");
 }
 
-#[test]
-fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
-    if !fuse_available() {
-        eprintln!("skipping: no FUSE on this machine");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// `d/w.bin` (300 KiB) sealed with 64 KiB chunks, then one byte of its
+/// last chunk (chunk 4) flipped; returns the sealed path.
+fn tampered_in_last_chunk(d: &std::path::Path) -> std::path::PathBuf {
     mvault(d).args(["-q", "keygen"]).assert().success();
     std::fs::write(d.join("w.bin"), vec![5u8; 300 << 10]).unwrap();
     mvault(d)
@@ -84,6 +79,18 @@ fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
     let at = bytes.len() - 1000; // inside the last chunk
     bytes[at] ^= 1;
     std::fs::write(&sealed, bytes).unwrap();
+    sealed
+}
+
+#[test]
+fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
+    if !fuse_available() {
+        eprintln!("skipping: no FUSE on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sealed = tampered_in_last_chunk(d);
     let mnt = d.join("mnt");
     // The first chunk reads fine; reading the whole file fails with EIO.
     let script = format!(
@@ -108,18 +115,7 @@ fn a_mapped_reader_killed_by_a_tampered_chunk_is_told_why() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    mvault(d).args(["-q", "keygen"]).assert().success();
-    std::fs::write(d.join("w.bin"), vec![5u8; 300 << 10]).unwrap();
-    mvault(d)
-        .args(["-q", "seal", "--chunk-size", "64K"])
-        .arg(d.join("w.bin"))
-        .assert()
-        .success();
-    let sealed = d.join("w.bin.mvlt");
-    let mut bytes = std::fs::read(&sealed).unwrap();
-    let at = bytes.len() - 1000; // inside the last chunk
-    bytes[at] ^= 1;
-    std::fs::write(&sealed, bytes).unwrap();
+    let sealed = tampered_in_last_chunk(d);
     let mnt = d.join("mnt");
     // What torch.load(mmap=True) and safetensors do: map, then touch pages.
     let reader = format!(
