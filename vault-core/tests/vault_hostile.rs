@@ -14,16 +14,7 @@ use vault_core::vault::{
 use vault_core::{Error, Recipients};
 
 fn seal(src: &Path, v: &Path, k: &VaultKeys) {
-    vault::seal_dir(
-        src,
-        v,
-        None,
-        Some(k.new_vault()),
-        None,
-        &WriteOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
+    k.seal_new(src, v);
 }
 
 /// A small vault: a/b.txt, a/c.bin, top.txt.

@@ -36,16 +36,7 @@ impl Setup {
         fs::write(victim.join("0".repeat(64)), b"keep me too").unwrap();
         let k = vault_keys();
         let v = root.join("v");
-        vault::seal_dir(
-            &src,
-            &v,
-            None,
-            Some(k.new_vault()),
-            None,
-            &WriteOptions::default(),
-            &|_| {},
-        )
-        .unwrap();
+        k.seal_new(&src, &v);
         Setup {
             _dir: dir,
             root,

@@ -16,16 +16,7 @@ fn small_vault(dir: &Path) -> (PathBuf, VaultKeys) {
     fs::write(src.join("big.bin"), vec![3u8; 5 << 20]).unwrap();
     let k = vault_keys();
     let v = dir.join("v");
-    vault::seal_dir(
-        &src,
-        &v,
-        None,
-        Some(k.new_vault()),
-        None,
-        &WriteOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
+    k.seal_new(&src, &v);
     (v, k)
 }
 
@@ -222,16 +213,7 @@ fn keyed_verify_of_a_large_object_uses_bounded_memory() {
     }
     let k = vault_keys();
     let v = dir.path().join("v");
-    vault::seal_dir(
-        &src,
-        &v,
-        None,
-        Some(k.new_vault()),
-        None,
-        &WriteOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
+    k.seal_new(&src, &v);
     let (public, mut report) = vault::verify_public(&v, None).unwrap();
     let unlocked = public.unlock(&k.identities).unwrap();
     // Reset the peak-RSS mark (Linux: "5" to clear_refs), then verify.
@@ -263,16 +245,7 @@ fn extraction_leaves_the_mode_of_existing_folders_alone() {
     fs::set_permissions(src.join(".ssh"), fs::Permissions::from_mode(0o777)).unwrap();
     let k = vault_keys();
     let v = dir.path().join("v");
-    vault::seal_dir(
-        &src,
-        &v,
-        None,
-        Some(k.new_vault()),
-        None,
-        &WriteOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
+    k.seal_new(&src, &v);
     let home = dir.path().join("home");
     fs::create_dir_all(home.join(".ssh")).unwrap();
     fs::set_permissions(home.join(".ssh"), fs::Permissions::from_mode(0o700)).unwrap();

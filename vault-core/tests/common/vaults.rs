@@ -1,6 +1,6 @@
 //! Keys for directory-vault tests.
 
-use vault_core::vault::{KeyringInfo, NewVault};
+use vault_core::vault::{KeyringInfo, NewVault, WriteSummary};
 use vault_core::{Identities, Recipients};
 
 /// A fresh X25519 identity as a vault's recipients, identities and keyring
@@ -30,6 +30,20 @@ pub fn vault_keys() -> VaultKeys {
 }
 
 impl VaultKeys {
+    /// Seals folder `src` as a new vault `v` with default options.
+    pub fn seal_new(&self, src: &std::path::Path, v: &std::path::Path) -> WriteSummary {
+        vault_core::vault::seal_dir(
+            src,
+            v,
+            None,
+            Some(self.new_vault()),
+            None,
+            &vault_core::vault::WriteOptions::default(),
+            &|_| {},
+        )
+        .unwrap()
+    }
+
     /// The recipients of a vault being created.
     pub fn new_vault(&self) -> NewVault<'_> {
         NewVault {
