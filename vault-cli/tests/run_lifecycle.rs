@@ -47,6 +47,36 @@ fn sealed_fixture(env: &Env, name: &str, len: usize) -> (PathBuf, PathBuf) {
     (plain, sealed)
 }
 
+/// `mvault run --grace GRACE` whose command starts [`slow_reader`] on a
+/// sealed 16 MiB file in the background and exits as soon as the reader
+/// has opened it. Returns the running `run`, the mountpoint and the
+/// reader's `opened` and `done` markers.
+fn run_leaving_a_straggler(
+    env: &Env,
+    grace: &str,
+    stderr: Stdio,
+) -> (std::process::Child, PathBuf, PathBuf, PathBuf) {
+    let (_, sealed) = sealed_fixture(env, "big.bin", 16 << 20);
+    let mnt = env.path("mnt");
+    let (opened, done) = (env.path("opened"), env.path("done"));
+    let script = format!(
+        "( {reader} ) &
+         for _ in $(seq 100); do [ -e {opened} ] && exit 0; sleep 0.1; done; exit 3",
+        reader = slow_reader(&mnt.join("big.bin"), &opened, &done),
+        opened = opened.display()
+    );
+    let child = mvault_std(env.dir.path())
+        .args(["-q", "run", "--grace", grace])
+        .args(mount_arg(&sealed, &mnt))
+        .args(["--", "bash", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (child, mnt, opened, done)
+}
+
 fn mount_arg(sealed: &Path, mnt: &Path) -> Vec<OsString> {
     vec![
         "--mount".into(),
@@ -128,27 +158,9 @@ fn straggler_loses_access_after_the_command_exits_and_run_does_not_wait() {
         return;
     }
     let env = Env::new();
-    let (_, sealed) = sealed_fixture(&env, "big.bin", 16 << 20);
-    let mnt = env.path("mnt");
-    let opened = env.path("opened");
-    let done = env.path("done");
     // A background job opens the file and reads it slowly; the command
     // exits as soon as it has opened it.
-    let script = format!(
-        "( {reader} ) &
-         for _ in $(seq 100); do [ -e {opened} ] && exit 0; sleep 0.1; done; exit 3",
-        reader = slow_reader(&mnt.join("big.bin"), &opened, &done),
-        opened = opened.display()
-    );
-    let mut child = mvault_std(env.dir.path())
-        .args(["-q", "run", "--grace", "1s"])
-        .args(mount_arg(&sealed, &mnt))
-        .args(["--", "bash", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, mnt, opened, done) = run_leaving_a_straggler(&env, "1s", Stdio::piped());
     let _guard = MountGuard::new(&mnt);
     let status = wait_or_kill(&mut child, Duration::from_secs(25));
     assert!(opened.exists(), "the straggler opened the file");
@@ -225,24 +237,7 @@ fn sigterm_while_run_waits_for_open_files_ends_the_grace_period() {
         return;
     }
     let env = Env::new();
-    let (_, sealed) = sealed_fixture(&env, "big.bin", 16 << 20);
-    let mnt = env.path("mnt");
-    let (opened, done) = (env.path("opened"), env.path("done"));
-    let script = format!(
-        "( {reader} ) &
-         for _ in $(seq 100); do [ -e {opened} ] && exit 0; sleep 0.1; done; exit 3",
-        reader = slow_reader(&mnt.join("big.bin"), &opened, &done),
-        opened = opened.display()
-    );
-    let mut child = mvault_std(env.dir.path())
-        .args(["-q", "run", "--grace", "10m"])
-        .args(mount_arg(&sealed, &mnt))
-        .args(["--", "bash", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, mnt, opened, done) = run_leaving_a_straggler(&env, "10m", Stdio::null());
     let _guard = MountGuard::new(&mnt);
     assert!(wait_until(READY_TIMEOUT, || opened.exists()));
     // The command has exited; run now waits (up to ten minutes) for the reader.
