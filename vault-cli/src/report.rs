@@ -81,9 +81,28 @@ pub fn print_transfer(input: &Path, output: Option<&Path>, bytes: u64, elapsed: 
     );
 }
 
+/// A name safe to print on a terminal: control characters (escape
+/// sequences a hostile vault could carry) are shown escaped, as `\u{1b}`.
+pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        name.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_rate;
+    use super::{human_rate, printable};
     use std::time::Duration;
 
     #[test]
@@ -102,5 +121,11 @@ mod tests {
         assert_eq!(human_rate(300, ms(1)), ", 300 kB/s");
         assert_eq!(human_rate(5_000_000, ms(100)), ", 50.0 MB/s");
         assert_eq!(human_rate(2_000_000_000, ms(1000)), ", 2.00 GB/s");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(printable("model.safetensors"), "model.safetensors");
+        assert_eq!(printable("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
     }
 }

@@ -7,7 +7,7 @@ use vault_core::vault::EntryKind;
 use super::vault::unlock;
 use crate::cli::LsArgs;
 use crate::exit::Exit;
-use crate::report::print_json;
+use crate::report::{print_json, printable};
 
 pub fn run(args: LsArgs) -> Result<Exit> {
     let unlocked = unlock(&args.vault, &args.identities)?;
@@ -58,25 +58,6 @@ pub fn run(args: LsArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// A name safe to print on a terminal: control characters (escape
-/// sequences a hostile vault could carry) are shown escaped, as `\u{1b}`.
-fn printable(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.chars().any(char::is_control) {
-        name.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        name.into()
-    }
-}
-
 fn mode_string(mode: u32) -> String {
     let mut s = String::with_capacity(9);
     for shift in [6, 3, 0] {
@@ -86,15 +67,4 @@ fn mode_string(mode: u32) -> String {
         s.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn control_characters_are_escaped_for_the_terminal() {
-        assert_eq!(printable("model.safetensors"), "model.safetensors");
-        assert_eq!(printable("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
-    }
 }

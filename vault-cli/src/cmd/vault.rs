@@ -13,7 +13,7 @@ use vault_core::vault::{
 use crate::cli::{OpenArgs, SealArgs, VaultWriteArgs, VerifyArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
-use crate::report::{gb_per_s, human_bytes, human_rate, print_json};
+use crate::report::{gb_per_s, human_bytes, human_rate, print_json, printable};
 
 /// Another process holding the vault's write lock is a refusal (exit 7),
 /// not an I/O failure.
@@ -161,7 +161,7 @@ fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool)
         eprintln!("mvault: warning: {w}");
     }
     for path in &s.plan.removed {
-        eprintln!("mvault: removed {}", escape(path));
+        eprintln!("mvault: removed {}", printable(path));
     }
     if quiet {
         return;
@@ -192,7 +192,7 @@ fn print_plan(vault: &Path, s: &WriteSummary) {
         ("remove", &s.plan.removed),
     ] {
         for path in paths {
-            println!("would {word} {}", escape(path));
+            println!("would {word} {}", printable(path));
         }
     }
     println!(
@@ -207,19 +207,6 @@ fn print_plan(vault: &Path, s: &WriteSummary) {
         s.plan.removed.len(),
         human_bytes(s.plan.bytes_to_seal),
     );
-}
-
-/// A vault path with control characters escaped for the terminal.
-fn escape(path: &str) -> String {
-    path.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// Bytes of the regular files under `dir`, or of `dir` itself when it is a

@@ -55,17 +55,22 @@ pub(super) fn remove_paths(tree: &mut Tree, paths: &[Vec<Vec<u8>>]) -> Result<()
                 String::from_utf8_lossy(&joined)
             )));
         }
-        let below: Vec<Vec<u8>> = tree
-            .range(joined.clone()..)
-            .map(|(k, _)| k.clone())
-            .take_while(|k| k.starts_with(&joined))
-            .filter(|k| *k == joined || k.get(joined.len()) == Some(&b'/'))
-            .collect();
-        for k in below {
-            tree.remove(&k);
-        }
+        remove_subtree(tree, &joined);
     }
     Ok(())
+}
+
+/// Removes `path` and, when it is a folder, everything below it.
+pub(super) fn remove_subtree(tree: &mut Tree, path: &[u8]) {
+    let below: Vec<Vec<u8>> = tree
+        .range(path.to_vec()..)
+        .map(|(k, _)| k.clone())
+        .take_while(|k| k.starts_with(path))
+        .filter(|k| k.as_slice() == path || k.get(path.len()) == Some(&b'/'))
+        .collect();
+    for k in below {
+        tree.remove(&k);
+    }
 }
 
 /// Files of a write, by what happens to them.

@@ -181,15 +181,7 @@ pub fn add_paths(
         }
         let joined = dest.join(&b'/');
         // Replace whatever was at dest (a file, or a folder and its contents).
-        let below: Vec<Vec<u8>> = tree
-            .range(joined.clone()..)
-            .map(|(k, _)| k.clone())
-            .take_while(|k| k.starts_with(&joined))
-            .filter(|k| *k == joined || k.get(joined.len()) == Some(&b'/'))
-            .collect();
-        for k in below {
-            tree.remove(&k);
-        }
+        plan::remove_subtree(&mut tree, &joined);
         // Parent folders must exist and be folders.
         for depth in 1..dest.len() {
             let parent = dest[..depth].join(&b'/');
