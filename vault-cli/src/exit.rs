@@ -48,6 +48,8 @@ Exit codes:
   8  mvault doctor: a host check failed (e.g. a key file readable by others)
   9  bad signature: a vault checked with --pubkey is unsigned, signed by another key, or modified after signing
   10 mvault umount: nothing is mounted at that path
+  128+N  stopped by signal N (Ctrl-C 130, SIGTERM 143): what was being written was removed;
+     `mvault run` also exits 128+N when its command was killed by signal N
 
 Environment:
   MVAULT_IDENTITY    default identity file (else ~/.config/mvault/identity.txt)
