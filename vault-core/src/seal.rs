@@ -332,7 +332,8 @@ impl<W: Write + Send> Sealer<W> {
     ///
     /// This exists for test vectors. Reusing a `(file_key, file_id)` pair for
     /// two different plaintexts destroys confidentiality: use [`Sealer::new`].
-    #[doc(hidden)]
+    /// Only with the non-default `hazmat` feature (tests, fuzz targets).
+    #[cfg(feature = "hazmat")]
     pub fn with_key_for_test_vectors(
         output: W,
         file_key: &FileKey,
@@ -347,7 +348,7 @@ impl<W: Write + Send> Sealer<W> {
     /// vault object: the key comes from the vault key and `file_id`, and
     /// `stanzas` describe how, see `docs/FORMAT.md`). Every
     /// `(file_key, file_id)` pair must seal exactly one plaintext.
-    pub fn with_file_key(
+    pub(crate) fn with_file_key(
         output: W,
         file_key: &FileKey,
         file_id: [u8; FILE_ID_LEN],

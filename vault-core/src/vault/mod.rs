@@ -54,9 +54,10 @@ pub use verify::{
     Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_keyed_with_progress,
     verify_public,
 };
+#[cfg(feature = "hazmat")]
+pub use write::replace_manifest_unchecked;
 pub use write::{
-    NewVault, WriteOptions, WriteSummary, add_paths, rekey, remove_paths,
-    replace_manifest_unchecked, rotate_key, seal_dir,
+    NewVault, WriteOptions, WriteSummary, add_paths, rekey, remove_paths, rotate_key, seal_dir,
 };
 
 /// Name of the objects folder inside a vault.

@@ -1222,8 +1222,8 @@ pub fn rotate_key(
 /// Replaces the manifest of `vault` with `manifest` as given, **without
 /// validating it**, keeping the objects: for tests that need a hostile or
 /// inconsistent manifest (path escapes, wrong hashes). Never use it to
-/// write a real vault.
-#[doc(hidden)]
+/// write a real vault. Only with the non-default `hazmat` feature.
+#[cfg(feature = "hazmat")]
 pub fn replace_manifest_unchecked(
     vault: &UnlockedVault,
     manifest: &Manifest,
