@@ -1,0 +1,427 @@
+//! The commit protocol: from a planned tree to a new generation on disk.
+//!
+//! [`Commit`] takes the write lock, checks the vault did not change since
+//! it was opened, reuses unchanged files, seals the new ones (`pack`), and
+//! hands the result to [`Installer`], which builds the manifest, puts the
+//! new objects in place durably, switches the index and collects garbage.
+//! A new vault is built in a hidden sibling folder and renamed into place.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::pack::{Sealed, new_object_id, seal_new_files};
+use super::scan::{compact, reuse_unchanged};
+use super::{Content, NewVault, OldContents, Planned, WriteOptions, WriteSummary};
+use crate::error::{Error, Result};
+use crate::header::ChunkSize;
+use crate::seal::{Progress, SealOptions, Sealer};
+use crate::vault::fsutil;
+use crate::vault::index::{Index, IndexPublic, PublicObject};
+use crate::vault::keyring;
+use crate::vault::keys::{MANIFEST_ROLE, VaultKey};
+use crate::vault::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
+use crate::vault::plan;
+use crate::vault::read::UnlockedVault;
+use crate::vault::sign::SigningKey;
+use crate::vault::store::{GarbageReport, TempObject, VaultDir, Writable};
+
+/// One write of a planned tree into a vault (new or existing).
+pub(super) struct Commit<'a> {
+    /// Where the vault is, or is to be created.
+    pub vault: &'a Path,
+    /// The vault as it was opened, for an update.
+    pub existing: Option<UnlockedVault>,
+    /// The recipients of a vault to create.
+    pub new: Option<NewVault<'a>>,
+    /// The whole tree the new generation holds.
+    pub tree: BTreeMap<Vec<u8>, Planned>,
+    /// The tree of `existing`, for reuse and the plan.
+    pub old: &'a OldContents,
+    pub signer: Option<&'a SigningKey>,
+    pub options: &'a WriteOptions,
+    pub progress: Progress<'a>,
+}
+
+impl Commit<'_> {
+    /// Writes the new generation (or, for a dry run, says what it would be).
+    pub(super) fn run(self) -> Result<WriteSummary> {
+        let Commit {
+            vault,
+            existing,
+            new,
+            mut tree,
+            old,
+            signer,
+            options,
+            progress,
+        } = self;
+        if options.dry_run {
+            return dry_run(existing.as_ref(), tree, old);
+        }
+        // Where we write: the vault itself, or a hidden sibling for a new one.
+        let (work, key, keyring, generation, old_objects) = match (&existing, new) {
+            (Some(v), _) => (
+                vault.to_path_buf(),
+                v.key().clone(),
+                v.index().keyring.clone(),
+                v.index().public.generation + 1,
+                v.manifest().objects.clone(),
+            ),
+            (None, Some(new)) => {
+                let key = VaultKey::generate()?;
+                let keyring = keyring::seal(&key, new.recipients, &new.info)?;
+                let work = new_vault_dir(vault)?;
+                (work, key, keyring, 1, Vec::new())
+            }
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "no vault to update and no recipients for a new one".into(),
+                ));
+            }
+        };
+        let result = (|| {
+            let fresh;
+            let dir = match &existing {
+                Some(v) => v.dir(),
+                None => {
+                    fresh = VaultDir::open(&work)?;
+                    &fresh
+                }
+            };
+            let writable = dir.begin_write()?;
+            if let Some(v) = &existing {
+                ensure_current(v)?;
+            }
+            let (mut reused, sources) = reuse_unchanged(&mut tree, old)?;
+            // Before compaction, which re-seals kept files without changing them.
+            let plan = plan::plan(&tree, old);
+            reused -= compact(&mut tree, &sources, &old_objects);
+            let sealed = seal_new_files(&writable, &key, &tree, options, progress)?;
+            let installer = Installer {
+                writable: &writable,
+                key: &key,
+                keyring: &keyring,
+                signer,
+            };
+            let summary = installer.finish(generation, old_objects, tree, sealed, reused)?;
+            Ok(WriteSummary { plan, ..summary })
+        })();
+        match (&existing, result) {
+            (Some(_), result) => result,
+            (None, Ok(summary)) => {
+                fs::rename(&work, vault).map_err(|e| {
+                    let _ = fs::remove_dir_all(&work);
+                    if e.kind() == io::ErrorKind::AlreadyExists
+                        || e.kind() == io::ErrorKind::DirectoryNotEmpty
+                    {
+                        Error::Io(io::Error::new(
+                            e.kind(),
+                            format!("{} appeared while sealing", vault.display()),
+                        ))
+                    } else {
+                        Error::Io(e)
+                    }
+                })?;
+                let _ = fsutil::sync_dir(crate::vault::fsutil_parent(vault));
+                Ok(summary)
+            }
+            (None, Err(e)) => {
+                let _ = fs::remove_dir_all(&work);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The summary a write would have, computed without a lock and without
+/// writing anything (files whose size is unchanged but mtime is not are
+/// hashed, as a real write would, to tell kept from updated).
+fn dry_run(
+    existing: Option<&UnlockedVault>,
+    mut tree: BTreeMap<Vec<u8>, Planned>,
+    old: &OldContents,
+) -> Result<WriteSummary> {
+    let (reused, _) = reuse_unchanged(&mut tree, old)?;
+    let plan = plan::plan(&tree, old);
+    let mut summary = WriteSummary {
+        generation: existing.map_or(1, |v| v.index().public.generation + 1),
+        files_reused: reused,
+        dry_run: true,
+        ..WriteSummary::default()
+    };
+    for p in tree.values() {
+        match p.content {
+            Content::Dir => {}
+            Content::Kept { size, .. } => {
+                summary.files += 1;
+                summary.bytes += size;
+            }
+            Content::New { size, .. } => {
+                summary.files += 1;
+                summary.bytes += size;
+                summary.files_sealed += 1;
+                summary.bytes_sealed += size;
+            }
+        }
+    }
+    summary.plan = plan;
+    Ok(summary)
+}
+
+/// A fresh hidden folder beside `vault` to build a new vault in.
+fn new_vault_dir(vault: &Path) -> Result<PathBuf> {
+    let parent = crate::vault::fsutil_parent(vault);
+    let name = vault
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "vault".into());
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".mvault-tmp")
+        .tempdir_in(parent)?;
+    Ok(dir.keep())
+}
+
+pub(super) fn seal_manifest(key: &VaultKey, manifest: &Manifest) -> Result<Vec<u8>> {
+    let plain = zeroize::Zeroizing::new(manifest.encode());
+    let id = new_object_id()?;
+    let mut sealer = Sealer::with_file_key(
+        Vec::with_capacity(plain.len() + plain.len() / 1000 + 4096),
+        &key.derive(MANIFEST_ROLE, &id),
+        id,
+        vec![key.stanza(MANIFEST_ROLE)],
+        SealOptions {
+            chunk_size: ChunkSize::default(),
+            plaintext_len: Some(plain.len() as u64),
+        },
+    )?;
+    sealer.write_all(&plain)?;
+    Ok(sealer.finish()?.0)
+}
+
+/// Where and how a new generation is installed: the locked vault, its key,
+/// the keyring the new index carries, and who signs it.
+#[derive(Clone, Copy)]
+pub(super) struct Installer<'a> {
+    pub writable: &'a Writable<'a>,
+    pub key: &'a VaultKey,
+    pub keyring: &'a [u8],
+    pub signer: Option<&'a SigningKey>,
+}
+
+impl Installer<'_> {
+    /// Builds the manifest of `tree` (old objects still referenced, then the
+    /// newly `sealed` ones) and installs it as generation `generation`.
+    fn finish(
+        &self,
+        generation: u64,
+        old_objects: Vec<ObjectInfo>,
+        tree: BTreeMap<Vec<u8>, Planned>,
+        sealed: Vec<Sealed>,
+        reused: u64,
+    ) -> Result<WriteSummary> {
+        // Where every new file landed.
+        let mut placed: HashMap<Vec<u8>, ([u8; 32], u64, [u8; 32])> = HashMap::new();
+        for s in &sealed {
+            for (path, offset, hash) in &s.files {
+                placed.insert(path.clone(), (s.info.id, *offset, *hash));
+            }
+        }
+        // Objects still referenced, old ones first (stable), then new ones.
+        let mut used: HashSet<[u8; 32]> = HashSet::new();
+        for p in tree.values() {
+            if let Content::Kept { object, .. } = p.content {
+                used.insert(object);
+            }
+        }
+        let mut objects: Vec<ObjectInfo> = old_objects
+            .iter()
+            .filter(|o| used.contains(&o.id))
+            .cloned()
+            .collect();
+        objects.extend(sealed.iter().map(|s| s.info.clone()));
+        let object_index: HashMap<[u8; 32], u32> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.id, i as u32))
+            .collect();
+
+        let mut entries = Vec::with_capacity(tree.len());
+        let mut entry_index: HashMap<&[u8], u32> = HashMap::with_capacity(tree.len());
+        let mut summary = WriteSummary {
+            generation,
+            files_reused: reused,
+            objects_written: sealed.len() as u64,
+            ..WriteSummary::default()
+        };
+        for (path, p) in &tree {
+            let (parent_path, name) = match path.iter().rposition(|&b| b == b'/') {
+                Some(slash) => (&path[..slash], &path[slash + 1..]),
+                None => (&path[..0], &path[..]),
+            };
+            let parent = if parent_path.is_empty() {
+                0
+            } else {
+                *entry_index.get(parent_path).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "internal: no parent for {}",
+                        String::from_utf8_lossy(path)
+                    ))
+                })?
+            };
+            let kind = match &p.content {
+                Content::Dir => EntryKind::Dir,
+                Content::Kept {
+                    size,
+                    blake3,
+                    object,
+                    offset,
+                } => EntryKind::File {
+                    size: *size,
+                    blake3: *blake3,
+                    object: object_index[object],
+                    offset: *offset,
+                },
+                Content::New { size, .. } => {
+                    let (object, offset, blake3) = placed[path];
+                    summary.files_sealed += 1;
+                    summary.bytes_sealed += size;
+                    EntryKind::File {
+                        size: *size,
+                        blake3,
+                        object: object_index[&object],
+                        offset,
+                    }
+                }
+            };
+            if let EntryKind::File { size, .. } = kind {
+                summary.files += 1;
+                summary.bytes += size;
+            }
+            entries.push(Entry {
+                parent,
+                name: name.to_vec(),
+                mode: p.mode,
+                mtime: p.mtime,
+                mtime_nsec: p.mtime_nsec,
+                kind,
+            });
+            entry_index.insert(path.as_slice(), entries.len() as u32);
+        }
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            vault_id: *self.key.id(),
+            generation,
+            keyring_blake3: *blake3::hash(self.keyring).as_bytes(),
+            objects,
+            entries,
+        };
+        manifest.validate()?;
+        let temps: Vec<&TempObject> = sealed.iter().map(|s| &s.temp).collect();
+        let garbage = self.install(&manifest, &temps)?;
+        summary.objects_removed = garbage.removed;
+        summary.warnings.extend(garbage_warnings(&garbage));
+        Ok(summary)
+    }
+
+    /// The commit protocol: new objects into place durably, then the index in
+    /// one rename, then garbage collection. Returns how many objects went.
+    pub(super) fn install(
+        &self,
+        manifest: &Manifest,
+        new_objects: &[&TempObject],
+    ) -> Result<GarbageReport> {
+        let Installer {
+            writable,
+            key,
+            keyring,
+            signer,
+        } = *self;
+        let sealed_manifest = seal_manifest(key, manifest)?;
+
+        // 1. New objects into place, durably.
+        writable.install_objects(new_objects)?;
+
+        // 2. The switch.
+        let public = IndexPublic {
+            vault_id: *key.id(),
+            generation: manifest.generation,
+            keyring_len: 0,
+            keyring_blake3: [0; 32],
+            manifest_len: 0,
+            manifest_blake3: [0; 32],
+            objects: manifest
+                .objects
+                .iter()
+                .map(|o| PublicObject {
+                    id: o.id,
+                    sealed_len: o.sealed_len,
+                    blake3: o.sealed_blake3,
+                })
+                .collect(),
+        };
+        let bytes = Index::encode(public, keyring, &sealed_manifest, signer);
+        writable.write_index(&bytes)?;
+
+        // 3. Garbage: objects nothing references, leftovers in tmp/ (only
+        // when no reader has the vault open).
+        let keep: HashSet<[u8; 32]> = manifest.objects.iter().map(|o| o.id).collect();
+        Ok(writable.collect_garbage(&keep))
+    }
+}
+
+/// What a write tells the user about garbage it could not collect.
+pub(super) fn garbage_warnings(garbage: &GarbageReport) -> Vec<String> {
+    let mut warnings: Vec<String> = garbage
+        .left
+        .iter()
+        .map(|name| format!("left {name} in the vault: not an object file, not deleted"))
+        .collect();
+    if garbage.deferred {
+        warnings.push(
+            "unreferenced objects kept: another process is reading the vault; the next write removes them"
+                .into(),
+        );
+    }
+    warnings
+}
+
+/// Replaces the manifest of `vault` with `manifest` as given, **without
+/// validating it**, keeping the objects: for tests that need a hostile or
+/// inconsistent manifest (path escapes, wrong hashes). Never use it to
+/// write a real vault. Only with the non-default `hazmat` feature.
+#[cfg(feature = "hazmat")]
+pub fn replace_manifest_unchecked(
+    vault: &UnlockedVault,
+    manifest: &Manifest,
+    signer: Option<&SigningKey>,
+) -> Result<()> {
+    let sealed = seal_manifest(vault.key(), manifest)?;
+    let public = IndexPublic {
+        generation: manifest.generation,
+        ..vault.index().public.clone()
+    };
+    let bytes = Index::encode(public, &vault.index().keyring, &sealed, signer);
+    vault.dir().begin_write()?.write_index(&bytes)
+}
+
+/// Fails unless the vault's index on disk is still the one `vault` was
+/// unlocked from. Called with the write lock held: the index is read
+/// before the lock is taken, so another writer may have committed in
+/// between, and building on the stale manifest would drop its change and
+/// reference objects it already deleted.
+pub(super) fn ensure_current(vault: &UnlockedVault) -> Result<()> {
+    let now = Index::parse(&vault.dir().read_index()?)?;
+    if now.public != vault.index().public {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} was changed by another mvault process since it was opened; run the command again",
+                vault.path().display()
+            ),
+        )));
+    }
+    Ok(())
+}

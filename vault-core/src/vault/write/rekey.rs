@@ -1,0 +1,118 @@
+//! Changing who can open a vault: [`rekey`] writes a new keyring under
+//! the same vault key; [`rotate_key`] reseals every object under a fresh
+//! vault key so a removed recipient's copy of the old key opens nothing new.
+
+use rayon::prelude::*;
+
+use super::WriteSummary;
+use super::commit::{Installer, ensure_current, garbage_warnings, seal_manifest};
+use super::pack::{HashingFile, new_object_id};
+use crate::error::Result;
+use crate::seal::{SealOptions, Sealer};
+use crate::vault::index::{Index, IndexPublic};
+use crate::vault::keyring::{self, KeyringInfo};
+use crate::vault::keys::OBJECT_ROLE;
+use crate::vault::manifest::ObjectInfo;
+use crate::vault::read::UnlockedVault;
+use crate::vault::sign::SigningKey;
+use crate::vault::store::TempObject;
+use crate::wrap::Recipients;
+
+/// Writes a new index for `vault` with a new keyring (and everything else
+/// unchanged but the generation): `rekey`.
+pub fn rekey(
+    vault: UnlockedVault,
+    recipients: &Recipients,
+    info: KeyringInfo,
+    signer: Option<&SigningKey>,
+) -> Result<u64> {
+    let writable = vault.dir().begin_write()?;
+    ensure_current(&vault)?;
+    let keyring = keyring::seal(vault.key(), recipients, &info)?;
+    let mut manifest = vault.manifest().clone();
+    manifest.generation += 1;
+    manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
+    let generation = manifest.generation;
+    let sealed_manifest = seal_manifest(vault.key(), &manifest)?;
+    let public = IndexPublic {
+        generation,
+        ..vault.index().public.clone()
+    };
+    let bytes = Index::encode(public, &keyring, &sealed_manifest, signer);
+    writable.write_index(&bytes)?;
+    Ok(generation)
+}
+
+/// Re-encrypts every object under a fresh vault key (same vault id) and a
+/// new keyring for `recipients`: after removing a recipient, whatever they
+/// kept of the old key opens none of the new objects. Objects are streamed
+/// (decrypted with authentication and re-sealed chunk batch by chunk
+/// batch); the switch is the usual single index rename.
+pub fn rotate_key(
+    vault: UnlockedVault,
+    recipients: &Recipients,
+    info: KeyringInfo,
+    signer: Option<&SigningKey>,
+) -> Result<WriteSummary> {
+    let writable = vault.dir().begin_write()?;
+    ensure_current(&vault)?;
+    let new_key = vault.key().rotated()?;
+    let keyring = keyring::seal(&new_key, recipients, &info)?;
+    let old = vault.manifest();
+    let resealed: Vec<(ObjectInfo, TempObject)> = (0..old.objects.len())
+        .into_par_iter()
+        .map(|i| {
+            let opener = vault.open_object(i as u32)?;
+            let id = new_object_id()?;
+            let (file, temp) = writable.create_temp_object(&id)?;
+            let sealer = Sealer::with_file_key(
+                HashingFile {
+                    file,
+                    hasher: blake3::Hasher::new(),
+                },
+                &new_key.derive(OBJECT_ROLE, &id),
+                id,
+                vec![new_key.stanza(OBJECT_ROLE)],
+                SealOptions {
+                    chunk_size: opener.header().chunk_size,
+                    plaintext_len: Some(opener.len()),
+                },
+            )?;
+            let (sealer, _) = opener.decrypt_to(sealer, false, &|_| {})?;
+            let (out, summary) = sealer.finish()?;
+            out.file.sync_all()?;
+            Ok((
+                ObjectInfo {
+                    id,
+                    plain_len: summary.plaintext_len,
+                    sealed_len: summary.sealed_len,
+                    sealed_blake3: *out.hasher.finalize().as_bytes(),
+                },
+                temp,
+            ))
+        })
+        .collect::<Result<_>>()
+        .inspect_err(|_| writable.clean_tmp())?;
+    let mut manifest = old.clone();
+    manifest.generation += 1;
+    manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
+    manifest.objects = resealed.iter().map(|(o, _)| o.clone()).collect();
+    manifest.validate()?;
+    let temps: Vec<&TempObject> = resealed.iter().map(|(_, t)| t).collect();
+    let installer = Installer {
+        writable: &writable,
+        key: &new_key,
+        keyring: &keyring,
+        signer,
+    };
+    let garbage = installer.install(&manifest, &temps)?;
+    Ok(WriteSummary {
+        generation: manifest.generation,
+        files: manifest.file_count() as u64,
+        bytes: manifest.total_bytes(),
+        objects_written: resealed.len() as u64,
+        objects_removed: garbage.removed,
+        warnings: garbage_warnings(&garbage),
+        ..WriteSummary::default()
+    })
+}
