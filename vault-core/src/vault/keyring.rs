@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::keys::VaultKey;
+use super::vault_key::VaultKey;
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::open::Opener;

@@ -30,26 +30,26 @@ mod extract;
 mod fsutil;
 mod index;
 mod keyring;
-mod keys;
 mod manifest;
 mod paths;
 mod plan;
 mod read;
 mod sign;
 mod store;
+mod vault_key;
 mod verify;
 mod write;
 
 pub use extract::{ExtractModes, ExtractOptions, ExtractSummary};
 pub use index::{INDEX_FILE, INDEX_MAGIC, Index, IndexPublic, PublicObject};
 pub use keyring::KeyringInfo;
-pub use keys::{OBJECT_ROLE, STANZA_VAULT, VaultKey};
 pub use manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
 pub use paths::{parse_user_path, valid_name};
 pub use plan::Plan;
 pub use read::{FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
 pub use store::MAX_INDEX_LEN;
+pub use vault_key::{OBJECT_ROLE, STANZA_VAULT, VaultKey};
 pub use verify::{
     Failure, FailureKind, Report, SignatureStatus, verify_keyed, verify_keyed_with_progress,
     verify_public,

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use super::index::{INDEX_FILE, Index};
 use super::keyring::{self, KeyringInfo};
-use super::keys::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
 use super::manifest::{EntryKind, Manifest};
 use super::store::VaultDir;
+use super::vault_key::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::open::{Opener, read_header};

@@ -20,12 +20,12 @@ use crate::seal::{Progress, SealOptions, Sealer};
 use crate::vault::fsutil;
 use crate::vault::index::{Index, IndexPublic, PublicObject};
 use crate::vault::keyring;
-use crate::vault::keys::{MANIFEST_ROLE, VaultKey};
 use crate::vault::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
 use crate::vault::plan;
 use crate::vault::read::UnlockedVault;
 use crate::vault::sign::SigningKey;
 use crate::vault::store::{GarbageReport, TempObject, VaultDir, Writable};
+use crate::vault::vault_key::{MANIFEST_ROLE, VaultKey};
 
 /// One write of a planned tree into a vault (new or existing).
 pub(super) struct Commit<'a> {

@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::keys::random_bytes;
 use crate::seal::{Progress, SealOptions, Sealer};
-use crate::vault::keys::{OBJECT_ROLE, VaultKey};
 use crate::vault::manifest::ObjectInfo;
 use crate::vault::store::{TempObject, Writable};
+use crate::vault::vault_key::{OBJECT_ROLE, VaultKey};
 
 /// A sealed object in `tmp/`, not yet in place.
 pub(super) struct Sealed {

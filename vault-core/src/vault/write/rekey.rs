@@ -11,11 +11,11 @@ use crate::error::Result;
 use crate::seal::{SealOptions, Sealer};
 use crate::vault::index::{Index, IndexPublic};
 use crate::vault::keyring::{self, KeyringInfo};
-use crate::vault::keys::OBJECT_ROLE;
 use crate::vault::manifest::ObjectInfo;
 use crate::vault::read::UnlockedVault;
 use crate::vault::sign::SigningKey;
 use crate::vault::store::TempObject;
+use crate::vault::vault_key::OBJECT_ROLE;
 use crate::wrap::Recipients;
 
 /// Writes a new index for `vault` with a new keyring (and everything else
