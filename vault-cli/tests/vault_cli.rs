@@ -405,7 +405,7 @@ fn hostile_manifest_is_refused_by_every_command() {
         .position(|e| e.name == b"notes.txt")
         .unwrap();
     if let vault::EntryKind::File { blake3, .. } = &mut m.entries[i].kind {
-        blake3[5] ^= 0x40;
+        blake3.0[5] ^= 0x40;
     }
     vault::replace_manifest_unchecked(&unlocked, &m, None).unwrap();
     let v = json_of(

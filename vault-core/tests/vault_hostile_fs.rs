@@ -91,7 +91,7 @@ impl Setup {
     /// The folder of the vault's first object and that object's path.
     fn first_object(&self) -> (PathBuf, PathBuf) {
         let id = Vault::open(&self.v).unwrap().index().public.objects[0].id;
-        let path = vault::object_path(&self.v, &id);
+        let path = id.path_in(&self.v);
         (path.parent().unwrap().to_path_buf(), path)
     }
 

@@ -92,8 +92,8 @@ fn objects_readable_with(v: &Path, id: &[u8; 32], key: &[u8; 32]) -> Vec<Vec<u8>
         .objects
         .iter()
         .filter_map(|o| {
-            let file = fs::File::open(vault::object_path(v, &o.id)).unwrap();
-            let opener = Opener::with_file_key(file, &object_key(id, key, &o.id)).ok()?;
+            let file = fs::File::open(o.id.path_in(v)).unwrap();
+            let opener = Opener::with_file_key(file, &object_key(id, key, o.id.as_bytes())).ok()?;
             Some(opener.decrypt_to(Vec::new(), false, &|_| {}).ok()?.0)
         })
         .collect()
@@ -128,7 +128,10 @@ fn removed_recipient_with_a_kept_vault_key_reads_later_files_until_the_key_rotat
     // What the former recipient keeps before being removed.
     let kept_keyring = Vault::open(&v).unwrap().index().keyring.clone();
     let (vault_id, vault_key) = vault_key_from_keyring(&kept_keyring, &former);
-    assert_eq!(&vault_id, &Vault::open(&v).unwrap().index().public.vault_id);
+    assert_eq!(
+        &vault_id,
+        &Vault::open(&v).unwrap().index().public.vault_id.0
+    );
 
     // Removed: the new keyring no longer opens for them.
     let (only_owner, owner_info) = recipients(&[&owner]);

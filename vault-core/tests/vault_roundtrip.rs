@@ -169,7 +169,7 @@ fn checkpoint_round_trip_and_verify() {
         panic!()
     };
     assert_eq!(
-        &blake3,
+        blake3.as_bytes(),
         blake3::hash(&fs::read(src.join("config.json")).unwrap()).as_bytes()
     );
 
@@ -306,7 +306,7 @@ fn add_paths_places_and_replaces() {
 
 fn first_object(v: &Path) -> std::path::PathBuf {
     let vlt = Vault::open(v).unwrap();
-    vault::object_path(v, &vlt.index().public.objects[0].id)
+    vlt.index().public.objects[0].id.path_in(v)
 }
 
 #[test]
@@ -519,7 +519,7 @@ fn rotating_the_vault_key_rewrites_every_object() {
     let after = Vault::open(&v).unwrap().index().public.objects.clone();
     assert!(after.iter().all(|o| before.iter().all(|b| b.id != o.id)));
     for o in &before {
-        assert!(!vault::object_path(&v, &o.id).exists());
+        assert!(!o.id.path_in(&v).exists());
     }
     assert!(Vault::open(&v).unwrap().unlock(&k.identities).is_err());
     // The old keyring (and so the old vault key) opens nothing any more.

@@ -33,7 +33,7 @@ pub fn run(args: LsArgs) -> Result<Exit> {
                 }),
                 EntryKind::File { size, blake3, .. } => json!({
                     "path": path, "type": "file", "size": size, "mode": format!("{:o}", e.mode),
-                    "mtime": e.mtime, "blake3": hex::encode(blake3),
+                    "mtime": e.mtime, "blake3": blake3.to_hex(),
                 }),
             })
             .collect();

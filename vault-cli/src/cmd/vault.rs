@@ -591,7 +591,7 @@ pub fn inspect(input: &Path) -> Result<serde_json::Value> {
     Ok(json!({
         "file": input.display().to_string(),
         "kind": "directory vault",
-        "vault_id": hex::encode(index.public.vault_id),
+        "vault_id": index.public.vault_id.to_hex(),
         "generation": index.public.generation,
         "objects": index.public.objects.len(),
         "sealed_bytes": index.public.objects.iter().map(|o| o.sealed_len).sum::<u64>(),

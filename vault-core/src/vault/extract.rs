@@ -460,7 +460,7 @@ fn write_temp(
     let mut file = File::from(fd);
     let result = (|| {
         let hash = fill(&mut file)?;
-        if hash.as_bytes() != &blake3 {
+        if blake3 != hash {
             return Err(Error::VaultCorrupt(format!(
                 "{} decrypted to a plaintext whose BLAKE3 differs from the manifest",
                 String::from_utf8_lossy(&entry.name)

@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::{Blake3Digest, ObjectId, VaultId};
 use super::sign::{SIGNATURE_LEN, SigningKey, VerifyingKey};
 use crate::error::{Error, Result};
 
@@ -31,28 +32,28 @@ const MAX_PUBLIC_LEN: usize = 1 << 30;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicObject {
     /// Object id (file name under `objects/`).
-    pub id: [u8; 32],
+    pub id: ObjectId,
     /// Size of the sealed object.
     pub sealed_len: u64,
     /// BLAKE3 of the sealed object's bytes.
-    pub blake3: [u8; 32],
+    pub sealed_blake3: Blake3Digest,
 }
 
 /// The public integrity list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexPublic {
     /// Random vault id, fixed for the vault's life.
-    pub vault_id: [u8; 32],
+    pub vault_id: VaultId,
     /// Incremented by every change (seal, add, rekey).
     pub generation: u64,
     /// Bytes of the keyring section.
     pub keyring_len: u64,
     /// BLAKE3 of the keyring section.
-    pub keyring_blake3: [u8; 32],
+    pub keyring_blake3: Blake3Digest,
     /// Bytes of the sealed manifest section.
     pub manifest_len: u64,
     /// BLAKE3 of the sealed manifest section.
-    pub manifest_blake3: [u8; 32],
+    pub manifest_blake3: Blake3Digest,
     /// Every object the vault references.
     pub objects: Vec<PublicObject>,
 }
@@ -81,9 +82,9 @@ impl Index {
         signer: Option<&SigningKey>,
     ) -> Vec<u8> {
         public.keyring_len = keyring.len() as u64;
-        public.keyring_blake3 = *blake3::hash(keyring).as_bytes();
+        public.keyring_blake3 = Blake3Digest::of(keyring);
         public.manifest_len = manifest.len() as u64;
-        public.manifest_blake3 = *blake3::hash(manifest).as_bytes();
+        public.manifest_blake3 = Blake3Digest::of(manifest);
         let body = postcard::to_stdvec(&public).expect("index serializes");
         let mut out =
             Vec::with_capacity(FIXED_LEN + body.len() + keyring.len() + manifest.len() + 97);
@@ -176,10 +177,10 @@ impl Index {
     /// in the public part (empty when both match).
     pub fn check_sections(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if blake3::hash(&self.keyring).as_bytes() != &self.public.keyring_blake3 {
+        if Blake3Digest::of(&self.keyring) != self.public.keyring_blake3 {
             problems.push("the keyring does not match its hash in the index".into());
         }
-        if blake3::hash(&self.manifest).as_bytes() != &self.public.manifest_blake3 {
+        if Blake3Digest::of(&self.manifest) != self.public.manifest_blake3 {
             problems.push("the encrypted manifest does not match its hash in the index".into());
         }
         problems

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::ids::VaultId;
 use super::vault_key::VaultKey;
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
@@ -26,7 +27,7 @@ pub struct KeyringInfo {
 #[derive(Serialize, Deserialize)]
 struct KeyringPlain {
     version: u32,
-    vault_id: [u8; 32],
+    vault_id: VaultId,
     vault_key: [u8; 32],
     info: KeyringInfo,
 }

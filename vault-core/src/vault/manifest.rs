@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::{Blake3Digest, ObjectId, VaultId};
 use super::paths::valid_name;
 use crate::error::{Error, Result};
 
@@ -24,13 +25,13 @@ pub const MAX_PATH_LEN: usize = 4095;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectInfo {
     /// Random object id (its file id and file name).
-    pub id: [u8; 32],
+    pub id: ObjectId,
     /// Plaintext bytes in the object.
     pub plain_len: u64,
     /// Bytes of the sealed object on disk.
     pub sealed_len: u64,
     /// BLAKE3 of the sealed object's bytes.
-    pub sealed_blake3: [u8; 32],
+    pub sealed_blake3: Blake3Digest,
 }
 
 /// What an entry is.
@@ -43,7 +44,7 @@ pub enum EntryKind {
         /// Plaintext size.
         size: u64,
         /// BLAKE3 of the plaintext (what `b3sum` prints).
-        blake3: [u8; 32],
+        blake3: Blake3Digest,
         /// Index into [`Manifest::objects`].
         object: u32,
         /// Offset of the file inside the object's plaintext.
@@ -74,12 +75,12 @@ pub struct Manifest {
     /// [`MANIFEST_VERSION`].
     pub version: u32,
     /// Must equal the index's vault id.
-    pub vault_id: [u8; 32],
+    pub vault_id: VaultId,
     /// Must equal the index's generation.
     pub generation: u64,
     /// BLAKE3 of the keyring this manifest was written with, so an older
     /// keyring spliced into the index is caught by anyone holding the key.
-    pub keyring_blake3: [u8; 32],
+    pub keyring_blake3: Blake3Digest,
     /// Every object the vault references.
     pub objects: Vec<ObjectInfo>,
     /// Entries; every parent comes before its children.
@@ -117,7 +118,7 @@ impl Manifest {
         let mut ids = HashSet::with_capacity(self.objects.len());
         for object in &self.objects {
             if !ids.insert(object.id) {
-                return bad(format!("object {} listed twice", hex::encode(object.id)));
+                return bad(format!("object {} listed twice", object.id));
             }
         }
         let mut names: HashSet<(u32, &[u8])> = HashSet::with_capacity(self.entries.len());

@@ -28,6 +28,7 @@
 
 mod extract;
 mod fsutil;
+mod ids;
 mod index;
 mod keyring;
 mod manifest;
@@ -41,6 +42,7 @@ mod verify;
 mod write;
 
 pub use extract::{ExtractModes, ExtractOptions, ExtractSummary};
+pub use ids::{Blake3Digest, ObjectId, VaultId};
 pub use index::{INDEX_FILE, INDEX_MAGIC, Index, IndexPublic, PublicObject};
 pub use keyring::KeyringInfo;
 pub use manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
@@ -66,17 +68,6 @@ pub const OBJECTS_DIR: &str = "objects";
 pub const TMP_DIR: &str = "tmp";
 /// Name of the writer lock file inside a vault.
 pub const LOCK_FILE: &str = "lock";
-
-/// Lowercase hex of an object id.
-pub fn id_hex(id: &[u8; 32]) -> String {
-    hex::encode(id)
-}
-
-/// Where object `id` lives inside `vault`.
-pub fn object_path(vault: &std::path::Path, id: &[u8; 32]) -> std::path::PathBuf {
-    let name = id_hex(id);
-    vault.join(OBJECTS_DIR).join(&name[..2]).join(name)
-}
 
 /// The folder that holds `path` ("." for a bare name).
 pub(crate) fn fsutil_parent(path: &std::path::Path) -> &std::path::Path {

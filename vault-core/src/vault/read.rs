@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::ids::{Blake3Digest, ObjectId};
 use super::index::{INDEX_FILE, Index};
 use super::keyring::{self, KeyringInfo};
 use super::manifest::{EntryKind, Manifest};
@@ -76,7 +77,7 @@ impl Vault {
                 manifest.generation, self.index.public.generation
             )));
         }
-        if manifest.keyring_blake3 != *blake3::hash(&self.index.keyring).as_bytes() {
+        if manifest.keyring_blake3 != Blake3Digest::of(&self.index.keyring) {
             return Err(Error::VaultCorrupt(
                 "the keyring is not the one the manifest was written with: keyring replaced".into(),
             ));
@@ -91,7 +92,7 @@ impl Vault {
             .public
             .objects
             .iter()
-            .map(|o| (o.id, o.sealed_len, o.blake3))
+            .map(|o| (o.id, o.sealed_len, o.sealed_blake3))
             .collect();
         if listed != public {
             return Err(Error::VaultCorrupt(
@@ -113,7 +114,7 @@ impl Vault {
 /// Decrypts the manifest section with the vault key.
 pub(crate) fn decrypt_manifest(key: &VaultKey, sealed: &[u8]) -> Result<Manifest> {
     let (header, _) = read_header(&sealed)?;
-    let id = header.file_id;
+    let id = ObjectId(header.file_id);
     key.check_header(&header, MANIFEST_ROLE, &id)?;
     let opener = Opener::with_file_key(sealed, &key.derive(MANIFEST_ROLE, &id))?;
     let (plain, _) =
@@ -277,25 +278,21 @@ impl UnlockedVault {
 fn open_object(
     vault: &VaultDir,
     key: &VaultKey,
-    id: &[u8; 32],
+    id: &ObjectId,
     sealed_len: u64,
     plain_len: u64,
 ) -> Result<Opener<File>> {
     let file = vault.open_object(id).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => {
-            Error::VaultCorrupt(format!("object {} is missing", hex::encode(id)))
+        io::ErrorKind::NotFound => Error::VaultCorrupt(format!("object {id} is missing")),
+        io::ErrorKind::InvalidData => {
+            Error::VaultCorrupt(format!("object {id} is a symlink or not a regular file"))
         }
-        io::ErrorKind::InvalidData => Error::VaultCorrupt(format!(
-            "object {} is a symlink or not a regular file",
-            hex::encode(id)
-        )),
         _ => Error::Io(e),
     })?;
     let len = file.metadata()?.len();
     if len != sealed_len {
         return Err(Error::VaultCorrupt(format!(
-            "object {} is {len} bytes, the index says {sealed_len}",
-            hex::encode(id)
+            "object {id} is {len} bytes, the index says {sealed_len}"
         )));
     }
     let (header, _) = read_header(&file)?;
@@ -303,8 +300,7 @@ fn open_object(
     let opener = Opener::with_file_key(file, &key.derive(OBJECT_ROLE, id))?;
     if opener.len() != plain_len {
         return Err(Error::VaultCorrupt(format!(
-            "object {} holds {} bytes, the manifest says {plain_len}",
-            hex::encode(id),
+            "object {id} holds {} bytes, the manifest says {plain_len}",
             opener.len()
         )));
     }

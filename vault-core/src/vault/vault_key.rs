@@ -13,6 +13,7 @@
 use aws_lc_rs::hkdf;
 use zeroize::Zeroizing;
 
+use super::ids::{ObjectId, VaultId};
 use crate::error::{Error, Result};
 use crate::header::{Header, Stanza};
 use crate::keys::{FileKey, random_bytes};
@@ -38,13 +39,13 @@ impl hkdf::KeyType for Len32 {
 /// A vault's identity and secret key. Zeroized on drop; never printed.
 #[derive(Clone)]
 pub struct VaultKey {
-    id: [u8; 32],
+    id: VaultId,
     key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for VaultKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VaultKey({}, [redacted])", hex::encode(self.id))
+        write!(f, "VaultKey({}, [redacted])", self.id)
     }
 }
 
@@ -55,7 +56,10 @@ impl VaultKey {
         random_bytes(&mut id)?;
         let mut key = Zeroizing::new([0u8; 32]);
         random_bytes(key.as_mut())?;
-        Ok(VaultKey { id, key })
+        Ok(VaultKey {
+            id: VaultId(id),
+            key,
+        })
     }
 
     /// The same vault id with a fresh random key (`rekey --new-key`).
@@ -65,12 +69,12 @@ impl VaultKey {
         Ok(VaultKey { id: self.id, key })
     }
 
-    pub(crate) fn from_parts(id: [u8; 32], key: Zeroizing<[u8; 32]>) -> Self {
+    pub(crate) fn from_parts(id: VaultId, key: Zeroizing<[u8; 32]>) -> Self {
         VaultKey { id, key }
     }
 
     /// The public vault id.
-    pub fn id(&self) -> &[u8; 32] {
+    pub fn id(&self) -> &VaultId {
         &self.id
     }
 
@@ -79,15 +83,15 @@ impl VaultKey {
     }
 
     /// The file key of object (or manifest, by `role`) `object_id`.
-    pub(crate) fn derive(&self, role: u8, object_id: &[u8; 32]) -> FileKey {
+    pub(crate) fn derive(&self, role: u8, object_id: &ObjectId) -> FileKey {
         let info = if role == MANIFEST_ROLE {
             INFO_MANIFEST
         } else {
             INFO_OBJECT
         };
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &self.id).extract(self.key.as_ref());
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, self.id.as_bytes()).extract(self.key.as_ref());
         let mut out = [0u8; 32];
-        prk.expand(&[info, object_id], Len32)
+        prk.expand(&[info, object_id.as_bytes()], Len32)
             .and_then(|okm| okm.fill(&mut out))
             .expect("HKDF-SHA-256 can always expand 32 bytes");
         let key = FileKey::from_bytes(out);
@@ -97,7 +101,7 @@ impl VaultKey {
 
     /// The stanza written into every object and manifest header.
     pub(crate) fn stanza(&self, role: u8) -> Stanza {
-        let mut body = self.id.to_vec();
+        let mut body = self.id.as_bytes().to_vec();
         body.push(role);
         Stanza::Unknown {
             kind: STANZA_VAULT,
@@ -107,17 +111,15 @@ impl VaultKey {
 
     /// Checks that `header` is the header of object `id` in this vault with
     /// `role`, before any key is derived from it.
-    pub(crate) fn check_header(&self, header: &Header, role: u8, id: &[u8; 32]) -> Result<()> {
-        if &header.file_id != id {
+    pub(crate) fn check_header(&self, header: &Header, role: u8, id: &ObjectId) -> Result<()> {
+        if &header.file_id != id.as_bytes() {
             return Err(Error::VaultCorrupt(format!(
-                "object {} holds the header of another object",
-                hex::encode(id)
+                "object {id} holds the header of another object",
             )));
         }
         if header.stanzas != [self.stanza(role)] {
             return Err(Error::VaultCorrupt(format!(
-                "object {} does not belong to this vault (or has the wrong role)",
-                hex::encode(id)
+                "object {id} does not belong to this vault (or has the wrong role)",
             )));
         }
         Ok(())

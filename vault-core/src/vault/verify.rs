@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::id_hex;
+use super::ids::{Blake3Digest, ObjectId};
 use super::manifest::EntryKind;
 use super::read::{UnlockedVault, Vault};
 use super::sign::VerifyingKey;
@@ -133,7 +133,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
     let vault = Vault::open(path)?;
     let index = vault.index();
     let mut report = Report {
-        vault_id: hex::encode(index.public.vault_id),
+        vault_id: index.public.vault_id.to_hex(),
         generation: index.public.generation,
         signed: index.signature.is_some(),
         signature: SignatureStatus::NotChecked,
@@ -160,7 +160,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
         .public
         .objects
         .par_iter()
-        .map(|o| check_object_file(vault.dir(), &o.id, o.sealed_len, &o.blake3))
+        .map(|o| check_object_file(vault.dir(), &o.id, o.sealed_len, &o.sealed_blake3))
         .collect();
     // Saturating: without a key these sizes are whatever the index says.
     report.sealed_bytes = index
@@ -169,7 +169,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
         .iter()
         .fold(0u64, |sum, o| sum.saturating_add(o.sealed_len));
     report.failures.extend(results.into_iter().flatten());
-    let listed: HashSet<String> = index.public.objects.iter().map(|o| id_hex(&o.id)).collect();
+    let listed: HashSet<String> = index.public.objects.iter().map(|o| o.id.to_hex()).collect();
     let is_listed = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|n| listed.contains(n));
     for extra in vault.dir().list()?.extras(&is_listed) {
         report.fail(
@@ -184,11 +184,11 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
 
 fn check_object_file(
     vault: &VaultDir,
-    id: &[u8; 32],
+    id: &ObjectId,
     sealed_len: u64,
-    expected: &[u8; 32],
+    expected: &Blake3Digest,
 ) -> Option<Failure> {
-    let hex_id = id_hex(id);
+    let hex_id = id.to_hex();
     let failure = |kind, detail: String| {
         Some(Failure {
             kind,
@@ -227,7 +227,7 @@ fn check_object_file(
         Ok(hash) => hash,
         Err(e) => return failure(FailureKind::Missing, format!("cannot read: {e}")),
     };
-    if hash.as_bytes() != expected {
+    if *expected != hash {
         return failure(
             FailureKind::Corrupt,
             "ciphertext BLAKE3 differs from the index".into(),
@@ -282,7 +282,7 @@ fn check_object_plaintext(
     progress: Progress<'_>,
 ) -> (u64, u64, Vec<Failure>) {
     let manifest = vault.manifest();
-    let id = id_hex(&manifest.objects[object as usize].id);
+    let id = manifest.objects[object as usize].id.to_hex();
     let path_of = |i: usize| String::from_utf8_lossy(vault.entry_path(i)).into_owned();
     let opener = match vault.open_object(object) {
         Ok(o) => o,
@@ -377,7 +377,7 @@ fn check_object_plaintext(
             continue;
         }
         bytes += size;
-        if hasher.finalize().as_bytes() != &blake3 {
+        if blake3 != hasher.finalize() {
             failures.push(Failure {
                 kind: FailureKind::Plaintext,
                 object: Some(id.clone()),

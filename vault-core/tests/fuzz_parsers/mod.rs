@@ -12,8 +12,8 @@
 
 use vault_core::Argon2Params;
 use vault_core::vault::{
-    Entry, EntryKind, Index, IndexPublic, MANIFEST_VERSION, Manifest, ObjectInfo, PublicObject,
-    SigningKey, VerifyingKey, parse_user_path, valid_name,
+    Blake3Digest, Entry, EntryKind, Index, IndexPublic, MANIFEST_VERSION, Manifest, ObjectId,
+    ObjectInfo, PublicObject, SigningKey, VaultId, VerifyingKey, parse_user_path, valid_name,
 };
 
 /// A target's body.
@@ -120,13 +120,13 @@ fn entry(parent: u32, name: &[u8], kind: EntryKind) -> Entry {
 pub fn sample_manifest() -> Manifest {
     Manifest {
         version: MANIFEST_VERSION,
-        vault_id: [7; 32],
+        vault_id: VaultId([7; 32]),
         generation: 3,
         objects: vec![ObjectInfo {
-            id: [1; 32],
+            id: ObjectId([1; 32]),
             plain_len: 30,
             sealed_len: 300,
-            sealed_blake3: [2; 32],
+            sealed_blake3: Blake3Digest([2; 32]),
         }],
         entries: vec![
             entry(0, b"ckpt", EntryKind::Dir),
@@ -135,7 +135,7 @@ pub fn sample_manifest() -> Manifest {
                 b"config.json",
                 EntryKind::File {
                     size: 10,
-                    blake3: [3; 32],
+                    blake3: Blake3Digest([3; 32]),
                     object: 0,
                     offset: 0,
                 },
@@ -145,7 +145,7 @@ pub fn sample_manifest() -> Manifest {
                 b"model.safetensors",
                 EntryKind::File {
                     size: 20,
-                    blake3: [4; 32],
+                    blake3: Blake3Digest([4; 32]),
                     object: 0,
                     offset: 10,
                 },
@@ -158,16 +158,16 @@ pub fn sample_manifest() -> Manifest {
 
 fn sample_public() -> IndexPublic {
     IndexPublic {
-        vault_id: [7; 32],
+        vault_id: VaultId([7; 32]),
         generation: 3,
         keyring_len: 0,
-        keyring_blake3: [0; 32],
+        keyring_blake3: Blake3Digest([0; 32]),
         manifest_len: 0,
-        manifest_blake3: [0; 32],
+        manifest_blake3: Blake3Digest([0; 32]),
         objects: vec![PublicObject {
-            id: [1; 32],
+            id: ObjectId([1; 32]),
             sealed_len: 300,
-            blake3: [2; 32],
+            sealed_blake3: Blake3Digest([2; 32]),
         }],
     }
 }

@@ -29,8 +29,9 @@ use std::sync::Mutex;
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::ids::ObjectId;
 use super::index::{INDEX_FILE, INDEX_MAGIC};
-use super::{OBJECTS_DIR, TMP_DIR, id_hex};
+use super::{OBJECTS_DIR, TMP_DIR};
 use crate::error::{Error, Result};
 
 pub(crate) use listing::Listing;
@@ -142,8 +143,8 @@ impl VaultDir {
     /// `InvalidData`. (Where it is found does not matter for integrity:
     /// the caller checks its size and authenticates it under a key derived
     /// from `id`.)
-    pub(crate) fn open_object(&self, id: &[u8; 32]) -> io::Result<File> {
-        let name = id_hex(id);
+    pub(crate) fn open_object(&self, id: &ObjectId) -> io::Result<File> {
+        let name = id.to_hex();
         let in_objects = || {
             let objects = open_dir_at(&self.root, OBJECTS_DIR)?;
             open_file_at(&open_dir_at(&objects, &name[..2])?, &name)

@@ -18,8 +18,9 @@ use rustix::io::Errno;
 use super::listing::{Entry, entries, is_object_dir_name, is_object_name};
 use super::{MAX_INDEX_LEN, VaultDir, open_dir_at};
 use crate::error::{Error, Result};
+use crate::vault::ids::ObjectId;
 use crate::vault::index::INDEX_FILE;
-use crate::vault::{LOCK_FILE, OBJECTS_DIR, TMP_DIR, id_hex};
+use crate::vault::{LOCK_FILE, OBJECTS_DIR, TMP_DIR};
 
 /// A write in progress: holds the writer lock (an exclusive `flock` on
 /// `lock`, opened `O_NOFOLLOW`) and descriptors of `objects` and `tmp`.
@@ -33,7 +34,7 @@ pub(crate) struct Writable<'a> {
 /// An object sealed into `tmp/`, not yet installed.
 #[derive(Debug)]
 pub(crate) struct TempObject {
-    id: [u8; 32],
+    id: ObjectId,
 }
 
 /// What garbage collection did.
@@ -65,10 +66,10 @@ impl<'a> Writable<'a> {
     }
 
     /// Creates `tmp/<id>` (exclusive, 0600) for a new object.
-    pub(crate) fn create_temp_object(&self, id: &[u8; 32]) -> Result<(File, TempObject)> {
+    pub(crate) fn create_temp_object(&self, id: &ObjectId) -> Result<(File, TempObject)> {
         let fd = rustix::fs::openat(
             &self.tmp,
-            id_hex(id).as_str(),
+            id.to_hex().as_str(),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )
@@ -81,7 +82,7 @@ impl<'a> Writable<'a> {
     pub(crate) fn install_objects(&self, temps: &[&TempObject]) -> Result<()> {
         let mut subdirs: Vec<(String, OwnedFd)> = Vec::new();
         for temp in temps {
-            let name = id_hex(&temp.id);
+            let name = temp.id.to_hex();
             let prefix = &name[..2];
             let at = match subdirs.iter().position(|(p, _)| p == prefix) {
                 Some(at) => at,
@@ -145,8 +146,8 @@ impl<'a> Writable<'a> {
     /// into `tmp/`, where readers of the older generation still find them,
     /// and a later write deletes them. Failures are ignored: a leftover is
     /// harmless.
-    pub(crate) fn collect_garbage(&self, keep: &HashSet<[u8; 32]>) -> GarbageReport {
-        let keep: HashSet<String> = keep.iter().map(id_hex).collect();
+    pub(crate) fn collect_garbage(&self, keep: &HashSet<ObjectId>) -> GarbageReport {
+        let keep: HashSet<String> = keep.iter().map(ObjectId::to_hex).collect();
         let exclusive = ExclusiveObjects::try_take(self.dir);
         let mut report = GarbageReport {
             deferred: exclusive.is_none(),

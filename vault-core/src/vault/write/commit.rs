@@ -11,13 +11,14 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::pack::{Sealed, new_object_id, seal_new_files};
+use super::pack::{Sealed, seal_new_files};
 use super::scan::{compact, reuse_unchanged};
 use super::{Content, NewVault, OldContents, Planned, WriteOptions, WriteSummary};
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::seal::{Progress, SealOptions, Sealer};
 use crate::vault::fsutil;
+use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::index::{Index, IndexPublic, PublicObject};
 use crate::vault::keyring;
 use crate::vault::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, ObjectInfo};
@@ -186,11 +187,11 @@ fn new_vault_dir(vault: &Path) -> Result<PathBuf> {
 
 pub(super) fn seal_manifest(key: &VaultKey, manifest: &Manifest) -> Result<Vec<u8>> {
     let plain = zeroize::Zeroizing::new(manifest.encode());
-    let id = new_object_id()?;
+    let id = ObjectId::random()?;
     let mut sealer = Sealer::with_file_key(
         Vec::with_capacity(plain.len() + plain.len() / 1000 + 4096),
         &key.derive(MANIFEST_ROLE, &id),
-        id,
+        id.0,
         vec![key.stanza(MANIFEST_ROLE)],
         SealOptions {
             chunk_size: ChunkSize::default(),
@@ -223,14 +224,14 @@ impl Installer<'_> {
         reused: u64,
     ) -> Result<WriteSummary> {
         // Where every new file landed.
-        let mut placed: HashMap<Vec<u8>, ([u8; 32], u64, [u8; 32])> = HashMap::new();
+        let mut placed: HashMap<Vec<u8>, (ObjectId, u64, Blake3Digest)> = HashMap::new();
         for s in &sealed {
             for (path, offset, hash) in &s.files {
                 placed.insert(path.clone(), (s.info.id, *offset, *hash));
             }
         }
         // Objects still referenced, old ones first (stable), then new ones.
-        let mut used: HashSet<[u8; 32]> = HashSet::new();
+        let mut used: HashSet<ObjectId> = HashSet::new();
         for p in tree.values() {
             if let Content::Kept { object, .. } = p.content {
                 used.insert(object);
@@ -242,7 +243,7 @@ impl Installer<'_> {
             .cloned()
             .collect();
         objects.extend(sealed.iter().map(|s| s.info.clone()));
-        let object_index: HashMap<[u8; 32], u32> = objects
+        let object_index: HashMap<ObjectId, u32> = objects
             .iter()
             .enumerate()
             .map(|(i, o)| (o.id, i as u32))
@@ -314,7 +315,7 @@ impl Installer<'_> {
             version: MANIFEST_VERSION,
             vault_id: *self.key.id(),
             generation,
-            keyring_blake3: *blake3::hash(self.keyring).as_bytes(),
+            keyring_blake3: Blake3Digest::of(self.keyring),
             objects,
             entries,
         };
@@ -349,16 +350,16 @@ impl Installer<'_> {
             vault_id: *key.id(),
             generation: manifest.generation,
             keyring_len: 0,
-            keyring_blake3: [0; 32],
+            keyring_blake3: Blake3Digest::default(),
             manifest_len: 0,
-            manifest_blake3: [0; 32],
+            manifest_blake3: Blake3Digest::default(),
             objects: manifest
                 .objects
                 .iter()
                 .map(|o| PublicObject {
                     id: o.id,
                     sealed_len: o.sealed_len,
-                    blake3: o.sealed_blake3,
+                    sealed_blake3: o.sealed_blake3,
                 })
                 .collect(),
         };
@@ -367,7 +368,7 @@ impl Installer<'_> {
 
         // 3. Garbage: objects nothing references, leftovers in tmp/ (only
         // when no reader has the vault open).
-        let keep: HashSet<[u8; 32]> = manifest.objects.iter().map(|o| o.id).collect();
+        let keep: HashSet<ObjectId> = manifest.objects.iter().map(|o| o.id).collect();
         Ok(writable.collect_garbage(&keep))
     }
 }

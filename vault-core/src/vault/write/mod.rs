@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::ids::{Blake3Digest, ObjectId};
 use super::keyring::KeyringInfo;
 use super::manifest::EntryKind;
 use super::paths::valid_name;
@@ -129,8 +130,8 @@ pub(super) enum Content {
     /// Bytes already in the vault.
     Kept {
         size: u64,
-        blake3: [u8; 32],
-        object: [u8; 32],
+        blake3: Blake3Digest,
+        object: ObjectId,
         offset: u64,
     },
     /// Bytes to seal from `source`.

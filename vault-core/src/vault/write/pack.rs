@@ -14,8 +14,8 @@ use rayon::prelude::*;
 use super::{Content, Planned, WriteOptions};
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
-use crate::keys::random_bytes;
 use crate::seal::{Progress, SealOptions, Sealer};
+use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::manifest::ObjectInfo;
 use crate::vault::store::{TempObject, Writable};
 use crate::vault::vault_key::{OBJECT_ROLE, VaultKey};
@@ -25,7 +25,7 @@ pub(super) struct Sealed {
     pub info: ObjectInfo,
     pub temp: TempObject,
     /// (tree key, offset, blake3) of every file in it.
-    pub files: Vec<(Vec<u8>, u64, [u8; 32])>,
+    pub files: Vec<(Vec<u8>, u64, Blake3Digest)>,
 }
 
 pub(super) fn seal_new_files(
@@ -75,12 +75,6 @@ pub(super) fn seal_new_files(
         .collect::<Result<_>>()
         .inspect_err(|_| writable.clean_tmp())?;
     Ok(sealed)
-}
-
-pub(super) fn new_object_id() -> Result<[u8; 32]> {
-    let mut id = [0u8; 32];
-    random_bytes(&mut id)?;
-    Ok(id)
 }
 
 /// A source file to seal, as the scan saw it.
@@ -156,22 +150,22 @@ fn seal_pack(
         offset += src.size;
         rest = tail;
     }
-    let hashes: Vec<[u8; 32]> = files
+    let hashes: Vec<Blake3Digest> = files
         .par_iter()
         .zip(slots.into_par_iter())
         .with_min_len(64)
         .map(|(src, slot)| {
             read_source(src, slot)?;
-            Ok(*blake3::hash(slot).as_bytes())
+            Ok(Blake3Digest::of(slot))
         })
         .collect::<Result<_>>()?;
-    let placed: Vec<(Vec<u8>, u64, [u8; 32])> = files
+    let placed: Vec<(Vec<u8>, u64, Blake3Digest)> = files
         .iter()
         .zip(offsets)
         .zip(hashes)
         .map(|((src, offset), hash)| (src.key.clone(), offset, hash))
         .collect();
-    let id = new_object_id()?;
+    let id = ObjectId::random()?;
     let sealer_options = SealOptions {
         chunk_size,
         plaintext_len: Some(total),
@@ -183,7 +177,7 @@ fn seal_pack(
             hasher: blake3::Hasher::new(),
         },
         &key.derive(OBJECT_ROLE, &id),
-        id,
+        id.0,
         vec![key.stanza(OBJECT_ROLE)],
         sealer_options,
     )?;
@@ -197,7 +191,7 @@ fn seal_pack(
             id,
             plain_len: summary.plaintext_len,
             sealed_len: summary.sealed_len,
-            sealed_blake3: *out.hasher.finalize().as_bytes(),
+            sealed_blake3: out.hasher.finalize().into(),
         },
         temp,
         files: placed,
@@ -260,7 +254,7 @@ fn seal_large(
 ) -> Result<Sealed> {
     let (path, size) = (src.path, src.size);
     let mut source = open_source(src)?;
-    let id = new_object_id()?;
+    let id = ObjectId::random()?;
     let (file, temp) = writable.create_temp_object(&id)?;
     let out = HashingFile {
         file,
@@ -269,7 +263,7 @@ fn seal_large(
     let mut sealer = Sealer::with_file_key(
         out,
         &key.derive(OBJECT_ROLE, &id),
-        id,
+        id.0,
         vec![key.stanza(OBJECT_ROLE)],
         SealOptions {
             chunk_size,
@@ -302,9 +296,9 @@ fn seal_large(
             id,
             plain_len: summary.plaintext_len,
             sealed_len: summary.sealed_len,
-            sealed_blake3: *out.hasher.finalize().as_bytes(),
+            sealed_blake3: out.hasher.finalize().into(),
         },
         temp,
-        files: vec![(src.key.clone(), 0, *summary.blake3.as_bytes())],
+        files: vec![(src.key.clone(), 0, summary.blake3.into())],
     })
 }

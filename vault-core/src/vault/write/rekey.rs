@@ -6,9 +6,10 @@ use rayon::prelude::*;
 
 use super::WriteSummary;
 use super::commit::{Installer, ensure_current, garbage_warnings, seal_manifest};
-use super::pack::{HashingFile, new_object_id};
+use super::pack::HashingFile;
 use crate::error::Result;
 use crate::seal::{SealOptions, Sealer};
+use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::index::{Index, IndexPublic};
 use crate::vault::keyring::{self, KeyringInfo};
 use crate::vault::manifest::ObjectInfo;
@@ -31,7 +32,7 @@ pub fn rekey(
     let keyring = keyring::seal(vault.key(), recipients, &info)?;
     let mut manifest = vault.manifest().clone();
     manifest.generation += 1;
-    manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
+    manifest.keyring_blake3 = Blake3Digest::of(&keyring);
     let generation = manifest.generation;
     let sealed_manifest = seal_manifest(vault.key(), &manifest)?;
     let public = IndexPublic {
@@ -63,7 +64,7 @@ pub fn rotate_key(
         .into_par_iter()
         .map(|i| {
             let opener = vault.open_object(i as u32)?;
-            let id = new_object_id()?;
+            let id = ObjectId::random()?;
             let (file, temp) = writable.create_temp_object(&id)?;
             let sealer = Sealer::with_file_key(
                 HashingFile {
@@ -71,7 +72,7 @@ pub fn rotate_key(
                     hasher: blake3::Hasher::new(),
                 },
                 &new_key.derive(OBJECT_ROLE, &id),
-                id,
+                id.0,
                 vec![new_key.stanza(OBJECT_ROLE)],
                 SealOptions {
                     chunk_size: opener.header().chunk_size,
@@ -86,7 +87,7 @@ pub fn rotate_key(
                     id,
                     plain_len: summary.plaintext_len,
                     sealed_len: summary.sealed_len,
-                    sealed_blake3: *out.hasher.finalize().as_bytes(),
+                    sealed_blake3: out.hasher.finalize().into(),
                 },
                 temp,
             ))
@@ -95,7 +96,7 @@ pub fn rotate_key(
         .inspect_err(|_| writable.clean_tmp())?;
     let mut manifest = old.clone();
     manifest.generation += 1;
-    manifest.keyring_blake3 = *blake3::hash(&keyring).as_bytes();
+    manifest.keyring_blake3 = Blake3Digest::of(&keyring);
     manifest.objects = resealed.iter().map(|(o, _)| o.clone()).collect();
     manifest.validate()?;
     let temps: Vec<&TempObject> = resealed.iter().map(|(_, t)| t).collect();

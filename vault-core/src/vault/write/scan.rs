@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::{Content, OldContents, Planned};
 use crate::error::{Error, Result};
 use crate::vault::fsutil;
+use crate::vault::ids::ObjectId;
 use crate::vault::manifest::ObjectInfo;
 use crate::vault::paths::valid_name;
 
@@ -142,7 +143,7 @@ pub(super) fn reuse_unchanged(
             let mut hasher = blake3::Hasher::new();
             let mut file = fsutil::open_nofollow(source)?;
             io::copy(&mut file, &mut hasher)?;
-            Ok(hasher.finalize().as_bytes() == &blake3)
+            Ok(blake3 == hasher.finalize())
         })
         .collect();
     let mut reused = 0;
@@ -169,7 +170,7 @@ pub(super) fn compact(
     sources: &Sources,
     old_objects: &[ObjectInfo],
 ) -> u64 {
-    let mut live: HashMap<[u8; 32], (u64, bool)> = HashMap::new();
+    let mut live: HashMap<ObjectId, (u64, bool)> = HashMap::new();
     for (path, p) in tree.iter() {
         if let Content::Kept { object, size, .. } = p.content {
             let e = live.entry(object).or_insert((0, true));
@@ -177,7 +178,7 @@ pub(super) fn compact(
             e.1 &= sources.contains_key(path);
         }
     }
-    let sparse: HashSet<[u8; 32]> = old_objects
+    let sparse: HashSet<ObjectId> = old_objects
         .iter()
         .filter(|o| {
             live.get(&o.id)
