@@ -36,6 +36,7 @@ mod paths;
 mod plan;
 mod read;
 mod sign;
+mod storage;
 mod store;
 mod vault_key;
 mod verify;

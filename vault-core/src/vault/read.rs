@@ -1,7 +1,6 @@
 //! Opening a vault: the public index, unlocking, and reading files and
 //! objects (extraction is in `extract.rs`).
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -10,17 +9,21 @@ use super::ids::{Blake3Digest, ObjectId};
 use super::index::{INDEX_FILE, Index};
 use super::keyring::{self, KeyringInfo};
 use super::manifest::{EntryKind, Manifest};
+use super::storage::{ObjectReader, Store};
 use super::store::VaultDir;
 use super::vault_key::{MANIFEST_ROLE, OBJECT_ROLE, VaultKey};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::open::{Opener, read_header};
+use crate::source::Source;
 use crate::wrap::Identities;
 
 /// A vault as anyone can see it: the parsed index, no key.
 pub struct Vault {
-    dir: VaultDir,
+    store: Box<dyn Store>,
     index: Index,
+    /// BLAKE3 of the index bytes read: what a write expects to replace.
+    version: Blake3Digest,
 }
 
 impl Vault {
@@ -34,14 +37,25 @@ impl Vault {
     /// lives) and reads and parses its index, never following a symlink
     /// inside the vault.
     pub fn open(path: &Path) -> Result<Self> {
-        let dir = VaultDir::open(path)?;
-        let index = Index::parse(&dir.read_index()?)?;
-        Ok(Vault { dir, index })
+        Self::open_store(Box::new(VaultDir::open(path)?))
     }
 
-    /// The vault folder.
+    /// Reads and parses the index of the vault in `store` (any
+    /// implementation of the storage seam).
+    pub fn open_store(store: Box<dyn Store>) -> Result<Self> {
+        let bytes = store.read_index()?;
+        let version = Blake3Digest::of(&bytes);
+        let index = Index::parse(&bytes)?;
+        Ok(Vault {
+            store,
+            index,
+            version,
+        })
+    }
+
+    /// Where the vault is (for messages).
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.store.location()
     }
 
     /// The parsed index.
@@ -49,9 +63,9 @@ impl Vault {
         &self.index
     }
 
-    /// The open vault folder.
-    pub(crate) fn dir(&self) -> &VaultDir {
-        &self.dir
+    /// The store the vault lives in.
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// The keyring's header (to see whether a passphrase is needed).
@@ -101,8 +115,9 @@ impl Vault {
         }
         let paths = manifest.paths();
         Ok(UnlockedVault {
-            dir: self.dir,
+            store: self.store,
             index: self.index,
+            version: self.version,
             key,
             keyring_info,
             manifest,
@@ -130,8 +145,9 @@ pub(crate) fn decrypt_manifest(key: &VaultKey, sealed: &[u8]) -> Result<Manifest
 
 /// An unlocked vault: the key and the decrypted manifest.
 pub struct UnlockedVault {
-    dir: VaultDir,
+    store: Box<dyn Store>,
     index: Index,
+    version: Blake3Digest,
     key: VaultKey,
     keyring_info: KeyringInfo,
     manifest: Manifest,
@@ -141,14 +157,14 @@ pub struct UnlockedVault {
 /// Authenticated random access to one file of a vault.
 #[derive(Clone)]
 pub struct FileReader {
-    object: Arc<Opener<File>>,
+    object: Arc<Opener<ObjectReader>>,
     offset: u64,
     len: u64,
 }
 
 impl FileReader {
     /// A reader for `len` bytes at `offset` of an object.
-    pub fn new(object: Arc<Opener<File>>, offset: u64, len: u64) -> Self {
+    pub fn new(object: Arc<Opener<ObjectReader>>, offset: u64, len: u64) -> Self {
         FileReader {
             object,
             offset,
@@ -196,14 +212,20 @@ impl FileReader {
 }
 
 impl UnlockedVault {
-    /// The vault folder.
+    /// Where the vault is (for messages).
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.store.location()
     }
 
-    /// The open vault folder.
-    pub(crate) fn dir(&self) -> &VaultDir {
-        &self.dir
+    /// The store the vault lives in.
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// BLAKE3 of the index bytes it was unlocked from (what a write
+    /// expects to replace).
+    pub(crate) fn index_version(&self) -> &Blake3Digest {
+        &self.version
     }
 
     /// The index it was unlocked from.
@@ -238,14 +260,14 @@ impl UnlockedVault {
 
     /// Opens object number `index` of the manifest, checking its size and
     /// header before deriving its key.
-    pub fn open_object(&self, index: u32) -> Result<Opener<File>> {
+    pub fn open_object(&self, index: u32) -> Result<Opener<ObjectReader>> {
         let info = self
             .manifest
             .objects
             .get(index as usize)
             .ok_or_else(|| Error::InvalidArgument(format!("no object {index}")))?;
         open_object(
-            &self.dir,
+            self.store(),
             &self.key,
             &info.id,
             info.sealed_len,
@@ -276,12 +298,12 @@ impl UnlockedVault {
 
 /// Opens object `id` of `vault`: size check, header check, key derivation.
 fn open_object(
-    vault: &VaultDir,
+    vault: &dyn Store,
     key: &VaultKey,
     id: &ObjectId,
     sealed_len: u64,
     plain_len: u64,
-) -> Result<Opener<File>> {
+) -> Result<Opener<ObjectReader>> {
     let file = vault.open_object(id).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::VaultCorrupt(format!("object {id} is missing")),
         io::ErrorKind::InvalidData => {
@@ -289,7 +311,7 @@ fn open_object(
         }
         _ => Error::Io(e),
     })?;
-    let len = file.metadata()?.len();
+    let len = file.len()?;
     if len != sealed_len {
         return Err(Error::VaultCorrupt(format!(
             "object {id} is {len} bytes, the index says {sealed_len}"

@@ -12,9 +12,10 @@ use super::ids::{Blake3Digest, ObjectId};
 use super::manifest::EntryKind;
 use super::read::{UnlockedVault, Vault};
 use super::sign::VerifyingKey;
-use super::store::VaultDir;
+use super::storage::Store;
 use crate::error::{Error, Result};
 use crate::seal::Progress;
+use crate::source::Source;
 
 /// Kinds of failure, stable names for `--json`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +161,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
         .public
         .objects
         .par_iter()
-        .map(|o| check_object_file(vault.dir(), &o.id, o.sealed_len, &o.sealed_blake3))
+        .map(|o| check_object_file(vault.store(), &o.id, o.sealed_len, &o.sealed_blake3))
         .collect();
     // Saturating: without a key these sizes are whatever the index says.
     report.sealed_bytes = index
@@ -171,7 +172,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
     report.failures.extend(results.into_iter().flatten());
     let listed: HashSet<String> = index.public.objects.iter().map(|o| o.id.to_hex()).collect();
     let is_listed = |name: &[u8]| std::str::from_utf8(name).is_ok_and(|n| listed.contains(n));
-    for extra in vault.dir().list()?.extras(&is_listed) {
+    for extra in vault.store().extras(&is_listed)? {
         report.fail(
             FailureKind::Extra,
             Some(extra),
@@ -183,7 +184,7 @@ pub fn verify_public(path: &Path, pubkey: Option<&VerifyingKey>) -> Result<(Vaul
 }
 
 fn check_object_file(
-    vault: &VaultDir,
+    vault: &dyn Store,
     id: &ObjectId,
     sealed_len: u64,
     expected: &Blake3Digest,
@@ -210,9 +211,9 @@ fn check_object_file(
         }
         Err(e) => return failure(FailureKind::Missing, format!("cannot open: {e}")),
     };
-    let len = match file.metadata() {
-        Ok(m) if m.is_file() => m.len(),
-        Ok(_) => return failure(FailureKind::Corrupt, "not a regular file".into()),
+    // The store opened a regular file only (else `InvalidData` above).
+    let len = match file.len() {
+        Ok(len) => len,
         Err(e) => return failure(FailureKind::Missing, format!("cannot stat: {e}")),
     };
     if len != sealed_len {

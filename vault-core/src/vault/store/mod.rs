@@ -31,11 +31,12 @@ use rustix::io::Errno;
 
 use super::ids::ObjectId;
 use super::index::{INDEX_FILE, INDEX_MAGIC};
+use super::storage::{ObjectReader, Store, StoreWriter};
 use super::{OBJECTS_DIR, TMP_DIR};
 use crate::error::{Error, Result};
 
 pub(crate) use listing::Listing;
-pub(crate) use writer::{GarbageReport, TempObject, Writable};
+pub(crate) use writer::Writable;
 
 /// Largest index accepted, checked before it is read: 1 GiB of public part
 /// (the format's own limit) plus 1 GiB for the keyring and the sealed
@@ -162,11 +163,28 @@ impl VaultDir {
     pub(crate) fn list(&self) -> Result<Listing> {
         Listing::read(&self.root)
     }
+}
 
-    /// Starts a write: takes the writer lock and checks the layout (see
-    /// [`Writable`]).
-    pub(crate) fn begin_write(&self) -> Result<Writable<'_>> {
-        Writable::begin(self)
+impl Store for VaultDir {
+    fn location(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_index(&self) -> Result<Vec<u8>> {
+        VaultDir::read_index(self)
+    }
+
+    fn open_object(&self, id: &ObjectId) -> io::Result<ObjectReader> {
+        VaultDir::open_object(self, id).map(ObjectReader::new)
+    }
+
+    fn extras(&self, listed: &dyn Fn(&[u8]) -> bool) -> Result<Vec<String>> {
+        Ok(self.list()?.extras(listed))
+    }
+
+    /// Takes the writer lock and checks the layout (see [`Writable`]).
+    fn begin_write(&self) -> Result<Box<dyn StoreWriter + '_>> {
+        Ok(Box::new(Writable::begin(self)?))
     }
 }
 

@@ -18,8 +18,9 @@ use rustix::io::Errno;
 use super::listing::{Entry, entries, is_object_dir_name, is_object_name};
 use super::{MAX_INDEX_LEN, VaultDir, open_dir_at};
 use crate::error::{Error, Result};
-use crate::vault::ids::ObjectId;
+use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::index::INDEX_FILE;
+use crate::vault::storage::{GarbageReport, IndexExpect, ObjectSink, PendingObject, StoreWriter};
 use crate::vault::{LOCK_FILE, OBJECTS_DIR, TMP_DIR};
 
 /// A write in progress: holds the writer lock (an exclusive `flock` on
@@ -31,21 +32,47 @@ pub(crate) struct Writable<'a> {
     _lock: OwnedFd,
 }
 
-/// An object sealed into `tmp/`, not yet installed.
-#[derive(Debug)]
-pub(crate) struct TempObject {
-    id: ObjectId,
+/// A new object in `tmp/`: fsynced by [`ObjectSink::finish`].
+struct TempFile(File);
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
-/// What garbage collection did.
-#[derive(Debug, Default)]
-pub(crate) struct GarbageReport {
-    /// Unreferenced objects deleted.
-    pub removed: u64,
-    /// Entries left alone because they are not object files (one line each).
-    pub left: Vec<String>,
-    /// Readers had the vault open: nothing was deleted this time.
-    pub deferred: bool,
+impl ObjectSink for TempFile {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+impl StoreWriter for Writable<'_> {
+    fn create_object(&self, id: &ObjectId) -> Result<(Box<dyn ObjectSink>, PendingObject)> {
+        let (file, pending) = self.create_temp_object(id)?;
+        Ok((Box::new(TempFile(file)), pending))
+    }
+
+    fn install_objects(&self, objects: &[&PendingObject]) -> Result<()> {
+        Writable::install_objects(self, objects)
+    }
+
+    fn replace_index(&self, bytes: &[u8], expect: IndexExpect<'_>) -> Result<()> {
+        self.check_index(expect)?;
+        self.write_index(bytes)
+    }
+
+    fn collect_garbage(&self, keep: &HashSet<ObjectId>) -> GarbageReport {
+        Writable::collect_garbage(self, keep)
+    }
+
+    fn clean_scratch(&self) {
+        self.clean_tmp()
+    }
 }
 
 impl<'a> Writable<'a> {
@@ -66,7 +93,7 @@ impl<'a> Writable<'a> {
     }
 
     /// Creates `tmp/<id>` (exclusive, 0600) for a new object.
-    pub(crate) fn create_temp_object(&self, id: &ObjectId) -> Result<(File, TempObject)> {
+    fn create_temp_object(&self, id: &ObjectId) -> Result<(File, PendingObject)> {
         let fd = rustix::fs::openat(
             &self.tmp,
             id.to_hex().as_str(),
@@ -74,12 +101,12 @@ impl<'a> Writable<'a> {
             Mode::from_raw_mode(0o600),
         )
         .map_err(errno)?;
-        Ok((File::from(fd), TempObject { id: *id }))
+        Ok((File::from(fd), PendingObject { id: *id }))
     }
 
     /// Moves sealed (and fsynced) temp objects to `objects/xx/<id>`, then
     /// fsyncs the folders they went to and `objects`.
-    pub(crate) fn install_objects(&self, temps: &[&TempObject]) -> Result<()> {
+    fn install_objects(&self, temps: &[&PendingObject]) -> Result<()> {
         let mut subdirs: Vec<(String, OwnedFd)> = Vec::new();
         for temp in temps {
             let name = temp.id.to_hex();
@@ -103,9 +130,33 @@ impl<'a> Writable<'a> {
         rustix::fs::fsync(&self.objects).map_err(errno)
     }
 
+    /// The conditional part of the index switch: with the writer lock
+    /// held, the index on disk must still be the one expected.
+    fn check_index(&self, expect: IndexExpect<'_>) -> Result<()> {
+        let current = match self.dir.read_index() {
+            Ok(bytes) => Some(Blake3Digest::of(&bytes)),
+            Err(Error::NotVault(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let ok = match expect {
+            IndexExpect::Absent => current.is_none(),
+            IndexExpect::Version(v) => current.as_ref() == Some(v),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} was changed by another mvault process since it was opened; run the command again",
+                self.dir.path().display()
+            ),
+        )))
+    }
+
     /// Replaces `index` atomically: a new `.index.<random>.mvault-tmp`
     /// (exclusive, 0600), fsync, rename over `index`, fsync of the folder.
-    pub(crate) fn write_index(&self, bytes: &[u8]) -> Result<()> {
+    fn write_index(&self, bytes: &[u8]) -> Result<()> {
         if bytes.len() as u64 > MAX_INDEX_LEN {
             return Err(Error::InvalidArgument(format!(
                 "the new index would be {} bytes, over the {MAX_INDEX_LEN}-byte limit; split the vault",
@@ -146,7 +197,7 @@ impl<'a> Writable<'a> {
     /// into `tmp/`, where readers of the older generation still find them,
     /// and a later write deletes them. Failures are ignored: a leftover is
     /// harmless.
-    pub(crate) fn collect_garbage(&self, keep: &HashSet<ObjectId>) -> GarbageReport {
+    fn collect_garbage(&self, keep: &HashSet<ObjectId>) -> GarbageReport {
         let keep: HashSet<String> = keep.iter().map(ObjectId::to_hex).collect();
         let exclusive = ExclusiveObjects::try_take(self.dir);
         let mut report = GarbageReport {
@@ -182,7 +233,7 @@ impl<'a> Writable<'a> {
     /// Empties `tmp/` (regular files named by object ids) after a failed
     /// write, unless readers have the vault open (objects moved aside for
     /// them may be there); a later write does it then.
-    pub(crate) fn clean_tmp(&self) {
+    fn clean_tmp(&self) {
         if let Some(_exclusive) = ExclusiveObjects::try_take(self.dir) {
             let _ = remove_objects(&self.tmp, None, &HashSet::new(), None);
         }

@@ -25,7 +25,8 @@ use crate::vault::manifest::{Entry, EntryKind, MANIFEST_VERSION, Manifest, Objec
 use crate::vault::plan;
 use crate::vault::read::UnlockedVault;
 use crate::vault::sign::SigningKey;
-use crate::vault::store::{GarbageReport, TempObject, VaultDir, Writable};
+use crate::vault::storage::{GarbageReport, IndexExpect, PendingObject, Store, StoreWriter};
+use crate::vault::store::VaultDir;
 use crate::vault::vault_key::{MANIFEST_ROLE, VaultKey};
 
 /// One write of a planned tree into a vault (new or existing).
@@ -83,15 +84,17 @@ impl Commit<'_> {
             }
         };
         let result = (|| {
+            // A new vault is created locally (in the hidden folder) and
+            // must have no index yet; an update replaces the index read.
             let fresh;
-            let dir = match &existing {
-                Some(v) => v.dir(),
+            let (store, expect): (&dyn Store, _) = match &existing {
+                Some(v) => (v.store(), IndexExpect::Version(v.index_version())),
                 None => {
                     fresh = VaultDir::open(&work)?;
-                    &fresh
+                    (&fresh, IndexExpect::Absent)
                 }
             };
-            let writable = dir.begin_write()?;
+            let writable = store.begin_write()?;
             if let Some(v) = &existing {
                 ensure_current(v)?;
             }
@@ -99,12 +102,13 @@ impl Commit<'_> {
             // Before compaction, which re-seals kept files without changing them.
             let plan = plan::plan(&tree, old);
             reused -= compact(&mut tree, &sources, &old_objects);
-            let sealed = seal_new_files(&writable, &key, &tree, options, progress)?;
+            let sealed = seal_new_files(writable.as_ref(), &key, &tree, options, progress)?;
             let installer = Installer {
-                writable: &writable,
+                writable: writable.as_ref(),
                 key: &key,
                 keyring: &keyring,
                 signer,
+                expect,
             };
             let summary = installer.finish(generation, old_objects, tree, sealed, reused)?;
             Ok(WriteSummary { plan, ..summary })
@@ -206,10 +210,12 @@ pub(super) fn seal_manifest(key: &VaultKey, manifest: &Manifest) -> Result<Vec<u
 /// the keyring the new index carries, and who signs it.
 #[derive(Clone, Copy)]
 pub(super) struct Installer<'a> {
-    pub writable: &'a Writable<'a>,
+    pub writable: &'a dyn StoreWriter,
     pub key: &'a VaultKey,
     pub keyring: &'a [u8],
     pub signer: Option<&'a SigningKey>,
+    /// What the index must still be (see [`StoreWriter::replace_index`]).
+    pub expect: IndexExpect<'a>,
 }
 
 impl Installer<'_> {
@@ -320,7 +326,7 @@ impl Installer<'_> {
             entries,
         };
         manifest.validate()?;
-        let temps: Vec<&TempObject> = sealed.iter().map(|s| &s.temp).collect();
+        let temps: Vec<&PendingObject> = sealed.iter().map(|s| &s.temp).collect();
         let garbage = self.install(&manifest, &temps)?;
         summary.objects_removed = garbage.removed;
         summary.warnings.extend(garbage_warnings(&garbage));
@@ -332,13 +338,14 @@ impl Installer<'_> {
     pub(super) fn install(
         &self,
         manifest: &Manifest,
-        new_objects: &[&TempObject],
+        new_objects: &[&PendingObject],
     ) -> Result<GarbageReport> {
         let Installer {
             writable,
             key,
             keyring,
             signer,
+            expect,
         } = *self;
         let sealed_manifest = seal_manifest(key, manifest)?;
 
@@ -364,7 +371,7 @@ impl Installer<'_> {
                 .collect(),
         };
         let bytes = Index::encode(public, keyring, &sealed_manifest, signer);
-        writable.write_index(&bytes)?;
+        writable.replace_index(&bytes, expect)?;
 
         // 3. Garbage: objects nothing references, leftovers in tmp/ (only
         // when no reader has the vault open).
@@ -405,7 +412,10 @@ pub fn replace_manifest_unchecked(
         ..vault.index().public.clone()
     };
     let bytes = Index::encode(public, &vault.index().keyring, &sealed, signer);
-    vault.dir().begin_write()?.write_index(&bytes)
+    vault
+        .store()
+        .begin_write()?
+        .replace_index(&bytes, IndexExpect::Version(vault.index_version()))
 }
 
 /// Fails unless the vault's index on disk is still the one `vault` was
@@ -414,7 +424,7 @@ pub fn replace_manifest_unchecked(
 /// between, and building on the stale manifest would drop its change and
 /// reference objects it already deleted.
 pub(super) fn ensure_current(vault: &UnlockedVault) -> Result<()> {
-    let now = Index::parse(&vault.dir().read_index()?)?;
+    let now = Index::parse(&vault.store().read_index()?)?;
     if now.public != vault.index().public {
         return Err(Error::Io(io::Error::new(
             io::ErrorKind::WouldBlock,

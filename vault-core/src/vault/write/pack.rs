@@ -17,19 +17,19 @@ use crate::header::ChunkSize;
 use crate::seal::{Progress, SealOptions, Sealer};
 use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::manifest::ObjectInfo;
-use crate::vault::store::{TempObject, Writable};
+use crate::vault::storage::{ObjectSink, PendingObject, StoreWriter};
 use crate::vault::vault_key::{OBJECT_ROLE, VaultKey};
 
 /// A sealed object in `tmp/`, not yet in place.
 pub(super) struct Sealed {
     pub info: ObjectInfo,
-    pub temp: TempObject,
+    pub temp: PendingObject,
     /// (tree key, offset, blake3) of every file in it.
     pub files: Vec<(Vec<u8>, u64, Blake3Digest)>,
 }
 
 pub(super) fn seal_new_files(
-    writable: &Writable<'_>,
+    writable: &dyn StoreWriter,
     key: &VaultKey,
     tree: &BTreeMap<Vec<u8>, Planned>,
     options: &WriteOptions,
@@ -73,7 +73,7 @@ pub(super) fn seal_new_files(
             }
         })
         .collect::<Result<_>>()
-        .inspect_err(|_| writable.clean_tmp())?;
+        .inspect_err(|_| writable.clean_scratch())?;
     Ok(sealed)
 }
 
@@ -130,7 +130,7 @@ fn read_source(src: &Src<'_>, slot: &mut [u8]) -> Result<()> {
 }
 
 fn seal_pack(
-    writable: &Writable<'_>,
+    writable: &dyn StoreWriter,
     key: &VaultKey,
     files: &[Src<'_>],
     chunk_size: ChunkSize,
@@ -170,12 +170,9 @@ fn seal_pack(
         chunk_size,
         plaintext_len: Some(total),
     };
-    let (file, temp) = writable.create_temp_object(&id)?;
+    let (sink, temp) = writable.create_object(&id)?;
     let mut sealer = Sealer::with_file_key(
-        HashingFile {
-            file,
-            hasher: blake3::Hasher::new(),
-        },
+        HashingSink::new(sink),
         &key.derive(OBJECT_ROLE, &id),
         id.0,
         vec![key.stanza(OBJECT_ROLE)],
@@ -184,14 +181,14 @@ fn seal_pack(
     sealer.write_all(&plain.0)?;
     drop(plain);
     let (out, summary) = sealer.finish()?;
-    out.file.sync_all()?;
+    let sealed_blake3 = out.finish()?;
     progress(total);
     Ok(Sealed {
         info: ObjectInfo {
             id,
             plain_len: summary.plaintext_len,
             sealed_len: summary.sealed_len,
-            sealed_blake3: out.hasher.finalize().into(),
+            sealed_blake3,
         },
         temp,
         files: placed,
@@ -227,26 +224,41 @@ impl Drop for PackBuffer {
     }
 }
 
-/// Hashes what passes through it.
-pub(super) struct HashingFile {
-    pub file: File,
-    pub hasher: blake3::Hasher,
+/// A new object's sink that hashes what passes through it.
+pub(super) struct HashingSink {
+    sink: Box<dyn ObjectSink>,
+    hasher: blake3::Hasher,
 }
 
-impl Write for HashingFile {
+impl HashingSink {
+    pub(super) fn new(sink: Box<dyn ObjectSink>) -> Self {
+        HashingSink {
+            sink,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    /// Makes the object durable; returns the BLAKE3 of its sealed bytes.
+    pub(super) fn finish(self) -> Result<Blake3Digest> {
+        self.sink.finish()?;
+        Ok(self.hasher.finalize().into())
+    }
+}
+
+impl Write for HashingSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self.sink.write(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.sink.flush()
     }
 }
 
 fn seal_large(
-    writable: &Writable<'_>,
+    writable: &dyn StoreWriter,
     key: &VaultKey,
     src: &Src<'_>,
     chunk_size: ChunkSize,
@@ -255,11 +267,8 @@ fn seal_large(
     let (path, size) = (src.path, src.size);
     let mut source = open_source(src)?;
     let id = ObjectId::random()?;
-    let (file, temp) = writable.create_temp_object(&id)?;
-    let out = HashingFile {
-        file,
-        hasher: blake3::Hasher::new(),
-    };
+    let (sink, temp) = writable.create_object(&id)?;
+    let out = HashingSink::new(sink);
     let mut sealer = Sealer::with_file_key(
         out,
         &key.derive(OBJECT_ROLE, &id),
@@ -290,13 +299,13 @@ fn seal_large(
     zeroize::Zeroize::zeroize(&mut buf);
     check_unchanged(src, &source)?;
     let (out, summary) = sealer.finish()?;
-    out.file.sync_all()?;
+    let sealed_blake3 = out.finish()?;
     Ok(Sealed {
         info: ObjectInfo {
             id,
             plain_len: summary.plaintext_len,
             sealed_len: summary.sealed_len,
-            sealed_blake3: out.hasher.finalize().into(),
+            sealed_blake3,
         },
         temp,
         files: vec![(src.key.clone(), 0, summary.blake3.into())],

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::WriteSummary;
 use super::commit::{Installer, ensure_current, garbage_warnings, seal_manifest};
-use super::pack::HashingFile;
+use super::pack::HashingSink;
 use crate::error::Result;
 use crate::seal::{SealOptions, Sealer};
 use crate::vault::ids::{Blake3Digest, ObjectId};
@@ -15,7 +15,7 @@ use crate::vault::keyring::{self, KeyringInfo};
 use crate::vault::manifest::ObjectInfo;
 use crate::vault::read::UnlockedVault;
 use crate::vault::sign::SigningKey;
-use crate::vault::store::TempObject;
+use crate::vault::storage::{IndexExpect, PendingObject};
 use crate::vault::vault_key::OBJECT_ROLE;
 use crate::wrap::Recipients;
 
@@ -27,7 +27,7 @@ pub fn rekey(
     info: KeyringInfo,
     signer: Option<&SigningKey>,
 ) -> Result<u64> {
-    let writable = vault.dir().begin_write()?;
+    let writable = vault.store().begin_write()?;
     ensure_current(&vault)?;
     let keyring = keyring::seal(vault.key(), recipients, &info)?;
     let mut manifest = vault.manifest().clone();
@@ -40,7 +40,7 @@ pub fn rekey(
         ..vault.index().public.clone()
     };
     let bytes = Index::encode(public, &keyring, &sealed_manifest, signer);
-    writable.write_index(&bytes)?;
+    writable.replace_index(&bytes, IndexExpect::Version(vault.index_version()))?;
     Ok(generation)
 }
 
@@ -55,22 +55,19 @@ pub fn rotate_key(
     info: KeyringInfo,
     signer: Option<&SigningKey>,
 ) -> Result<WriteSummary> {
-    let writable = vault.dir().begin_write()?;
+    let writable = vault.store().begin_write()?;
     ensure_current(&vault)?;
     let new_key = vault.key().rotated()?;
     let keyring = keyring::seal(&new_key, recipients, &info)?;
     let old = vault.manifest();
-    let resealed: Vec<(ObjectInfo, TempObject)> = (0..old.objects.len())
+    let resealed: Vec<(ObjectInfo, PendingObject)> = (0..old.objects.len())
         .into_par_iter()
         .map(|i| {
             let opener = vault.open_object(i as u32)?;
             let id = ObjectId::random()?;
-            let (file, temp) = writable.create_temp_object(&id)?;
+            let (sink, temp) = writable.create_object(&id)?;
             let sealer = Sealer::with_file_key(
-                HashingFile {
-                    file,
-                    hasher: blake3::Hasher::new(),
-                },
+                HashingSink::new(sink),
                 &new_key.derive(OBJECT_ROLE, &id),
                 id.0,
                 vec![new_key.stanza(OBJECT_ROLE)],
@@ -81,30 +78,31 @@ pub fn rotate_key(
             )?;
             let (sealer, _) = opener.decrypt_to(sealer, false, &|_| {})?;
             let (out, summary) = sealer.finish()?;
-            out.file.sync_all()?;
+            let sealed_blake3 = out.finish()?;
             Ok((
                 ObjectInfo {
                     id,
                     plain_len: summary.plaintext_len,
                     sealed_len: summary.sealed_len,
-                    sealed_blake3: out.hasher.finalize().into(),
+                    sealed_blake3,
                 },
                 temp,
             ))
         })
         .collect::<Result<_>>()
-        .inspect_err(|_| writable.clean_tmp())?;
+        .inspect_err(|_| writable.clean_scratch())?;
     let mut manifest = old.clone();
     manifest.generation += 1;
     manifest.keyring_blake3 = Blake3Digest::of(&keyring);
     manifest.objects = resealed.iter().map(|(o, _)| o.clone()).collect();
     manifest.validate()?;
-    let temps: Vec<&TempObject> = resealed.iter().map(|(_, t)| t).collect();
+    let temps: Vec<&PendingObject> = resealed.iter().map(|(_, t)| t).collect();
     let installer = Installer {
-        writable: &writable,
+        writable: writable.as_ref(),
         key: &new_key,
         keyring: &keyring,
         signer,
+        expect: IndexExpect::Version(vault.index_version()),
     };
     let garbage = installer.install(&manifest, &temps)?;
     Ok(WriteSummary {
