@@ -72,7 +72,7 @@ pub use passphrase::{
 };
 pub use rewrap::rewrap_header;
 pub use seal::{Progress, SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
-pub use source::Source;
+pub use source::{Sink, Source};
 pub use stream_open::decrypt_stream;
 pub use wrap::{Identities, Recipients};
 

@@ -1,7 +1,9 @@
-//! Positional reads over files and in-memory buffers.
+//! The two ends of sealing and opening, for single files and vault objects
+//! alike: [`Source`], positional reads over files and in-memory buffers,
+//! and [`Sink`], a stream of bytes made durable at the end.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -105,5 +107,26 @@ impl<T: Source + ?Sized> Source for Box<T> {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_exact_at(buf, offset)
+    }
+}
+
+/// Where sealed (or opened) bytes are streamed to: a writer whose bytes
+/// are made durable by [`Sink::finish`] (fsync for a file, the end of an
+/// upload for an object store). Object-safe, so a store can hand out
+/// `Box<dyn Sink>`.
+pub trait Sink: Write + Send {
+    /// Makes everything written durable.
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+impl Sink for File {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.sync_all()
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Ok(())
     }
 }

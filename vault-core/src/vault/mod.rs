@@ -23,6 +23,10 @@
 //! - Updates write new objects under new ids and then replace `index`
 //!   atomically, so a crash leaves the old or the new vault.
 //!
+//! The vault logic reaches its vault only through the storage seam
+//! (`storage.rs`, the contract a back end implements); the local folder
+//! (`store/`) is its first implementation.
+//!
 //! The byte layout is specified in `docs/FORMAT.md`, section "Directory
 //! vaults".
 
@@ -69,11 +73,3 @@ pub const OBJECTS_DIR: &str = "objects";
 pub const TMP_DIR: &str = "tmp";
 /// Name of the writer lock file inside a vault.
 pub const LOCK_FILE: &str = "lock";
-
-/// The folder that holds `path` ("." for a bare name).
-pub(crate) fn fsutil_parent(path: &std::path::Path) -> &std::path::Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    }
-}

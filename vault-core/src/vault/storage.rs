@@ -12,8 +12,8 @@
 //! # Contract
 //!
 //! - **Objects are immutable.** [`StoreWriter::create_object`] writes a new
-//!   object as a stream into scratch space, invisible to readers;
-//!   [`ObjectSink::finish`] makes its bytes durable;
+//!   object as a stream ([`Sink`]) into scratch space, invisible to
+//!   readers; [`Sink::finish`] makes its bytes durable;
 //!   [`StoreWriter::install_objects`] makes finished objects readable
 //!   under their ids, durably, before it returns. An id is never reused, so
 //!   a reader never sees an object change.
@@ -53,12 +53,12 @@
 //!   vault, for `verify`.
 
 use std::collections::HashSet;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use super::ids::{Blake3Digest, ObjectId};
 use crate::error::Result;
-use crate::source::Source;
+use crate::source::{Sink, Source};
 
 /// Positional reads of one object (see the module contract). Boxed so that
 /// every store serves the same reader type; one dynamic call per chunk read,
@@ -86,13 +86,6 @@ impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ObjectReader")
     }
-}
-
-/// A new object being written (a stream; see the module contract).
-pub trait ObjectSink: Write + Send {
-    /// Makes the bytes written so far durable (fsync, or the end of an
-    /// upload). The object is still invisible until it is installed.
-    fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
 /// What the index must be for [`StoreWriter::replace_index`] to replace it.
@@ -144,7 +137,7 @@ pub trait Store: Send + Sync {
 /// A write in progress, holding the writer lock until dropped.
 pub trait StoreWriter: Send + Sync {
     /// Starts object `id` in scratch space.
-    fn create_object(&self, id: &ObjectId) -> Result<(Box<dyn ObjectSink>, PendingObject)>;
+    fn create_object(&self, id: &ObjectId) -> Result<(Box<dyn Sink>, PendingObject)>;
 
     /// Makes finished objects readable under their ids, durably.
     fn install_objects(&self, objects: &[&PendingObject]) -> Result<()>;

@@ -14,10 +14,13 @@
 //! index until it is dropped, and garbage collection deletes objects only
 //! when it can take the exclusive lock without waiting (see `writer.rs`).
 //!
-//! This is the one place that knows the vault's on-disk layout: the seam
-//! through which another storage back end could later be plugged in.
+//! This is the one place that knows the vault's on-disk layout: the local
+//! implementation of the storage seam ([`super::storage::Store`] for
+//! [`VaultDir`], [`super::storage::StoreWriter`] for [`Writable`]). A new
+//! vault is staged in a hidden sibling folder ([`StagedVault`]).
 
 mod listing;
+mod staged;
 mod writer;
 
 use std::fs::File;
@@ -36,6 +39,7 @@ use super::{OBJECTS_DIR, TMP_DIR};
 use crate::error::{Error, Result};
 
 pub(crate) use listing::Listing;
+pub(crate) use staged::StagedVault;
 pub(crate) use writer::Writable;
 
 /// Largest index accepted, checked before it is read: 1 GiB of public part

@@ -18,9 +18,10 @@ use rustix::io::Errno;
 use super::listing::{Entry, entries, is_object_dir_name, is_object_name};
 use super::{MAX_INDEX_LEN, VaultDir, open_dir_at};
 use crate::error::{Error, Result};
+use crate::source::Sink;
 use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::index::INDEX_FILE;
-use crate::vault::storage::{GarbageReport, IndexExpect, ObjectSink, PendingObject, StoreWriter};
+use crate::vault::storage::{GarbageReport, IndexExpect, PendingObject, StoreWriter};
 use crate::vault::{LOCK_FILE, OBJECTS_DIR, TMP_DIR};
 
 /// A write in progress: holds the writer lock (an exclusive `flock` on
@@ -32,29 +33,10 @@ pub(crate) struct Writable<'a> {
     _lock: OwnedFd,
 }
 
-/// A new object in `tmp/`: fsynced by [`ObjectSink::finish`].
-struct TempFile(File);
-
-impl Write for TempFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl ObjectSink for TempFile {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        self.0.sync_all()
-    }
-}
-
 impl StoreWriter for Writable<'_> {
-    fn create_object(&self, id: &ObjectId) -> Result<(Box<dyn ObjectSink>, PendingObject)> {
+    fn create_object(&self, id: &ObjectId) -> Result<(Box<dyn Sink>, PendingObject)> {
         let (file, pending) = self.create_temp_object(id)?;
-        Ok((Box::new(TempFile(file)), pending))
+        Ok((Box::new(file), pending))
     }
 
     fn install_objects(&self, objects: &[&PendingObject]) -> Result<()> {

@@ -4,12 +4,12 @@
 //! it was opened, reuses unchanged files, seals the new ones (`pack`), and
 //! hands the result to [`Installer`], which builds the manifest, puts the
 //! new objects in place durably, switches the index and collects garbage.
-//! A new vault is built in a hidden sibling folder and renamed into place.
+//! A new vault is built in a hidden sibling folder and renamed into place
+//! (`store::StagedVault`, local by nature: a vault is created at a path).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::pack::{Sealed, seal_new_files};
 use super::scan::{compact, reuse_unchanged};
@@ -17,7 +17,6 @@ use super::{Content, NewVault, OldContents, Planned, WriteOptions, WriteSummary}
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::seal::{Progress, SealOptions, Sealer};
-use crate::vault::fsutil;
 use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::index::{Index, IndexPublic, PublicObject};
 use crate::vault::keyring;
@@ -26,7 +25,7 @@ use crate::vault::plan;
 use crate::vault::read::UnlockedVault;
 use crate::vault::sign::SigningKey;
 use crate::vault::storage::{GarbageReport, IndexExpect, PendingObject, Store, StoreWriter};
-use crate::vault::store::VaultDir;
+use crate::vault::store::StagedVault;
 use crate::vault::vault_key::{MANIFEST_ROLE, VaultKey};
 
 /// One write of a planned tree into a vault (new or existing).
@@ -63,9 +62,9 @@ impl Commit<'_> {
             return dry_run(existing.as_ref(), tree, old);
         }
         // Where we write: the vault itself, or a hidden sibling for a new one.
-        let (work, key, keyring, generation, old_objects) = match (&existing, new) {
+        let (staged, key, keyring, generation, old_objects) = match (&existing, new) {
             (Some(v), _) => (
-                vault.to_path_buf(),
+                None,
                 v.key().clone(),
                 v.index().keyring.clone(),
                 v.index().public.generation + 1,
@@ -74,8 +73,8 @@ impl Commit<'_> {
             (None, Some(new)) => {
                 let key = VaultKey::generate()?;
                 let keyring = keyring::seal(&key, new.recipients, &new.info)?;
-                let work = new_vault_dir(vault)?;
-                (work, key, keyring, 1, Vec::new())
+                let staged = StagedVault::create(vault)?;
+                (Some(staged), key, keyring, 1, Vec::new())
             }
             (None, None) => {
                 return Err(Error::InvalidArgument(
@@ -84,14 +83,13 @@ impl Commit<'_> {
             }
         };
         let result = (|| {
-            // A new vault is created locally (in the hidden folder) and
-            // must have no index yet; an update replaces the index read.
-            let fresh;
-            let (store, expect): (&dyn Store, _) = match &existing {
-                Some(v) => (v.store(), IndexExpect::Version(v.index_version())),
-                None => {
-                    fresh = VaultDir::open(&work)?;
-                    (&fresh, IndexExpect::Absent)
+            // A new vault must have no index yet; an update replaces the
+            // index it read.
+            let (store, expect): (&dyn Store, _) = match (&existing, &staged) {
+                (Some(v), _) => (v.store(), IndexExpect::Version(v.index_version())),
+                (None, Some(s)) => (s.store(), IndexExpect::Absent),
+                (None, None) => {
+                    return Err(Error::InvalidArgument("internal: nowhere to write".into()));
                 }
             };
             let writable = store.begin_write()?;
@@ -113,27 +111,14 @@ impl Commit<'_> {
             let summary = installer.finish(generation, old_objects, tree, sealed, reused)?;
             Ok(WriteSummary { plan, ..summary })
         })();
-        match (&existing, result) {
-            (Some(_), result) => result,
-            (None, Ok(summary)) => {
-                fs::rename(&work, vault).map_err(|e| {
-                    let _ = fs::remove_dir_all(&work);
-                    if e.kind() == io::ErrorKind::AlreadyExists
-                        || e.kind() == io::ErrorKind::DirectoryNotEmpty
-                    {
-                        Error::Io(io::Error::new(
-                            e.kind(),
-                            format!("{} appeared while sealing", vault.display()),
-                        ))
-                    } else {
-                        Error::Io(e)
-                    }
-                })?;
-                let _ = fsutil::sync_dir(crate::vault::fsutil_parent(vault));
+        match (staged, result) {
+            (None, result) => result,
+            (Some(staged), Ok(summary)) => {
+                staged.publish()?;
                 Ok(summary)
             }
-            (None, Err(e)) => {
-                let _ = fs::remove_dir_all(&work);
+            (Some(staged), Err(e)) => {
+                staged.discard();
                 Err(e)
             }
         }
@@ -173,20 +158,6 @@ fn dry_run(
     }
     summary.plan = plan;
     Ok(summary)
-}
-
-/// A fresh hidden folder beside `vault` to build a new vault in.
-fn new_vault_dir(vault: &Path) -> Result<PathBuf> {
-    let parent = crate::vault::fsutil_parent(vault);
-    let name = vault
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "vault".into());
-    let dir = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".mvault-tmp")
-        .tempdir_in(parent)?;
-    Ok(dir.keep())
 }
 
 pub(super) fn seal_manifest(key: &VaultKey, manifest: &Manifest) -> Result<Vec<u8>> {

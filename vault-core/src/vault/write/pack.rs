@@ -15,9 +15,10 @@ use super::{Content, Planned, WriteOptions};
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::seal::{Progress, SealOptions, Sealer};
+use crate::source::Sink;
 use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::manifest::ObjectInfo;
-use crate::vault::storage::{ObjectSink, PendingObject, StoreWriter};
+use crate::vault::storage::{PendingObject, StoreWriter};
 use crate::vault::vault_key::{OBJECT_ROLE, VaultKey};
 
 /// A sealed object in `tmp/`, not yet in place.
@@ -226,12 +227,12 @@ impl Drop for PackBuffer {
 
 /// A new object's sink that hashes what passes through it.
 pub(super) struct HashingSink {
-    sink: Box<dyn ObjectSink>,
+    sink: Box<dyn Sink>,
     hasher: blake3::Hasher,
 }
 
 impl HashingSink {
-    pub(super) fn new(sink: Box<dyn ObjectSink>) -> Self {
+    pub(super) fn new(sink: Box<dyn Sink>) -> Self {
         HashingSink {
             sink,
             hasher: blake3::Hasher::new(),
