@@ -162,7 +162,7 @@ pub fn seal_dir(
     if !options.delete_missing {
         plan::keep_missing(&mut tree, &old);
     }
-    let mut summary = Commit {
+    let summary = Commit {
         vault,
         existing,
         new,
@@ -173,9 +173,7 @@ pub fn seal_dir(
         progress,
     }
     .run()?;
-    warnings.append(&mut summary.warnings);
-    summary.warnings = warnings;
-    Ok(summary)
+    Ok(warnings_first(warnings, summary))
 }
 
 /// Adds files and folders to an existing vault: each `(source, dest)` puts
@@ -189,10 +187,7 @@ pub fn add_paths(
     progress: Progress<'_>,
 ) -> Result<WriteSummary> {
     let old = old_contents(&vault);
-    let mut tree: BTreeMap<Vec<u8>, Planned> = old
-        .iter()
-        .map(|(path, (planned, _))| (path.clone(), planned.clone()))
-        .collect();
+    let mut tree = current_tree(&old);
     let mut warnings = Vec::new();
     for (source, dest) in sources {
         if dest.is_empty() || dest.iter().any(|c| !valid_name(c)) {
@@ -247,21 +242,8 @@ pub fn add_paths(
             )));
         }
     }
-    let path = vault.path().to_path_buf();
-    let mut summary = Commit {
-        vault: &path,
-        existing: Some(vault),
-        new: None,
-        tree,
-        old: &old,
-        signer,
-        options,
-        progress,
-    }
-    .run()?;
-    warnings.append(&mut summary.warnings);
-    summary.warnings = warnings;
-    Ok(summary)
+    let summary = update(vault, tree, &old, signer, options, progress)?;
+    Ok(warnings_first(warnings, summary))
 }
 
 /// Removes files and folders (with everything below) from a vault: `paths`
@@ -273,23 +255,46 @@ pub fn remove_paths(
     options: &WriteOptions,
 ) -> Result<WriteSummary> {
     let old = old_contents(&vault);
-    let mut tree: BTreeMap<Vec<u8>, Planned> = old
-        .iter()
-        .map(|(path, (planned, _))| (path.clone(), planned.clone()))
-        .collect();
+    let mut tree = current_tree(&old);
     plan::remove_paths(&mut tree, paths)?;
+    update(vault, tree, &old, signer, options, &|_| {})
+}
+
+/// Commits `tree` as the next generation of `vault`.
+fn update(
+    vault: UnlockedVault,
+    tree: BTreeMap<Vec<u8>, Planned>,
+    old: &OldContents,
+    signer: Option<&SigningKey>,
+    options: &WriteOptions,
+    progress: Progress<'_>,
+) -> Result<WriteSummary> {
     let path = vault.path().to_path_buf();
     Commit {
         vault: &path,
         existing: Some(vault),
         new: None,
         tree,
-        old: &old,
+        old,
         signer,
         options,
-        progress: &|_| {},
+        progress,
     }
     .run()
+}
+
+/// The tree of a vault as it is, the start of an update.
+fn current_tree(old: &OldContents) -> BTreeMap<Vec<u8>, Planned> {
+    old.iter()
+        .map(|(path, (planned, _))| (path.clone(), planned.clone()))
+        .collect()
+}
+
+/// `summary` with the scan's `warnings` before its own.
+fn warnings_first(mut warnings: Vec<String>, mut summary: WriteSummary) -> WriteSummary {
+    warnings.append(&mut summary.warnings);
+    summary.warnings = warnings;
+    summary
 }
 
 /// Path → (planned entry as it is now, for reuse) of an unlocked vault.

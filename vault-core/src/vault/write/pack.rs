@@ -166,31 +166,20 @@ fn seal_pack(
         .zip(hashes)
         .map(|((src, offset), hash)| (src.key.clone(), offset, hash))
         .collect();
-    let id = ObjectId::random()?;
-    let sealer_options = SealOptions {
-        chunk_size,
-        plaintext_len: Some(total),
-    };
-    let (sink, temp) = writable.create_object(&id)?;
-    let mut sealer = Sealer::with_file_key(
-        HashingSink::new(sink),
-        &key.derive(OBJECT_ROLE, &id),
-        id.0,
-        vec![key.stanza(OBJECT_ROLE)],
-        sealer_options,
+    let mut object = NewObject::start(
+        writable,
+        key,
+        SealOptions {
+            chunk_size,
+            plaintext_len: Some(total),
+        },
     )?;
-    sealer.write_all(&plain.0)?;
+    object.sealer.write_all(&plain.0)?;
     drop(plain);
-    let (out, summary) = sealer.finish()?;
-    let sealed_blake3 = out.finish()?;
+    let (info, _, temp) = object.finish()?;
     progress(total);
     Ok(Sealed {
-        info: ObjectInfo {
-            id,
-            plain_len: summary.plaintext_len,
-            sealed_len: summary.sealed_len,
-            sealed_blake3,
-        },
+        info,
         temp,
         files: placed,
     })
@@ -225,6 +214,52 @@ impl Drop for PackBuffer {
     }
 }
 
+/// A new object being sealed into the store's scratch space under a fresh
+/// random id, its file key derived from the vault key.
+pub(super) struct NewObject {
+    id: ObjectId,
+    pub sealer: Sealer<HashingSink>,
+    pending: PendingObject,
+}
+
+impl NewObject {
+    pub(super) fn start(
+        writable: &dyn StoreWriter,
+        key: &VaultKey,
+        options: SealOptions,
+    ) -> Result<Self> {
+        let id = ObjectId::random()?;
+        let (sink, pending) = writable.create_object(&id)?;
+        let sealer = Sealer::with_file_key(
+            HashingSink::new(sink),
+            &key.derive(OBJECT_ROLE, &id),
+            id.0,
+            vec![key.stanza(OBJECT_ROLE)],
+            options,
+        )?;
+        Ok(NewObject {
+            id,
+            sealer,
+            pending,
+        })
+    }
+
+    /// Seals the last chunk and makes the object durable: what the
+    /// manifest records of it, the BLAKE3 of its plaintext, and the handle
+    /// to install it with.
+    pub(super) fn finish(self) -> Result<(ObjectInfo, Blake3Digest, PendingObject)> {
+        let (out, summary) = self.sealer.finish()?;
+        let sealed_blake3 = out.finish()?;
+        let info = ObjectInfo {
+            id: self.id,
+            plain_len: summary.plaintext_len,
+            sealed_len: summary.sealed_len,
+            sealed_blake3,
+        };
+        Ok((info, summary.blake3.into(), self.pending))
+    }
+}
+
 /// A new object's sink that hashes what passes through it.
 pub(super) struct HashingSink {
     sink: Box<dyn Sink>,
@@ -232,7 +267,7 @@ pub(super) struct HashingSink {
 }
 
 impl HashingSink {
-    pub(super) fn new(sink: Box<dyn Sink>) -> Self {
+    fn new(sink: Box<dyn Sink>) -> Self {
         HashingSink {
             sink,
             hasher: blake3::Hasher::new(),
@@ -240,7 +275,7 @@ impl HashingSink {
     }
 
     /// Makes the object durable; returns the BLAKE3 of its sealed bytes.
-    pub(super) fn finish(self) -> Result<Blake3Digest> {
+    fn finish(self) -> Result<Blake3Digest> {
         self.sink.finish()?;
         Ok(self.hasher.finalize().into())
     }
@@ -267,14 +302,9 @@ fn seal_large(
 ) -> Result<Sealed> {
     let (path, size) = (src.path, src.size);
     let mut source = open_source(src)?;
-    let id = ObjectId::random()?;
-    let (sink, temp) = writable.create_object(&id)?;
-    let out = HashingSink::new(sink);
-    let mut sealer = Sealer::with_file_key(
-        out,
-        &key.derive(OBJECT_ROLE, &id),
-        id.0,
-        vec![key.stanza(OBJECT_ROLE)],
+    let mut object = NewObject::start(
+        writable,
+        key,
         SealOptions {
             chunk_size,
             plaintext_len: Some(size),
@@ -293,22 +323,16 @@ fn seal_large(
                 )),
                 _ => Error::Io(e),
             })?;
-        sealer.write_all(&buf[..n])?;
+        object.sealer.write_all(&buf[..n])?;
         left -= n as u64;
         progress(n as u64);
     }
     zeroize::Zeroize::zeroize(&mut buf);
     check_unchanged(src, &source)?;
-    let (out, summary) = sealer.finish()?;
-    let sealed_blake3 = out.finish()?;
+    let (info, blake3, temp) = object.finish()?;
     Ok(Sealed {
-        info: ObjectInfo {
-            id,
-            plain_len: summary.plaintext_len,
-            sealed_len: summary.sealed_len,
-            sealed_blake3,
-        },
+        info,
         temp,
-        files: vec![(src.key.clone(), 0, summary.blake3.into())],
+        files: vec![(src.key.clone(), 0, blake3)],
     })
 }

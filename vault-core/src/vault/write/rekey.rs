@@ -6,17 +6,16 @@ use rayon::prelude::*;
 
 use super::WriteSummary;
 use super::commit::{Installer, ensure_current, garbage_warnings, seal_manifest};
-use super::pack::HashingSink;
+use super::pack::NewObject;
 use crate::error::Result;
-use crate::seal::{SealOptions, Sealer};
-use crate::vault::ids::{Blake3Digest, ObjectId};
+use crate::seal::SealOptions;
+use crate::vault::ids::Blake3Digest;
 use crate::vault::index::{Index, IndexPublic};
 use crate::vault::keyring::{self, KeyringInfo};
 use crate::vault::manifest::ObjectInfo;
 use crate::vault::read::UnlockedVault;
 use crate::vault::sign::SigningKey;
 use crate::vault::storage::{IndexExpect, PendingObject};
-use crate::vault::vault_key::OBJECT_ROLE;
 use crate::wrap::Recipients;
 
 /// Writes a new index for `vault` with a new keyring (and everything else
@@ -64,30 +63,17 @@ pub fn rotate_key(
         .into_par_iter()
         .map(|i| {
             let opener = vault.open_object(i as u32)?;
-            let id = ObjectId::random()?;
-            let (sink, temp) = writable.create_object(&id)?;
-            let sealer = Sealer::with_file_key(
-                HashingSink::new(sink),
-                &new_key.derive(OBJECT_ROLE, &id),
-                id.0,
-                vec![new_key.stanza(OBJECT_ROLE)],
+            let mut object = NewObject::start(
+                writable.as_ref(),
+                &new_key,
                 SealOptions {
                     chunk_size: opener.header().chunk_size,
                     plaintext_len: Some(opener.len()),
                 },
             )?;
-            let (sealer, _) = opener.decrypt_to(sealer, false, &|_| {})?;
-            let (out, summary) = sealer.finish()?;
-            let sealed_blake3 = out.finish()?;
-            Ok((
-                ObjectInfo {
-                    id,
-                    plain_len: summary.plaintext_len,
-                    sealed_len: summary.sealed_len,
-                    sealed_blake3,
-                },
-                temp,
-            ))
+            opener.decrypt_to(&mut object.sealer, false, &|_| {})?;
+            let (info, _, temp) = object.finish()?;
+            Ok((info, temp))
         })
         .collect::<Result<_>>()
         .inspect_err(|_| writable.clean_scratch())?;
