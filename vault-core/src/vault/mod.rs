@@ -55,6 +55,7 @@ pub use paths::{parse_user_path, valid_name};
 pub use plan::Plan;
 pub use read::{FileReader, UnlockedVault, Vault};
 pub use sign::{SigningKey, VerifyingKey};
+pub use storage::{GarbageReport, IndexExpect, ObjectReader, PendingObject, Store, StoreWriter};
 pub use store::MAX_INDEX_LEN;
 pub use vault_key::{OBJECT_ROLE, STANZA_VAULT, VaultKey};
 pub use verify::{

@@ -103,6 +103,18 @@ pub struct PendingObject {
     pub(crate) id: ObjectId,
 }
 
+impl PendingObject {
+    /// The handle a store returns for new object `id`.
+    pub fn new(id: ObjectId) -> Self {
+        PendingObject { id }
+    }
+
+    /// The object's id.
+    pub fn id(&self) -> &ObjectId {
+        &self.id
+    }
+}
+
 /// What garbage collection did.
 #[derive(Debug, Default)]
 pub struct GarbageReport {
