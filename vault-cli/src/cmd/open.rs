@@ -9,13 +9,13 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use vault_core::{Header, Identities, OpenSummary, Opener, decrypt_stream, read_header};
 
-use super::{for_each_input, open_input};
+use super::{for_each_input, json_items, open_input};
 use crate::cli::OpenArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::{load_identities, maybe_add_passphrase};
 use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
-use crate::report::{gb_per_s, print_json, print_transfer};
+use crate::report::{gb_per_s, print_transfer};
 
 pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
@@ -40,11 +40,8 @@ pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
         open_one(input, &args, &mut identities, !files.is_empty(), progress)
     });
     if args.json {
-        let items: Vec<_> = results
-            .into_iter()
-            .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
-            .collect();
-        print_json(&json!(items));
+        let report = crate::json::report("open", exit == Exit::Ok, json_items(results), vec![]);
+        crate::json::print(&report);
     }
     Ok(exit)
 }
@@ -256,8 +253,12 @@ fn open_folder(dir: &Path, run: &mut OpenRun) -> Result<serde_json::Value> {
             ),
         ));
     }
-    let files: Vec<_> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
-    Ok(json!({ "input": dir.display().to_string(), "files": files }))
+    Ok(json!({
+        "input": dir.display().to_string(),
+        "kind": "folder",
+        "output": out_dir.as_deref().unwrap_or(dir).display().to_string(),
+        "items": json_items(results),
+    }))
 }
 
 /// Decrypts one sealed file (or standard input, "-") to `target`, or to
@@ -299,8 +300,9 @@ fn open_file(
     }
     Ok(json!({
         "input": input.display().to_string(),
+        "kind": "file",
         "output": written_to.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
-        "plaintext_len": summary.plaintext_len,
+        "plaintext_bytes": summary.plaintext_len,
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
     }))

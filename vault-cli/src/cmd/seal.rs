@@ -12,13 +12,13 @@ use vault_core::{
     seal_source_to_file,
 };
 
-use super::{for_each_input, open_input};
+use super::{for_each_input, json_items, open_input};
 use crate::cli::SealArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::load_identities;
 use crate::output::{AtomicFile, HashingWriter, stdout_file};
 use crate::progress::Progress;
-use crate::report::{gb_per_s, print_json, print_transfer};
+use crate::report::{gb_per_s, print_transfer};
 
 pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
     if args.inputs.len() == 1
@@ -66,11 +66,8 @@ pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
         seal_one(input, &args, &recipients, show_progress && !args.json)
     });
     if args.json {
-        let items: Vec<_> = results
-            .into_iter()
-            .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
-            .collect();
-        print_json(&json!(items));
+        let report = crate::json::report("seal", exit == Exit::Ok, json_items(results), vec![]);
+        crate::json::print(&report);
     }
     Ok(exit)
 }
@@ -222,9 +219,10 @@ fn seal_one(
     }
     Ok(json!({
         "input": input.display().to_string(),
+        "kind": "file",
         "output": written_to.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
-        "plaintext_len": summary.plaintext_len,
-        "sealed_len": summary.sealed_len,
+        "plaintext_bytes": summary.plaintext_len,
+        "sealed_bytes": summary.sealed_len,
         "blake3": summary.blake3.to_hex().to_string(),
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),

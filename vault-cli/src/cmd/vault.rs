@@ -1,19 +1,21 @@
-//! Shared pieces of the directory-vault commands: unlocking, keys, reports.
+//! Shared pieces of the directory-vault commands: unlocking, keys, the vault
+//! halves of seal, open, verify and inspect (write reports: write_report.rs).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 use vault_core::vault::{
     self, ExtractModes, ExtractOptions, KeyringInfo, NewVault, SigningKey, UnlockedVault, Vault,
-    VerifyingKey, WriteSummary,
+    VerifyingKey,
 };
 
+use super::write_report::{WriteReport, report_write};
 use crate::cli::{OpenArgs, SealArgs, VaultWriteArgs, VerifyArgs};
 use crate::exit::{Exit, fail};
 use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
-use crate::report::{gb_per_s, human_bytes, human_rate, print_json, printable};
+use crate::report::{gb_per_s, human_bytes, human_rate};
 
 /// Another process holding the vault's write lock is a refusal (exit 7),
 /// not an I/O failure.
@@ -110,103 +112,6 @@ pub fn load_pubkey(path: &Path) -> Result<VerifyingKey> {
         .with_context(|| format!("cannot read public key {}", path.display()))?;
     VerifyingKey::from_text(&text)
         .map_err(|e| fail(Exit::Usage, format!("{}: {e}", path.display())))
-}
-
-/// The JSON form of a write summary.
-pub fn summary_json(vault: &Path, s: &WriteSummary, elapsed: Duration) -> serde_json::Value {
-    let secs = elapsed.as_secs_f64();
-    json!({
-        "vault": vault.display().to_string(),
-        "dry_run": s.dry_run,
-        "added": s.plan.added,
-        "updated": s.plan.updated,
-        "removed": s.plan.removed,
-        "generation": s.generation,
-        "files": s.files,
-        "bytes": s.bytes,
-        "files_sealed": s.files_sealed,
-        "bytes_sealed": s.bytes_sealed,
-        "files_reused": s.files_reused,
-        "objects_written": s.objects_written,
-        "objects_removed": s.objects_removed,
-        "warnings": s.warnings,
-        "seconds": secs,
-        "files_per_s": if secs > 0.0 { s.files_sealed as f64 / secs } else { 0.0 },
-        "gb_per_s": gb_per_s(s.bytes_sealed, elapsed),
-    })
-}
-
-/// Reports a vault write: warnings, the files removed (always: removal is
-/// never silent) and a one-line summary on stderr, or for a dry run the
-/// whole plan on stdout; with `json`, the JSON report on stdout instead.
-pub fn report_write(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool, json: bool) {
-    if json {
-        for w in &s.warnings {
-            eprintln!("mvault: warning: {w}");
-        }
-        print_json(&summary_json(vault, s, elapsed));
-    } else if s.dry_run {
-        for w in &s.warnings {
-            eprintln!("mvault: warning: {w}");
-        }
-        print_plan(vault, s);
-    } else {
-        print_summary(vault, s, elapsed, quiet);
-    }
-}
-
-/// Warnings, removed files and the one-line summary, on stderr.
-fn print_summary(vault: &Path, s: &WriteSummary, elapsed: Duration, quiet: bool) {
-    for w in &s.warnings {
-        eprintln!("mvault: warning: {w}");
-    }
-    for path in &s.plan.removed {
-        eprintln!("mvault: removed {}", printable(path));
-    }
-    if quiet {
-        return;
-    }
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    eprintln!(
-        "mvault: {} generation {}: {} files ({}); sealed {} files ({}) in {:.2}s ({:.0} files/s{}), kept {}, objects +{} -{}",
-        vault.display(),
-        s.generation,
-        s.files,
-        human_bytes(s.bytes),
-        s.files_sealed,
-        human_bytes(s.bytes_sealed),
-        secs,
-        s.files_sealed as f64 / secs,
-        human_rate(s.bytes_sealed, elapsed),
-        s.files_reused,
-        s.objects_written,
-        s.objects_removed
-    );
-}
-
-/// A dry run's plan, one line per file and a total, on stdout.
-fn print_plan(vault: &Path, s: &WriteSummary) {
-    for (word, paths) in [
-        ("add", &s.plan.added),
-        ("update", &s.plan.updated),
-        ("remove", &s.plan.removed),
-    ] {
-        for path in paths {
-            println!("would {word} {}", printable(path));
-        }
-    }
-    println!(
-        "dry run: {} generation {} would have {} files ({}): {} added, {} updated, {} kept, {} removed; {} to seal; nothing was changed",
-        vault.display(),
-        s.generation,
-        s.files,
-        human_bytes(s.bytes),
-        s.plan.added.len(),
-        s.plan.updated.len(),
-        s.files_reused,
-        s.plan.removed.len(),
-        human_bytes(s.plan.bytes_to_seal),
-    );
 }
 
 /// Bytes of the regular files under `dir`, or of `dir` itself when it is a
@@ -362,7 +267,14 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
     drop(bar);
     let mut summary = summary;
     summary.warnings.extend(warnings);
-    report_write(&target, &summary, started.elapsed(), quiet, args.json);
+    let to = WriteReport {
+        command: "seal",
+        input: source,
+        vault: &target,
+        quiet,
+        json: args.json,
+    };
+    report_write(&to, &summary, started.elapsed());
     Ok(Exit::Ok)
 }
 
@@ -448,10 +360,11 @@ pub fn open(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_
     }
     Ok(json!({
         "input": input.display().to_string(),
+        "kind": "vault",
         "output": out.display().to_string(),
         "files": summary.files,
         "dirs": summary.dirs,
-        "plaintext_len": summary.bytes,
+        "plaintext_bytes": summary.bytes,
         "warnings": summary.warnings,
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.bytes, elapsed),
@@ -526,8 +439,9 @@ pub fn verify(
         })
         .collect();
     let secs = elapsed.as_secs_f64();
-    let value = json!({
-        "vault": input.display().to_string(),
+    let mut value = json!({
+        "input": input.display().to_string(),
+        "kind": "vault",
         "ok": report.ok(),
         "vault_id": report.vault_id,
         "generation": report.generation,
@@ -547,6 +461,10 @@ pub fn verify(
         "files_per_s": if secs > 0.0 { report.files as f64 / secs } else { 0.0 },
         "failures": failures,
     });
+    if exit != Exit::Ok {
+        let message = format!("{} check(s) failed", report.failures.len());
+        value["error"] = crate::json::error_value(exit, &message);
+    }
     if !args.json {
         for f in &report.failures {
             let what = f.path.as_deref().or(f.object.as_deref()).unwrap_or("index");
@@ -587,16 +505,20 @@ pub fn inspect(input: &Path) -> Result<serde_json::Value> {
     let vault = Vault::open(input)?;
     let index = vault.index();
     let header = vault.keyring_header()?;
-    let stanzas: Vec<_> = header.stanzas.iter().map(|s| s.kind_name()).collect();
+    let stanzas: Vec<_> = header
+        .stanzas
+        .iter()
+        .map(super::inspect::stanza_json)
+        .collect();
     Ok(json!({
-        "file": input.display().to_string(),
-        "kind": "directory vault",
+        "input": input.display().to_string(),
+        "kind": "vault",
         "vault_id": hex::encode(index.public.vault_id),
         "generation": index.public.generation,
         "objects": index.public.objects.len(),
         "sealed_bytes": index.public.objects.iter().map(|o| o.sealed_len).sum::<u64>(),
-        "manifest_sealed_len": index.public.manifest_len,
-        "keyring_stanzas": stanzas,
+        "manifest_sealed_bytes": index.public.manifest_len,
+        "stanzas": stanzas,
         "signed_by": index.signature.as_ref().map(|(k, _)| k.to_text()),
     }))
 }

@@ -5,13 +5,13 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use super::for_each_input;
 use super::open::unlock;
+use super::{for_each_input, json_items};
 use crate::cli::VerifyArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::load_identities;
 use crate::progress::Progress;
-use crate::report::{gb_per_s, print_json};
+use crate::report::gb_per_s;
 
 pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
     if args.inputs.iter().any(|p| super::vault::is_vault(p)) || args.pubkey.is_some() {
@@ -52,20 +52,18 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
         }
         let elapsed = started.elapsed();
         Ok(json!({
-            "file": input.display().to_string(),
+            "input": input.display().to_string(),
+            "kind": "file",
             "ok": true,
-            "plaintext_len": summary.plaintext_len,
+            "plaintext_bytes": summary.plaintext_len,
             "blake3": hash.to_hex().to_string(),
             "seconds": elapsed.as_secs_f64(),
             "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
         }))
     });
     if args.json {
-        let items: Vec<_> = results
-            .into_iter()
-            .map(|(file, r)| r.unwrap_or_else(|e| json!({ "file": file, "ok": false, "error": e })))
-            .collect();
-        print_json(&json!({ "ok": exit == Exit::Ok, "files": items }));
+        let report = crate::json::report("verify", exit == Exit::Ok, json_items(results), vec![]);
+        crate::json::print(&report);
     } else {
         for (file, r) in results {
             if let Ok(v) = r {
@@ -127,7 +125,8 @@ fn verify_vault(args: &VerifyArgs, show_progress: bool) -> Result<Exit> {
     }
     let (exit, value) = super::vault::verify(input, args, show_progress)?;
     if args.json {
-        print_json(&value);
+        let report = crate::json::report("verify", exit == Exit::Ok, vec![value], vec![]);
+        crate::json::print(&report);
     }
     Ok(exit)
 }
