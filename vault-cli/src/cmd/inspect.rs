@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
-use vault_core::{Layout, Source, Stanza, read_header};
+use vault_core::{Input, Layout, Source, Stanza, read_header};
 
 use super::{for_each_input, json_items, open_input};
 use crate::cli::InspectArgs;
@@ -79,8 +79,8 @@ fn print_vault(v: &serde_json::Value) {
 }
 
 fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
-    if super::vault::is_vault(path) {
-        return super::vault::inspect(path);
+    if let Input::Vault(vault) = Input::open(path)? {
+        return super::vault::inspect(path, &vault);
     }
     let file = open_input(path)?;
     let (header, header_len) = read_header(&file)?;

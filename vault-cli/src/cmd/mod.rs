@@ -113,19 +113,6 @@ fn for_each_input<T>(
     (results, exit)
 }
 
-/// What an input is, as reports name it: `"vault"` (a directory vault),
-/// `"folder"` (any other folder) or `"file"` (a sealed or plain file, or
-/// `-` for a stream).
-fn input_kind(path: &Path) -> &'static str {
-    if vault::is_vault(path) {
-        "vault"
-    } else if path.is_dir() {
-        "folder"
-    } else {
-        "file"
-    }
-}
-
 /// The report items of per-input results: each success marked `"ok": true`
 /// (unless it says otherwise), each failure as `{input, kind, ok: false,
 /// error}`.
@@ -141,7 +128,7 @@ fn json_items(results: Vec<InputResult<serde_json::Value>>) -> Vec<serde_json::V
             }
             Err(e) => serde_json::json!({
                 "input": input,
-                "kind": input_kind(Path::new(&input)),
+                "kind": vault_core::InputKind::of(Path::new(&input)).name(),
                 "ok": false,
                 "error": crate::json::error_value(e.exit, &e.message),
             }),

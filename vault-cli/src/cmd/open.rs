@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vault_core::{Header, Identities, OpenSummary, Opener, decrypt_stream, read_header};
+use vault_core::{Header, Identities, InputKind, OpenSummary, Opener, decrypt_stream, read_header};
 
 use super::{for_each_input, json_items, open_input};
 use crate::cli::OpenArgs;
@@ -171,7 +171,8 @@ fn open_one(
     have_identity_files: bool,
     progress: bool,
 ) -> Result<serde_json::Value> {
-    if super::vault::is_vault(input) {
+    let kind = InputKind::of(input);
+    if kind == InputKind::Vault {
         return super::vault::open(input, args, progress);
     }
     if !args.paths.is_empty() {
@@ -183,7 +184,7 @@ fn open_one(
         have_identity_files,
         progress,
     };
-    if input.is_dir() {
+    if kind == InputKind::Folder {
         return open_folder(input, &mut run);
     }
     let target = match &args.output {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use vault_core::{Header, Stanza, read_header};
+use vault_core::{Header, Input, Stanza, read_header};
 
 use super::{for_each_input, json_items, open_input};
 use crate::cli::RecipientsArgs;
@@ -29,9 +29,9 @@ pub fn run(args: RecipientsArgs) -> Result<Exit> {
 }
 
 fn describe(input: &Path, args: &RecipientsArgs) -> Result<Value> {
-    if super::vault::is_vault(input) {
-        let vault = vault_core::vault::Vault::open(input)
-            .with_context(|| format!("cannot open {}", input.display()))?;
+    if let Input::Vault(vault) =
+        Input::open(input).with_context(|| format!("cannot open {}", input.display()))?
+    {
         let header = vault.keyring_header()?;
         let recorded = if args.identities.is_empty() {
             Value::Null

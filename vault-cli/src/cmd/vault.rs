@@ -29,11 +29,6 @@ pub fn busy_to_refused(e: vault_core::Error) -> anyhow::Error {
     }
 }
 
-/// Whether `path` is a directory vault.
-pub fn is_vault(path: &Path) -> bool {
-    Vault::is_vault(path)
-}
-
 /// Opens and unlocks a vault with identity files (or the default identity),
 /// asking for a passphrase when the keyring has one and no identity fits.
 pub fn unlock(path: &Path, identity_files: &[PathBuf]) -> Result<UnlockedVault> {
@@ -206,7 +201,7 @@ pub fn seal(args: &SealArgs, show_progress: bool) -> Result<Exit> {
         ..vault::WriteOptions::default()
     };
     let mut warnings = Vec::new();
-    let summary = if is_vault(&target) {
+    let summary = if vault_core::InputKind::of(&target) == vault_core::InputKind::Vault {
         if !args.recipients.recipients.is_empty() || !args.recipients.recipients_files.is_empty() {
             eprintln!(
                 "mvault: warning: {} exists; its recipients are kept (change them with `mvault rekey`)",
@@ -501,8 +496,7 @@ pub fn verify(
 }
 
 /// Public facts about a vault, for `inspect`.
-pub fn inspect(input: &Path) -> Result<serde_json::Value> {
-    let vault = Vault::open(input)?;
+pub fn inspect(input: &Path, vault: &Vault) -> Result<serde_json::Value> {
     let index = vault.index();
     let header = vault.keyring_header()?;
     let stanzas: Vec<_> = header

@@ -14,7 +14,9 @@ use crate::progress::Progress;
 use crate::report::gb_per_s;
 
 pub fn run(args: VerifyArgs, show_progress: bool) -> Result<Exit> {
-    if args.inputs.iter().any(|p| super::vault::is_vault(p)) || args.pubkey.is_some() {
+    let is_vault =
+        |p: &std::path::Path| vault_core::InputKind::of(p) == vault_core::InputKind::Vault;
+    if args.inputs.iter().any(|p| is_vault(p)) || args.pubkey.is_some() {
         return verify_vault(&args, show_progress);
     }
     if args.expect_blake3.is_some() && args.inputs.len() > 1 {
@@ -114,7 +116,7 @@ fn verify_vault(args: &VerifyArgs, show_progress: bool) -> Result<Exit> {
         ));
     }
     let input = &args.inputs[0];
-    if !super::vault::is_vault(input) {
+    if vault_core::InputKind::of(input) != vault_core::InputKind::Vault {
         return Err(fail(
             Exit::Usage,
             format!(
