@@ -1,7 +1,10 @@
-//! `mvault inspect`: header facts without a key.
+//! `mvault inspect`: a sealed file's header or a vault's public index, without a key.
 
 use anyhow::Result;
 use serde_json::json;
+use std::path::Path;
+
+use vault_core::vault::Vault;
 use vault_core::{Input, Layout, Source, Stanza, read_header};
 
 use super::{for_each_input, json_items, open_input};
@@ -80,7 +83,7 @@ fn print_vault(v: &serde_json::Value) {
 
 fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
     if let Input::Vault(vault) = Input::open(path)? {
-        return super::vault::inspect(path, &vault);
+        return describe_vault(path, &vault);
     }
     let file = open_input(path)?;
     let (header, header_len) = read_header(&file)?;
@@ -159,4 +162,26 @@ pub fn stanza_json(stanza: &Stanza) -> serde_json::Value {
             json!({ "kind": other.kind_name(), "description": "unknown stanza kind (ignored)" })
         }
     }
+}
+
+/// Public facts about a vault, for `inspect`.
+fn describe_vault(input: &Path, vault: &Vault) -> Result<serde_json::Value> {
+    let index = vault.index();
+    let header = vault.keyring_header()?;
+    let stanzas: Vec<_> = header
+        .stanzas
+        .iter()
+        .map(super::inspect::stanza_json)
+        .collect();
+    Ok(json!({
+        "input": input.display().to_string(),
+        "kind": "vault",
+        "vault_id": hex::encode(index.public.vault_id),
+        "generation": index.public.generation,
+        "objects": index.public.objects.len(),
+        "sealed_bytes": index.public.objects.iter().map(|o| o.sealed_len).sum::<u64>(),
+        "manifest_sealed_bytes": index.public.manifest_len,
+        "stanzas": stanzas,
+        "signed_by": index.signature.as_ref().map(|(k, _)| k.to_text()),
+    }))
 }
