@@ -55,7 +55,7 @@ pub enum Input {
     /// A sealed file.
     File(PathBuf),
     /// A directory vault with its index read (and its readers' lock held).
-    Vault(Vault),
+    Vault(Box<Vault>),
     /// A folder that is not a vault.
     Folder(PathBuf),
 }
@@ -66,7 +66,7 @@ impl Input {
         Ok(match InputKind::of(path) {
             InputKind::Stdin => Input::Stdin,
             InputKind::File => Input::File(path.to_path_buf()),
-            InputKind::Vault => Input::Vault(Vault::open(path)?),
+            InputKind::Vault => Input::Vault(Box::new(Vault::open(path)?)),
             InputKind::Folder => Input::Folder(path.to_path_buf()),
         })
     }
