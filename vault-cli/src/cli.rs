@@ -76,6 +76,30 @@ pub enum Command {
     Man(ManArgs),
 }
 
+impl Command {
+    /// The command's name in `--json` reports, when it was asked for one
+    /// and standard output is not the data channel (`-o -`).
+    pub fn json_report(&self) -> Option<&'static str> {
+        let to_stdout = |o: &Option<PathBuf>| o.as_deref() == Some(std::path::Path::new("-"));
+        let (name, json) = match self {
+            Command::Keygen(a) => ("keygen", a.json),
+            Command::Seal(a) => ("seal", a.json && !to_stdout(&a.output)),
+            Command::Open(a) => ("open", a.json && !to_stdout(&a.output)),
+            Command::Inspect(a) => ("inspect", a.json),
+            Command::Verify(a) => ("verify", a.json),
+            Command::Doctor(a) => ("doctor", a.json),
+            Command::Bench(a) => ("bench", a.json),
+            Command::Ls(a) => ("ls", a.json),
+            Command::Add(a) => ("add", a.json),
+            Command::Rm(a) => ("rm", a.json),
+            Command::Recipients(a) => ("recipients", a.json),
+            Command::SignKeygen(a) => ("sign-keygen", a.json),
+            _ => return None,
+        };
+        json.then_some(name)
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RecipientsArgs {
     /// Sealed files (FILE.mvlt) or directory vaults.
@@ -84,7 +108,7 @@ pub struct RecipientsArgs {
     /// Identity file(s): unlock a vault's keyring to list its recorded recipient strings.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    /// Print JSON.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -213,7 +237,7 @@ pub struct BenchArgs {
     /// Runs of each operation; the best counts.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub repeat: u32,
-    /// Print the results as JSON.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -226,7 +250,8 @@ pub struct DoctorArgs {
     /// Check the storage under this folder (default: the identity's folder and the current one). Repeatable.
     #[arg(long = "path", value_name = "DIR")]
     pub paths: Vec<PathBuf>,
-    /// Print {"ok": ..., "checks": [{check, status, detail, fix}]} as JSON.
+    /// Print a JSON report on stdout, one item {check, status, detail, fix} per check
+    /// (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -242,7 +267,7 @@ pub struct KeygenArgs {
     /// Print the recipient(s) of this existing identity file instead (as `age-keygen -y`).
     #[arg(short = 'y', value_name = "IDENTITY", conflicts_with_all = ["output", "force"])]
     pub recipients_of: Option<PathBuf>,
-    /// Print {"identity": ..., "recipient": ...} as JSON.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -269,7 +294,7 @@ pub struct SealArgs {
     /// Permission bits of sealed outputs.
     #[arg(long, default_value = "600", value_parser = crate::output::parse_mode, value_name = "OCTAL")]
     pub mode: u32,
-    /// Print a JSON report on stdout.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
     /// Directory vaults: also remove the vault's files that the folder no longer has
@@ -321,7 +346,7 @@ pub struct OpenArgs {
     /// in the vault instead of --mode (they may be readable by others).
     #[arg(long, conflicts_with = "mode")]
     pub keep_modes: bool,
-    /// Print a JSON report on stdout (not with -o -).
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md; not with -o -).
     #[arg(long)]
     pub json: bool,
     /// Directory vaults: extract only this path (a file or a folder). Repeatable.
@@ -334,7 +359,7 @@ pub struct InspectArgs {
     /// Sealed files to describe.
     #[arg(required = true, value_name = "FILE.mvlt")]
     pub inputs: Vec<PathBuf>,
-    /// Print JSON.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -350,7 +375,7 @@ pub struct VerifyArgs {
     /// Fail unless the plaintext BLAKE3 equals this hex digest (one input only).
     #[arg(long, value_name = "HEX")]
     pub expect_blake3: Option<String>,
-    /// Print a JSON report on stdout.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
     /// Directory vaults: require a valid signature by this public key (KEY.pub).
@@ -371,7 +396,7 @@ pub struct LsArgs {
     /// Identity file(s) (default: $MVAULT_IDENTITY or ~/.config/mvault/identity.txt).
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
-    /// Print JSON.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -402,7 +427,7 @@ pub struct AddArgs {
     pub identities: Vec<PathBuf>,
     #[command(flatten)]
     pub write: VaultWriteArgs,
-    /// Print a JSON report on stdout.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -420,7 +445,7 @@ pub struct RmArgs {
     pub identities: Vec<PathBuf>,
     #[command(flatten)]
     pub write: VaultWriteArgs,
-    /// Print a JSON report on stdout.
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -472,6 +497,9 @@ pub struct SignKeygenArgs {
     /// Overwrite existing key files (the old key is lost).
     #[arg(short, long)]
     pub force: bool,
+    /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parses sizes such as `1M`, `64K`, `16MiB` or `1048576`.

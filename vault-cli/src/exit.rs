@@ -32,6 +32,25 @@ pub enum Exit {
     NotMounted = 10,
 }
 
+impl Exit {
+    /// The name `--json` reports give this code (`error.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Internal => "internal",
+            Exit::Usage => "usage",
+            Exit::Key => "key",
+            Exit::Integrity => "integrity",
+            Exit::Format => "format",
+            Exit::Io => "io",
+            Exit::Refused => "refused",
+            Exit::HostUnsafe => "host_unsafe",
+            Exit::BadSignature => "bad_signature",
+            Exit::NotMounted => "not_mounted",
+        }
+    }
+}
+
 /// Text appended to `mvault --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:

@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod identity_file;
+mod json;
 mod keys;
 mod output;
 mod progress;
@@ -29,10 +30,14 @@ fn main() {
         eprintln!("mvault: error: {err:#}");
         std::process::exit(Exit::Usage as i32);
     }
+    let json_report = cli.command.json_report();
     let code = match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
             report_error(&err);
+            if let Some(command) = json_report {
+                json::print(&json::failure(command, &err));
+            }
             exit_for(&err)
         }
     };

@@ -33,9 +33,9 @@ fn bench_reports_every_operation_and_cleans_up() {
         .stdout
         .clone();
     let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(report["size"], 3 << 20);
+    assert_eq!(report["plaintext_bytes"], 3 << 20);
     assert_eq!(report["threads"], 2);
-    let results = report["results"].as_array().unwrap();
+    let results = report["items"].as_array().unwrap();
     let names: Vec<&str> = results
         .iter()
         .map(|r| r["operation"].as_str().unwrap())

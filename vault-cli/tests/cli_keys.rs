@@ -234,7 +234,7 @@ fn recipients_lists_who_can_open_a_file_or_vault() {
         .assert()
         .success();
     let items: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let kinds: Vec<&str> = items[0]["stanzas"]
+    let kinds: Vec<&str> = items["items"][0]["stanzas"]
         .as_array()
         .unwrap()
         .iter()

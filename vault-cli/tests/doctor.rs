@@ -27,7 +27,7 @@ fn doctor_json(env: &Env, args: &[&std::ffi::OsStr]) -> (Option<i32>, Value) {
 }
 
 fn row<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
+    report["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -40,7 +40,7 @@ fn json_report_has_every_check_with_a_status() {
     let env = Env::new();
     env.keygen();
     let (code, report) = doctor_json(&env, &[]);
-    let checks = report["checks"].as_array().unwrap();
+    let checks = report["items"].as_array().unwrap();
     for name in [
         "swap",
         "user",

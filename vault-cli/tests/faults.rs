@@ -664,7 +664,7 @@ fn vault_generation(env: &Env, vault: &str) -> u64 {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0]["generation"].as_u64().unwrap()
+    v["items"][0]["generation"].as_u64().unwrap()
 }
 
 #[test]

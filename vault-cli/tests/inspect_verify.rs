@@ -29,15 +29,15 @@ fn inspect_json_describes_the_header_without_a_key() {
         .assert()
         .success();
     let items: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let v = &items[0];
-    assert_eq!(v["file"], sealed.display().to_string());
+    let v = &items["items"][0];
+    assert_eq!(v["input"], sealed.display().to_string());
     assert_eq!(v["version"], 1);
     assert_eq!(v["suite"], "aes-256-gcm");
     assert_eq!(v["chunk_size"], 65536);
-    assert_eq!(v["plaintext_len"], data.len() as u64);
+    assert_eq!(v["plaintext_bytes"], data.len() as u64);
     assert_eq!(v["chunks"], 3);
     assert_eq!(v["length_check"], "ok");
-    assert_eq!(v["sealed_len"], fs::metadata(&sealed).unwrap().len());
+    assert_eq!(v["sealed_bytes"], fs::metadata(&sealed).unwrap().len());
     assert_eq!(v["file_id"].as_str().unwrap().len(), 64);
     let kinds: Vec<_> = v["stanzas"]
         .as_array()
@@ -130,7 +130,7 @@ fn inspect_of_a_truncated_file_is_an_integrity_error() {
     let input = env.write("t.bin", &pattern(4, 3 * C));
     let sealed = env.seal_small_chunks(&input);
     let full = fs::read(&sealed).unwrap();
-    let header_len = env.inspect(&sealed)["header_len"].as_u64().unwrap() as usize;
+    let header_len = env.inspect(&sealed)["header_bytes"].as_u64().unwrap() as usize;
     for cut in [
         full.len() - 1,
         header_len + (C + TAG),
@@ -181,12 +181,12 @@ fn inspect_carries_on_past_a_bad_file() {
         .code(EXIT_FORMAT);
     let items: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert!(
-        items[0]["error"]
+        items["items"][0]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("not an mvault")
     );
-    assert_eq!(items[1]["plaintext_len"], 4);
+    assert_eq!(items["items"][1]["plaintext_bytes"], 4);
 }
 
 #[test]
@@ -224,9 +224,9 @@ fn verify_prints_the_plaintext_blake3() {
             .success();
         let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
         assert_eq!(v["ok"], true, "{v}");
-        assert_eq!(v["files"][0]["ok"], true);
-        assert_eq!(v["files"][0]["blake3"], expected);
-        assert_eq!(v["files"][0]["plaintext_len"], len as u64);
+        assert_eq!(v["items"][0]["ok"], true);
+        assert_eq!(v["items"][0]["blake3"], expected);
+        assert_eq!(v["items"][0]["plaintext_bytes"], len as u64);
 
         env.cmd()
             .args(["verify", "--expect-blake3", &expected])
@@ -281,7 +281,7 @@ fn verify_expect_blake3_mismatch_is_an_integrity_error() {
         .code(EXIT_INTEGRITY);
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["ok"], false);
-    assert_eq!(v["files"][0]["ok"], false);
+    assert_eq!(v["items"][0]["ok"], false);
 
     env.cmd()
         .args(["verify", "--expect-blake3", "not-hex"])
@@ -296,7 +296,7 @@ fn verify_of_a_tampered_file_fails() {
     env.keygen();
     let input = env.write("x.bin", &pattern(12, 3 * C));
     let sealed = env.seal_small_chunks(&input);
-    let header_len = env.inspect(&sealed)["header_len"].as_u64().unwrap() as usize;
+    let header_len = env.inspect(&sealed)["header_bytes"].as_u64().unwrap() as usize;
     flip_byte(&sealed, header_len + (C + TAG) + 100);
     let out = env
         .cmd()
@@ -307,5 +307,5 @@ fn verify_of_a_tampered_file_fails() {
         .stderr(predicate::str::contains("chunk 1 failed authentication"));
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["ok"], false);
-    assert!(v["files"][0].get("blake3").is_none());
+    assert!(v["items"][0].get("blake3").is_none());
 }

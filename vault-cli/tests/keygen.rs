@@ -104,8 +104,8 @@ fn keygen_json_names_the_identity_and_recipient() {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(v["identity"], path.display().to_string());
-    let recipient = v["recipient"].as_str().unwrap();
+    assert_eq!(v["items"][0]["output"], path.display().to_string());
+    let recipient = v["items"][0]["recipient"].as_str().unwrap();
     assert!(recipient.starts_with("age1"), "{v}");
     assert!(fs::read_to_string(&path).unwrap().contains(recipient));
     assert_eq!(mode(&path), 0o600);

@@ -18,9 +18,9 @@ fn round_trip_64k(env: &Env, name: &str, data: &[u8]) {
     let info = env.inspect(&sealed);
     let chunks = data.len().div_ceil(C).max(1);
     assert_eq!(info["chunk_size"], C as u64);
-    assert_eq!(info["plaintext_len"], data.len() as u64);
+    assert_eq!(info["plaintext_bytes"], data.len() as u64);
     assert_eq!(info["chunks"], chunks as u64);
-    let header_len = info["header_len"].as_u64().unwrap() as usize;
+    let header_len = info["header_bytes"].as_u64().unwrap() as usize;
     assert_eq!(
         fs::metadata(&sealed).unwrap().len() as usize,
         header_len + data.len() + chunks * TAG,
@@ -93,7 +93,7 @@ fn round_trip_five_mib_with_default_chunk_size() {
         "default chunk size is 1 MiB"
     );
     assert_eq!(info["chunks"], 6);
-    assert_eq!(info["plaintext_len"], data.len() as u64);
+    assert_eq!(info["plaintext_bytes"], data.len() as u64);
 
     // Opening to the default name needs the original out of the way.
     fs::remove_file(&input).unwrap();
@@ -146,7 +146,7 @@ fn seal_from_stdin_round_trips() {
         assert_eq!(mode(&sealed), 0o600);
         let info = env.inspect(&sealed);
         assert!(
-            info["plaintext_len"].is_null(),
+            info["plaintext_bytes"].is_null(),
             "a stream's length is not recorded: {info}"
         );
         assert_eq!(info["chunks"], len.div_ceil(C).max(1) as u64);
@@ -422,19 +422,19 @@ fn several_inputs_each_get_their_own_sealed_file() {
         .assert()
         .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let items = report.as_array().unwrap();
+    let items = report["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
     for ((path, data), item) in files.iter().zip(items) {
         assert_eq!(item["input"], path.display().to_string());
         assert_eq!(item["output"], sealed_name(path).display().to_string());
-        assert_eq!(item["plaintext_len"], data.len() as u64);
+        assert_eq!(item["plaintext_bytes"], data.len() as u64);
         assert_eq!(
             item["blake3"],
             blake3::hash(data).to_hex().to_string(),
             "seal reports the plaintext BLAKE3"
         );
         assert_eq!(
-            item["sealed_len"],
+            item["sealed_bytes"],
             fs::metadata(sealed_name(path)).unwrap().len()
         );
         fs::remove_file(path).unwrap();

@@ -110,7 +110,7 @@ fn no_temporary_files_after_failures() {
     let input = env.write("t.bin", &data);
     let sealed = env.seal_small_chunks(&input);
     let info = env.inspect(&sealed);
-    let header_len = info["header_len"].as_u64().unwrap() as usize;
+    let header_len = info["header_bytes"].as_u64().unwrap() as usize;
 
     // Tampered last chunk: open fails after writing has begun.
     flip_byte(&sealed, header_len + 3 * (C + TAG) + 5);
@@ -186,9 +186,9 @@ fn remove_source_deletes_the_source_after_a_verified_seal() {
         .assert()
         .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(report[0]["source_removed"], true, "{report}");
+    assert_eq!(report["items"][0]["source_removed"], true, "{report}");
     assert_eq!(
-        report[0]["verified"], "decrypted",
+        report["items"][0]["verified"], "decrypted",
         "with the default identity at hand the copy is decrypted before removal: {report}"
     );
     assert!(!input.exists(), "source removed");
@@ -214,7 +214,7 @@ fn remove_source_without_an_identity_still_rereads() {
         .assert()
         .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(report[0]["verified"], "re-read", "{report}");
+    assert_eq!(report["items"][0]["verified"], "re-read", "{report}");
     assert!(!input.exists());
     env.cmd()
         .args(["open", "-o", "-", "-i"])
@@ -238,7 +238,7 @@ fn without_remove_source_the_source_stays() {
         .assert()
         .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(report[0]["source_removed"], false);
+    assert_eq!(report["items"][0]["source_removed"], false);
     assert_eq!(fs::read(&input).unwrap(), data);
 }
 
@@ -294,7 +294,7 @@ fn remove_source_leaves_a_fifo_and_says_so() {
     writer.join().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert!(fifo.exists(), "a fifo is not removed");
-    assert_eq!(report[0]["source_removed"], false, "{report}");
+    assert_eq!(report["items"][0]["source_removed"], false, "{report}");
     env.cmd()
         .args(["open", "-o", "-"])
         .arg(&sealed)

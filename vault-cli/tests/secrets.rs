@@ -72,7 +72,7 @@ fn no_secret_in_any_error_output() {
         .arg(&input)
         .assert()
         .success();
-    let header_len = env.inspect(&sealed)["header_len"].as_u64().unwrap() as usize;
+    let header_len = env.inspect(&sealed)["header_bytes"].as_u64().unwrap() as usize;
     let tampered = env.path("tampered.mvlt");
     let mut bytes = fs::read(&sealed).unwrap();
     bytes[header_len + C + TAG + 3] ^= 1;

@@ -27,7 +27,7 @@ impl Sealed {
         let input = env.write("model.bin", &data);
         let path = env.seal_small_chunks(&input);
         fs::remove_file(&input).unwrap();
-        let header_len = env.inspect(&path)["header_len"].as_u64().unwrap() as usize;
+        let header_len = env.inspect(&path)["header_bytes"].as_u64().unwrap() as usize;
         let original = fs::read(&path).unwrap();
         Sealed {
             env,
@@ -50,7 +50,7 @@ impl Sealed {
             .write_stdin(data.clone())
             .assert()
             .success();
-        let header_len = env.inspect(&path)["header_len"].as_u64().unwrap() as usize;
+        let header_len = env.inspect(&path)["header_bytes"].as_u64().unwrap() as usize;
         let original = fs::read(&path).unwrap();
         Sealed {
             env,
@@ -386,7 +386,7 @@ fn a_chunk_from_another_file_fails() {
     let other = s.env.seal_small_chunks(&other_input);
     let other_bytes = fs::read(&other).unwrap();
     // Headers differ in length (age adds a random grease stanza).
-    let other_header = s.env.inspect(&other)["header_len"].as_u64().unwrap() as usize;
+    let other_header = s.env.inspect(&other)["header_bytes"].as_u64().unwrap() as usize;
     let other_chunk = &other_bytes[other_header + (C + TAG)..other_header + 2 * (C + TAG)];
     let mut bytes = s.original.clone();
     bytes[s.chunk_offset(1)..s.chunk_offset(2)].copy_from_slice(other_chunk);

@@ -43,7 +43,7 @@ impl Fixture {
         }
         cmd.assert().success();
         let _ = fs::remove_file(env.path(name));
-        let header_len = env.inspect(&path)["header_len"].as_u64().unwrap() as usize;
+        let header_len = env.inspect(&path)["header_bytes"].as_u64().unwrap() as usize;
         let original = fs::read(&path).unwrap();
         let chunks = len.div_ceil(C).max(1);
         assert_eq!(original.len(), header_len + len + chunks * TAG);
@@ -247,7 +247,7 @@ fn splices_between_two_files_of_the_same_key() {
         .assert()
         .success();
     let b = fs::read(&b_path).unwrap();
-    let b_header = a.env.inspect(&b_path)["header_len"].as_u64().unwrap() as usize;
+    let b_header = a.env.inspect(&b_path)["header_bytes"].as_u64().unwrap() as usize;
 
     // A's header (valid MAC, same recipients) on B's payload: the payload
     // key comes from A's file id, so chunk 0 fails.
@@ -442,7 +442,7 @@ fn vault_objects_flipped_truncated_swapped_and_spliced() {
     let objects = objects_by_size(&f.vault());
     let (big_obj, other_obj) = (objects[0].clone(), objects[1].clone());
     let original = fs::read(&big_obj).unwrap();
-    let header_len = f.env.inspect(&big_obj)["header_len"].as_u64().unwrap() as usize;
+    let header_len = f.env.inspect(&big_obj)["header_bytes"].as_u64().unwrap() as usize;
     let chunk = |i: usize| header_len + i * (C + TAG);
 
     let mut bytes = original.clone();
@@ -584,7 +584,7 @@ fn vault_keyring_and_index_rollback() {
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["generation"].as_u64().unwrap()
+        v["items"][0]["generation"].as_u64().unwrap()
     };
     let now = generation(&f);
     fs::write(&index_path, &with_stranger).unwrap();
@@ -687,7 +687,7 @@ fn vault_tampered_object_under_a_mount_reads_as_eio_never_wrong_bytes() {
     }
     let f = VaultFixture::new();
     let big_obj = objects_by_size(&f.vault())[0].clone();
-    let header_len = f.env.inspect(&big_obj)["header_len"].as_u64().unwrap() as usize;
+    let header_len = f.env.inspect(&big_obj)["header_bytes"].as_u64().unwrap() as usize;
     let mut bytes = fs::read(&big_obj).unwrap();
     bytes[header_len + 30 * (C + TAG) + 9] ^= 0x01;
     fs::write(&big_obj, &bytes).unwrap();

@@ -75,7 +75,7 @@ fn checkpoint_round_trip() {
         .collect();
     assert!(names.iter().all(|n| n.len() == 64));
 
-    let ls = json_of(
+    let ls = item_of(
         &env.cmd()
             .args(["ls", "ckpt.vault", "--json"])
             .assert()
@@ -109,7 +109,7 @@ fn checkpoint_round_trip() {
     assert!(env.path("part/tokenizer/tokenizer.json").is_file());
     assert!(!env.path("part/config.json").exists());
 
-    let v = json_of(
+    let v = item_of(
         &env.cmd()
             .args(["verify", "ckpt.vault", "--pubkey"])
             .arg(&public)
@@ -119,7 +119,7 @@ fn checkpoint_round_trip() {
     );
     assert_eq!(v["signature"], "valid");
     assert_eq!(v["decrypted"], false);
-    let v = json_of(
+    let v = item_of(
         &env.cmd()
             .args(["verify", "ckpt.vault", "--json", "-i"])
             .arg(env.identity())
@@ -149,7 +149,7 @@ fn verify_exit_codes_and_json() {
     // A flipped byte.
     let orig = fs::read(&objects[0]).unwrap();
     flip_byte(&objects[0], orig.len() / 2);
-    let v = json_of(&verify(&[]).code(EXIT_INTEGRITY));
+    let v = item_of(&verify(&[]).code(EXIT_INTEGRITY));
     assert_eq!(failure_kinds(&v), ["corrupt"]);
     let id = objects[0]
         .file_name()
@@ -158,7 +158,7 @@ fn verify_exit_codes_and_json() {
         .into_owned();
     assert_eq!(v["failures"][0]["object"], id);
     // With the key the files inside are named.
-    let v = json_of(&verify(&["-i", "identity.txt"]).code(EXIT_INTEGRITY));
+    let v = item_of(&verify(&["-i", "identity.txt"]).code(EXIT_INTEGRITY));
     assert!(
         v["failures"]
             .as_array()
@@ -170,10 +170,10 @@ fn verify_exit_codes_and_json() {
 
     // A missing object.
     fs::remove_file(&objects[1]).unwrap();
-    let v = json_of(&verify(&[]).code(EXIT_INTEGRITY));
+    let v = item_of(&verify(&[]).code(EXIT_INTEGRITY));
     assert_eq!(failure_kinds(&v), ["missing"]);
     fs::write(&objects[1], b"").unwrap();
-    let v = json_of(&verify(&[]).code(EXIT_INTEGRITY));
+    let v = item_of(&verify(&[]).code(EXIT_INTEGRITY));
     assert_eq!(failure_kinds(&v), ["corrupt"]);
 
     // Restore by re-sealing into a fresh vault for the remaining checks.
@@ -189,7 +189,7 @@ fn verify_exit_codes_and_json() {
     let planted = vault.join("objects/ab").join("ab".repeat(32));
     fs::create_dir_all(planted.parent().unwrap()).unwrap();
     fs::write(&planted, b"junk").unwrap();
-    let v = json_of(&verify(&[]).code(EXIT_INTEGRITY));
+    let v = item_of(&verify(&[]).code(EXIT_INTEGRITY));
     assert_eq!(failure_kinds(&v), ["extra"]);
     fs::remove_file(&planted).unwrap();
     verify(&[]).success();
@@ -222,7 +222,7 @@ fn verify_exit_codes_and_json() {
         .args(["seal", "ckpt", "--unsigned"])
         .assert()
         .success();
-    let v = json_of(&verify(&[]).code(EXIT_BAD_SIGNATURE));
+    let v = item_of(&verify(&[]).code(EXIT_BAD_SIGNATURE));
     assert_eq!(v["signature"], "bad");
     env.cmd()
         .args(["verify", "ckpt.vault", "--pubkey", "nope.pub"])
@@ -238,7 +238,7 @@ fn incremental_add_and_reseal() {
     env.cmd().args(["seal", "ckpt"]).assert().success();
     let before = object_files(&env.path("ckpt.vault"));
 
-    let again = json_of(
+    let again = item_of(
         &env.cmd()
             .args(["seal", "ckpt", "--json"])
             .assert()
@@ -249,7 +249,7 @@ fn incremental_add_and_reseal() {
     assert_eq!(object_files(&env.path("ckpt.vault")), before);
 
     fs::write(src.join("config.json"), b"{\"changed\": true}").unwrap();
-    let changed = json_of(
+    let changed = item_of(
         &env.cmd()
             .args(["seal", "ckpt", "--json"])
             .assert()
@@ -259,7 +259,7 @@ fn incremental_add_and_reseal() {
     assert_eq!(changed["objects_written"], 1);
 
     env.write("extra.txt", b"extra");
-    let added = json_of(
+    let added = item_of(
         &env.cmd()
             .args([
                 "add",
@@ -408,7 +408,7 @@ fn hostile_manifest_is_refused_by_every_command() {
         blake3.0[5] ^= 0x40;
     }
     vault::replace_manifest_unchecked(&unlocked, &m, None).unwrap();
-    let v = json_of(
+    let v = item_of(
         &env.cmd()
             .args(["verify", "ckpt.vault", "--json", "-i", "identity.txt"])
             .assert()
@@ -463,7 +463,7 @@ fn run_and_kill(env: &Env, args: &[&str], delay: Duration) -> bool {
 }
 
 fn listing(env: &Env, vault: &str) -> Value {
-    let v = json_of(&env.cmd().args(["ls", vault, "--json"]).assert().success());
+    let v = item_of(&env.cmd().args(["ls", vault, "--json"]).assert().success());
     v["entries"].clone()
 }
 
@@ -474,7 +474,7 @@ fn assert_old_or_new(env: &Env, vault: &str, old: &Value, new: &Value) {
     let now = listing(env, vault);
     assert!(now == *old || now == *new, "neither old nor new");
     let out = env.cmd().args(["verify", vault, "--json"]).assert();
-    let v = json_of(&out);
+    let v = item_of(&out);
     for kind in failure_kinds(&v) {
         assert_eq!(kind, "extra", "{v}");
     }
@@ -514,7 +514,7 @@ fn sigkill_during_seal_and_add_leaves_old_or_new() {
     }
     assert!(killed_any, "the seal always finished before the kill");
     env.cmd().args(["seal", "data"]).assert().success();
-    let v = json_of(
+    let v = item_of(
         &env.cmd()
             .args(["verify", "data.vault", "--json"])
             .assert()
@@ -580,7 +580,7 @@ fn passphrase_vault_and_generation_floor() {
         .args(["verify", "ckpt.vault", "--min-generation", "1"])
         .assert()
         .success();
-    let v = json_of(
+    let v = item_of(
         &env.cmd()
             .args(["verify", "ckpt.vault", "--min-generation", "2", "--json"])
             .assert()

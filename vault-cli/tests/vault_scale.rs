@@ -67,7 +67,7 @@ fn hundred_thousand_files() {
         .success();
     step("verify -i", t);
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(v["files"], files as u64);
+    assert_eq!(v["items"][0]["files"], files as u64);
     let t = Instant::now();
     env.cmd()
         .args(["seal", "ds", "-o", "ds.vault", "--sign", "sign.key"])

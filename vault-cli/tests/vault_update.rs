@@ -15,7 +15,7 @@ const EXIT_BAD_SIGNATURE: i32 = 9;
 /// The vault's file paths (`mvault ls --json`), sorted.
 fn files(env: &Env, vault: &str) -> Vec<String> {
     let out = env.cmd().args(["ls", "--json", vault]).assert().success();
-    let listing = json_of(&out);
+    let listing = item_of(&out);
     let entries = listing["entries"]
         .as_array()
         .or_else(|| listing.as_array())
@@ -36,8 +36,7 @@ fn generation(env: &Env, vault: &str) -> u64 {
         .args(["inspect", "--json", vault])
         .assert()
         .success();
-    let v = json_of(&out);
-    let v = if v.is_array() { v[0].clone() } else { v };
+    let v = item_of(&out);
     v["generation"]
         .as_u64()
         .expect("inspect reports the generation")
@@ -91,7 +90,7 @@ fn rm_removes_files_and_folders_and_refuses_unknown_paths() {
         .args(["rm", "--json", "ckpt.vault", "tokenizer", "new-shard.bin"])
         .assert()
         .success();
-    let report = json_of(&out);
+    let report = item_of(&out);
     assert_eq!(
         report["removed"],
         serde_json::json!([
@@ -144,7 +143,7 @@ fn dry_runs_print_the_plan_and_change_nothing() {
         .args(["seal", "ckpt", "-n", "--json"])
         .assert()
         .success();
-    let report = json_of(&out);
+    let report = item_of(&out);
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["added"], serde_json::json!(["extra.txt"]));
     assert_eq!(report["updated"], serde_json::json!(["config.json"]));

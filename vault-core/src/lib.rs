@@ -49,6 +49,7 @@ mod chunk;
 mod error;
 mod hash;
 pub mod header;
+mod input;
 pub mod interrupt;
 mod keys;
 mod open;
@@ -65,6 +66,7 @@ pub use chunk::{Layout, TAG_LEN, chunk_nonce};
 pub use error::{Error, Result};
 pub use hash::hash_source;
 pub use header::{ChunkSize, FILE_ID_LEN, FORMAT_VERSION, Header, Stanza};
+pub use input::{Input, InputKind};
 pub use keys::{FILE_KEY_LEN, FileKey};
 pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
 pub use passphrase::{

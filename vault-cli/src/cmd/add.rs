@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use vault_core::vault::{self, parse_user_path};
 
-use super::vault::{keep_signed, load_signer, report_write, unlock};
+use super::vault::{keep_signed, load_signer, unlock};
+use super::write_report::{WriteReport, report_write};
 use crate::cli::AddArgs;
 use crate::exit::{Exit, fail};
 
@@ -69,12 +70,13 @@ pub fn run(args: AddArgs, show_progress: bool) -> Result<Exit> {
     .map_err(super::vault::busy_to_refused)?;
     drop(bar);
     summary.warnings.extend(warnings);
-    report_write(
-        &args.vault,
-        &summary,
-        started.elapsed(),
-        !show_progress,
-        args.json,
-    );
+    let to = WriteReport {
+        command: "add",
+        input: &args.vault,
+        vault: &args.vault,
+        quiet: !show_progress,
+        json: args.json,
+    };
+    report_write(&to, &summary, started.elapsed());
     Ok(Exit::Ok)
 }

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::BenchArgs;
 use crate::exit::{Exit, fail};
-use crate::report::{human_bytes, print_json};
+use crate::report::human_bytes;
 
 /// Buffer for the in-process memcpy and for generating the input file: big
 /// enough to defeat the caches, small enough for a small footprint.
@@ -40,6 +40,8 @@ struct Row {
     peak_rss: Option<u64>,
     /// Why the row has no figure, when it has none.
     missing: Option<String>,
+    /// The exit code of that failure.
+    missing_exit: Exit,
 }
 
 impl Row {
@@ -50,6 +52,7 @@ impl Row {
             best: None,
             peak_rss: None,
             missing: None,
+            missing_exit: Exit::Ok,
         }
     }
 
@@ -126,7 +129,9 @@ pub fn run(args: BenchArgs, threads: Option<usize>, quiet: bool) -> Result<Exit>
             }
             Err(e) => {
                 vault_seal.missing = Some(format!("{e:#}"));
+                vault_seal.missing_exit = crate::exit::exit_for(&e);
                 keyless.missing = vault_seal.missing.clone();
+                keyless.missing_exit = vault_seal.missing_exit;
             }
         }
     }
@@ -152,26 +157,34 @@ pub fn run(args: BenchArgs, threads: Option<usize>, quiet: bool) -> Result<Exit>
             .iter()
             .map(|r| {
                 let gbs = r.gb_per_s();
-                json!({
+                let mut row = json!({
                     "operation": r.name,
-                    "bytes": r.bytes,
+                    "ok": r.missing.is_none(),
+                    "bytes_processed": r.bytes,
                     "best_seconds": r.best.map(|d| d.as_secs_f64()),
                     "gb_per_s": gbs,
                     "vs_memcpy": ratio(gbs, memcpy_gbs),
                     "vs_copy": ratio(gbs, copy_gbs),
                     "peak_rss_bytes": r.peak_rss,
-                    "error": r.missing,
-                })
+                });
+                if let Some(why) = &r.missing {
+                    row["error"] = crate::json::error_value(r.missing_exit, why);
+                }
+                row
             })
             .collect();
-        print_json(&json!({
-            "size": size,
+        let settings = json!({
+            "plaintext_bytes": size,
             "dir": dir.display().to_string(),
             "threads": pool_threads,
             "repeat": args.repeat,
-            "results": items,
             "keyless_vs_b3sum": ratio(keyless.gb_per_s(), b3.gb_per_s()),
-        }));
+        });
+        let report = crate::json::report("bench", true, items, vec![]);
+        let Value::Object(settings) = settings else {
+            unreachable!("json! of an object")
+        };
+        crate::json::print(&crate::json::with_fields(report, settings));
         return Ok(Exit::Ok);
     }
     println!(

@@ -55,7 +55,7 @@ pub fn run(args: CatArgs) -> Result<Exit> {
 fn split_target(target: &str) -> Option<(&str, &str)> {
     let colons: Vec<usize> = target.match_indices(':').map(|(i, _)| i).collect();
     for &i in colons.iter().rev() {
-        if super::vault::is_vault(Path::new(&target[..i])) {
+        if vault_core::InputKind::of(Path::new(&target[..i])) == vault_core::InputKind::Vault {
             return Some((&target[..i], &target[i + 1..]));
         }
     }

@@ -17,7 +17,6 @@ use serde_json::json;
 use crate::cli::DoctorArgs;
 use crate::exit::Exit;
 use crate::keys::default_identity_path;
-use crate::report::print_json;
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -126,7 +125,9 @@ pub fn run(args: DoctorArgs) -> Result<Exit> {
 
     let worst = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
     if args.json {
-        print_json(&json!({ "ok": worst != Status::Fail, "checks": checks }));
+        let items = checks.iter().map(|c| json!(c)).collect();
+        let report = crate::json::report("doctor", worst != Status::Fail, items, vec![]);
+        crate::json::print(&report);
     } else {
         print_table(&checks);
     }

@@ -1,30 +1,27 @@
-//! `mvault inspect`: header facts without a key.
+//! `mvault inspect`: a sealed file's header or a vault's public index, without a key.
 
 use anyhow::Result;
 use serde_json::json;
-use vault_core::{Layout, Source, Stanza, read_header};
+use std::path::Path;
 
-use super::{for_each_input, open_input};
+use vault_core::vault::Vault;
+use vault_core::{Input, Layout, Source, Stanza, read_header};
+
+use super::{for_each_input, json_items, open_input};
 use crate::cli::InspectArgs;
 use crate::exit::{Exit, fail};
-use crate::report::{human_bytes, print_json};
+use crate::report::human_bytes;
 
 pub fn run(args: InspectArgs) -> Result<Exit> {
     let (results, exit) = for_each_input(&args.inputs, describe);
     if args.json {
-        let items: Vec<_> = results
-            .into_iter()
-            .map(|(file, r)| match r {
-                Ok(v) => v,
-                Err(e) => json!({ "file": file, "error": e }),
-            })
-            .collect();
-        print_json(&json!(items));
+        let report = crate::json::report("inspect", exit == Exit::Ok, json_items(results), vec![]);
+        crate::json::print(&report);
     } else {
         for (file, r) in results {
             let Ok(v) = r else { continue };
             println!("{file}");
-            if v["kind"] == "directory vault" {
+            if v["kind"] == "vault" {
                 print_vault(&v);
                 continue;
             }
@@ -36,7 +33,7 @@ pub fn run(args: InspectArgs) -> Result<Exit> {
                 "  chunk size:      {}",
                 human_bytes(v["chunk_size"].as_u64().unwrap_or(0))
             );
-            match v["plaintext_len"].as_u64() {
+            match v["plaintext_bytes"].as_u64() {
                 Some(n) => println!("  plaintext size:  {n} bytes ({})", human_bytes(n)),
                 None => println!("  plaintext size:  not recorded (sealed from a stream)"),
             }
@@ -48,8 +45,8 @@ pub fn run(args: InspectArgs) -> Result<Exit> {
                     s["description"].as_str().unwrap_or("")
                 );
             }
-            println!("  header:          {} bytes", v["header_len"]);
-            println!("  sealed size:     {} bytes", v["sealed_len"]);
+            println!("  header:          {} bytes", v["header_bytes"]);
+            println!("  sealed size:     {} bytes", v["sealed_bytes"]);
             println!(
                 "  length check:    {}",
                 v["length_check"].as_str().unwrap_or("")
@@ -73,10 +70,10 @@ fn print_vault(v: &serde_json::Value) {
     );
     println!(
         "  manifest:        {} bytes, encrypted",
-        v["manifest_sealed_len"]
+        v["manifest_sealed_bytes"]
     );
-    for s in v["keyring_stanzas"].as_array().into_iter().flatten() {
-        println!("  key stanza:      {}", s.as_str().unwrap_or(""));
+    for s in v["stanzas"].as_array().into_iter().flatten() {
+        println!("  key stanza:      {}", s["kind"].as_str().unwrap_or(""));
     }
     println!(
         "  signed by:       {}",
@@ -85,8 +82,8 @@ fn print_vault(v: &serde_json::Value) {
 }
 
 fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
-    if super::vault::is_vault(path) {
-        return super::vault::inspect(path);
+    if let Input::Vault(vault) = Input::open(path)? {
+        return describe_vault(path, &vault);
     }
     let file = open_input(path)?;
     let (header, header_len) = read_header(&file)?;
@@ -115,41 +112,20 @@ fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
             Err(e) => (format!("INVALID: {e}"), 0, None),
         },
     };
-    let stanzas: Vec<_> = header
-        .stanzas
-        .iter()
-        .map(|s| match s {
-            Stanza::Age(body) => json!({
-                "kind": "age",
-                "description": format!("age recipients ({} bytes)", body.len()),
-            }),
-            Stanza::Passphrase(p) => json!({
-                "kind": "argon2id-passphrase",
-                "description": format!(
-                    "passphrase (Argon2id m={} KiB, t={}, p={})",
-                    p.params.memory_kib, p.params.time_cost, p.params.parallelism
-                ),
-                "memory_kib": p.params.memory_kib,
-                "time_cost": p.params.time_cost,
-                "parallelism": p.params.parallelism,
-            }),
-            other => {
-                json!({ "kind": other.kind_name(), "description": "unknown stanza kind (ignored)" })
-            }
-        })
-        .collect();
+    let stanzas: Vec<_> = header.stanzas.iter().map(stanza_json).collect();
     let ok = check.starts_with("ok");
     let value = json!({
-        "file": path.display().to_string(),
+        "input": path.display().to_string(),
+        "kind": "file",
         "version": vault_core::FORMAT_VERSION,
         "suite": "aes-256-gcm",
         "chunk_size": chunk,
-        "plaintext_len": plaintext,
+        "plaintext_bytes": plaintext,
         "chunks": chunks,
         "file_id": hex::encode(header.file_id),
         "stanzas": stanzas,
-        "header_len": header_len,
-        "sealed_len": sealed_len,
+        "header_bytes": header_len,
+        "sealed_bytes": sealed_len,
         "length_check": check,
     });
     if !ok {
@@ -162,4 +138,50 @@ fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
         return Err(fail(Exit::Integrity, "length does not match the header"));
     }
     Ok(value)
+}
+
+/// One header stanza as reports give it: `{"kind", "description"}`, and
+/// a passphrase stanza's Argon2id costs.
+pub fn stanza_json(stanza: &Stanza) -> serde_json::Value {
+    match stanza {
+        Stanza::Age(body) => json!({
+            "kind": "age",
+            "description": format!("age recipients ({} bytes)", body.len()),
+        }),
+        Stanza::Passphrase(p) => json!({
+            "kind": "argon2id-passphrase",
+            "description": format!(
+                "passphrase (Argon2id m={} KiB, t={}, p={})",
+                p.params.memory_kib, p.params.time_cost, p.params.parallelism
+            ),
+            "memory_kib": p.params.memory_kib,
+            "time_cost": p.params.time_cost,
+            "parallelism": p.params.parallelism,
+        }),
+        other => {
+            json!({ "kind": other.kind_name(), "description": "unknown stanza kind (ignored)" })
+        }
+    }
+}
+
+/// Public facts about a vault, for `inspect`.
+fn describe_vault(input: &Path, vault: &Vault) -> Result<serde_json::Value> {
+    let index = vault.index();
+    let header = vault.keyring_header()?;
+    let stanzas: Vec<_> = header
+        .stanzas
+        .iter()
+        .map(super::inspect::stanza_json)
+        .collect();
+    Ok(json!({
+        "input": input.display().to_string(),
+        "kind": "vault",
+        "vault_id": index.public.vault_id.to_hex(),
+        "generation": index.public.generation,
+        "objects": index.public.objects.len(),
+        "sealed_bytes": index.public.objects.iter().map(|o| o.sealed_len).sum::<u64>(),
+        "manifest_sealed_bytes": index.public.manifest_len,
+        "stanzas": stanzas,
+        "signed_by": index.signature.as_ref().map(|(k, _)| k.to_text()),
+    }))
 }

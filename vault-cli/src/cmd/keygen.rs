@@ -19,10 +19,13 @@ pub fn run(args: KeygenArgs, quiet: bool) -> Result<Exit> {
         .ok_or_else(|| fail(Exit::Usage, "no HOME to put the identity in; pass -o FILE"))?;
     let recipient = generate_identity(&path, args.force)?;
     if args.json {
-        crate::report::print_json(&serde_json::json!({
-            "identity": path.display().to_string(),
+        let item = serde_json::json!({
+            "kind": "identity",
+            "output": path.display().to_string(),
             "recipient": recipient,
-        }));
+            "ok": true,
+        });
+        crate::json::print(&crate::json::report("keygen", true, vec![item], vec![]));
     } else {
         if !quiet {
             eprintln!(
@@ -39,11 +42,14 @@ pub fn run(args: KeygenArgs, quiet: bool) -> Result<Exit> {
 fn print_recipients(identity: &Path, json: bool, quiet: bool) -> Result<Exit> {
     let found = identity_file_recipients(identity)?;
     if json {
-        crate::report::print_json(&serde_json::json!({
-            "identity": identity.display().to_string(),
+        let item = serde_json::json!({
+            "kind": "identity",
+            "input": identity.display().to_string(),
             "recipients": found.recipients,
             "plugins": found.plugins,
-        }));
+            "ok": true,
+        });
+        crate::json::print(&crate::json::report("keygen", true, vec![item], vec![]));
         return Ok(Exit::Ok);
     }
     for r in &found.recipients {

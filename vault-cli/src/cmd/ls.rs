@@ -7,7 +7,7 @@ use vault_core::vault::EntryKind;
 use super::vault::unlock;
 use crate::cli::LsArgs;
 use crate::exit::Exit;
-use crate::report::{print_json, printable};
+use crate::report::printable;
 
 pub fn run(args: LsArgs) -> Result<Exit> {
     let unlocked = unlock(&args.vault, &args.identities)?;
@@ -32,18 +32,21 @@ pub fn run(args: LsArgs) -> Result<Exit> {
                     "path": path, "type": "dir", "mode": format!("{:o}", e.mode), "mtime": e.mtime,
                 }),
                 EntryKind::File { size, blake3, .. } => json!({
-                    "path": path, "type": "file", "size": size, "mode": format!("{:o}", e.mode),
+                    "path": path, "type": "file", "plaintext_bytes": size, "mode": format!("{:o}", e.mode),
                     "mtime": e.mtime, "blake3": blake3.to_hex(),
                 }),
             })
             .collect();
-        print_json(&json!({
-            "vault": args.vault.display().to_string(),
+        let item = json!({
+            "input": args.vault.display().to_string(),
+            "kind": "vault",
+            "ok": true,
             "generation": manifest.generation,
             "files": manifest.file_count(),
-            "bytes": manifest.total_bytes(),
+            "plaintext_bytes": manifest.total_bytes(),
             "entries": items,
-        }));
+        });
+        crate::json::print(&crate::json::report("ls", true, vec![item], vec![]));
         return Ok(Exit::Ok);
     }
     for (path, e) in rows {

@@ -23,6 +23,7 @@ mod sign_keygen;
 mod stop;
 mod vault;
 mod verify;
+mod write_report;
 
 use std::path::Path;
 
@@ -60,8 +61,15 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// One input's outcome: its name and its report or error message.
-type InputResult<T> = (String, Result<T, String>);
+/// Why one input failed: the message (with causes) and its exit code.
+#[derive(Debug)]
+pub struct ItemError {
+    pub message: String,
+    pub exit: Exit,
+}
+
+/// One input's outcome: its name and its report or error.
+type InputResult<T> = (String, Result<T, ItemError>);
 
 /// Runs `each` over every input, reporting failures as they happen and
 /// carrying on with the rest. Returns the per-input results and the exit
@@ -83,19 +91,49 @@ fn for_each_input<T>(
         match each(input) {
             Ok(value) => results.push((name, Ok(value))),
             Err(err) => {
-                let text = crate::report::error_text(&err);
-                eprintln!("mvault: {name}: error: {text}");
+                let message = crate::report::error_text(&err);
+                eprintln!("mvault: {name}: error: {message}");
                 if let Some(hint) = crate::exit::hint_for(&err) {
                     eprintln!("mvault: hint: {hint}");
                 }
+                let code = exit_for(&err);
                 if exit == Exit::Ok {
-                    exit = exit_for(&err);
+                    exit = code;
                 }
-                results.push((name, Err(text)));
+                results.push((
+                    name,
+                    Err(ItemError {
+                        message,
+                        exit: code,
+                    }),
+                ));
             }
         }
     }
     (results, exit)
+}
+
+/// The report items of per-input results: each success marked `"ok": true`
+/// (unless it says otherwise), each failure as `{input, kind, ok: false,
+/// error}`.
+fn json_items(results: Vec<InputResult<serde_json::Value>>) -> Vec<serde_json::Value> {
+    results
+        .into_iter()
+        .map(|(input, r)| match r {
+            Ok(mut value) => {
+                if let Some(object) = value.as_object_mut() {
+                    object.entry("ok").or_insert(true.into());
+                }
+                value
+            }
+            Err(e) => serde_json::json!({
+                "input": input,
+                "kind": vault_core::InputKind::of(Path::new(&input)).name(),
+                "ok": false,
+                "error": crate::json::error_value(e.exit, &e.message),
+            }),
+        })
+        .collect()
 }
 
 /// Opens an input file with a message that names it.

@@ -87,9 +87,9 @@ impl PolicyArgs {
 /// Unlocks every sealed file under `source` and reports those left out.
 pub fn build_tree(source: &Path, identity_files: &[PathBuf], quiet: bool) -> Result<Tree> {
     let (mut identities, files) = load_identities(identity_files)?;
-    if vault_core::vault::Vault::is_vault(source) {
-        let vault = vault_core::vault::Vault::open(source)
-            .with_context(|| format!("cannot open {}", source.display()))?;
+    if let vault_core::Input::Vault(vault) = vault_core::Input::open(source)
+        .with_context(|| format!("cannot open {}", source.display()))?
+    {
         maybe_add_passphrase(&mut identities, &vault.keyring_header()?, !files.is_empty())?;
     } else if let Some(first) = first_sealed_file(source)? {
         let file = std::fs::File::open(&first)?;

@@ -1,4 +1,5 @@
-//! `mvault open`
+//! `mvault open`: sealed files, standard input, folders of sealed files and
+//! directory vaults, each to its plaintext.
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -7,15 +8,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vault_core::{Header, Identities, OpenSummary, Opener, decrypt_stream, read_header};
+use vault_core::{Header, Identities, InputKind, OpenSummary, Opener, decrypt_stream, read_header};
 
-use super::{for_each_input, open_input};
+use vault_core::vault::{self, ExtractModes, ExtractOptions};
+
+use super::{for_each_input, json_items, open_input};
 use crate::cli::OpenArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::{load_identities, maybe_add_passphrase};
 use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
-use crate::report::{gb_per_s, print_json, print_transfer};
+use crate::report::{gb_per_s, human_bytes, human_rate, print_transfer};
 
 pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
@@ -40,11 +43,8 @@ pub fn run(args: OpenArgs, show_progress: bool) -> Result<Exit> {
         open_one(input, &args, &mut identities, !files.is_empty(), progress)
     });
     if args.json {
-        let items: Vec<_> = results
-            .into_iter()
-            .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
-            .collect();
-        print_json(&json!(items));
+        let report = crate::json::report("open", exit == Exit::Ok, json_items(results), vec![]);
+        crate::json::print(&report);
     }
     Ok(exit)
 }
@@ -174,8 +174,9 @@ fn open_one(
     have_identity_files: bool,
     progress: bool,
 ) -> Result<serde_json::Value> {
-    if super::vault::is_vault(input) {
-        return super::vault::open(input, args, progress);
+    let kind = InputKind::of(input);
+    if kind == InputKind::Vault {
+        return open_vault(input, args, progress);
     }
     if !args.paths.is_empty() {
         return Err(fail(Exit::Usage, "--path applies to directory vaults"));
@@ -186,7 +187,7 @@ fn open_one(
         have_identity_files,
         progress,
     };
-    if input.is_dir() {
+    if kind == InputKind::Folder {
         return open_folder(input, &mut run);
     }
     let target = match &args.output {
@@ -256,8 +257,12 @@ fn open_folder(dir: &Path, run: &mut OpenRun) -> Result<serde_json::Value> {
             ),
         ));
     }
-    let files: Vec<_> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
-    Ok(json!({ "input": dir.display().to_string(), "files": files }))
+    Ok(json!({
+        "input": dir.display().to_string(),
+        "kind": "folder",
+        "output": out_dir.as_deref().unwrap_or(dir).display().to_string(),
+        "items": json_items(results),
+    }))
 }
 
 /// Decrypts one sealed file (or standard input, "-") to `target`, or to
@@ -299,8 +304,9 @@ fn open_file(
     }
     Ok(json!({
         "input": input.display().to_string(),
+        "kind": "file",
         "output": written_to.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
-        "plaintext_len": summary.plaintext_len,
+        "plaintext_bytes": summary.plaintext_len,
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
     }))
@@ -318,6 +324,99 @@ fn strip_suffix(input: &Path) -> Result<PathBuf> {
             ),
         )),
     }
+}
+
+/// `mvault open VAULT [-o DIR] [--path P]...`
+fn open_vault(input: &Path, args: &OpenArgs, show_progress: bool) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let out = match &args.output {
+        Some(p) if p == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "use `mvault cat VAULT:PATH` to write one file to standard output",
+            ));
+        }
+        Some(p) => p.clone(),
+        None => {
+            let name = input.to_string_lossy().trim_end_matches('/').to_string();
+            match name.strip_suffix(".vault") {
+                Some(stem) if !stem.is_empty() && !stem.ends_with('/') => PathBuf::from(stem),
+                _ => {
+                    return Err(fail(
+                        Exit::Usage,
+                        format!(
+                            "{} does not end in .vault; choose the output folder with -o",
+                            input.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let unlocked = super::vault::unlock(input, &args.identities)?;
+    let mut select = Vec::new();
+    for p in &args.paths {
+        select.push(
+            vault::parse_user_path(p.as_bytes())
+                .map_err(|e| fail(Exit::Usage, format!("--path {p}: {e}")))?,
+        );
+    }
+    let quiet = !show_progress || args.json;
+    let total = if quiet {
+        0
+    } else {
+        unlocked.extract_total(&select).unwrap_or(0)
+    };
+    let bar = crate::progress::Progress::new(!quiet, total, &input.display().to_string());
+    let summary = unlocked
+        .extract_with_progress(
+            &out,
+            &ExtractOptions {
+                select,
+                overwrite: args.force,
+                modes: if args.keep_modes {
+                    ExtractModes::Recorded
+                } else {
+                    ExtractModes::Uniform(args.mode)
+                },
+            },
+            &bar.callback(),
+        )
+        .map_err(|e| match e {
+            vault_core::Error::UnsafeDestination(m) => fail(Exit::Refused, m),
+            vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => {
+                fail(Exit::Refused, io.to_string())
+            }
+            vault_core::Error::InvalidArgument(m) => fail(Exit::Usage, m),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(|| format!("while writing {}", out.display()))?;
+    drop(bar);
+    let elapsed = started.elapsed();
+    for warning in &summary.warnings {
+        eprintln!("mvault: warning: {warning}");
+    }
+    if show_progress && !args.json {
+        eprintln!(
+            "mvault: {} -> {} ({} files, {}{})",
+            input.display(),
+            out.display(),
+            summary.files,
+            human_bytes(summary.bytes),
+            human_rate(summary.bytes, elapsed)
+        );
+    }
+    Ok(json!({
+        "input": input.display().to_string(),
+        "kind": "vault",
+        "output": out.display().to_string(),
+        "files": summary.files,
+        "dirs": summary.dirs,
+        "plaintext_bytes": summary.bytes,
+        "warnings": summary.warnings,
+        "seconds": elapsed.as_secs_f64(),
+        "gb_per_s": gb_per_s(summary.bytes, elapsed),
+    }))
 }
 
 #[cfg(test)]

@@ -8,21 +8,18 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use vault_core::{Header, Stanza, read_header};
+use vault_core::{Header, Input, Stanza, read_header};
 
-use super::{for_each_input, open_input};
+use super::{for_each_input, json_items, open_input};
 use crate::cli::RecipientsArgs;
 use crate::exit::Exit;
-use crate::report::print_json;
 
 pub fn run(args: RecipientsArgs) -> Result<Exit> {
     let (results, exit) = for_each_input(&args.inputs, |input| describe(input, &args));
-    let items: Vec<Value> = results
-        .into_iter()
-        .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
-        .collect();
+    let items: Vec<Value> = json_items(results);
     if args.json {
-        print_json(&json!(items));
+        let report = crate::json::report("recipients", exit == Exit::Ok, items, vec![]);
+        crate::json::print(&report);
     } else {
         for item in items.iter().filter(|i| i.get("error").is_none()) {
             print_human(item);
@@ -32,9 +29,9 @@ pub fn run(args: RecipientsArgs) -> Result<Exit> {
 }
 
 fn describe(input: &Path, args: &RecipientsArgs) -> Result<Value> {
-    if super::vault::is_vault(input) {
-        let vault = vault_core::vault::Vault::open(input)
-            .with_context(|| format!("cannot open {}", input.display()))?;
+    if let Input::Vault(vault) =
+        Input::open(input).with_context(|| format!("cannot open {}", input.display()))?
+    {
         let header = vault.keyring_header()?;
         let recorded = if args.identities.is_empty() {
             Value::Null
@@ -45,7 +42,7 @@ fn describe(input: &Path, args: &RecipientsArgs) -> Result<Value> {
         };
         return Ok(json!({
             "input": input.display().to_string(),
-            "kind": "directory vault",
+            "kind": "vault",
             "stanzas": stanzas(&header),
             "recorded": recorded,
         }));
@@ -55,13 +52,13 @@ fn describe(input: &Path, args: &RecipientsArgs) -> Result<Value> {
         read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
     Ok(json!({
         "input": input.display().to_string(),
-        "kind": "sealed file",
+        "kind": "file",
         "stanzas": stanzas(&header),
         "recorded": Value::Null,
     }))
 }
 
-/// One entry per way in: `{"kind", "detail"}`.
+/// One entry per way in: `{"kind", "description"}`.
 fn stanzas(header: &Header) -> Vec<Value> {
     let mut out = Vec::new();
     for stanza in &header.stanzas {
@@ -69,14 +66,14 @@ fn stanzas(header: &Header) -> Vec<Value> {
             Stanza::Age(body) => out.extend(age_stanzas(body)),
             Stanza::Passphrase(p) => out.push(json!({
                 "kind": "passphrase",
-                "detail": format!(
+                "description": format!(
                     "Argon2id m={} KiB, t={}, p={}",
                     p.params.memory_kib, p.params.time_cost, p.params.parallelism
                 ),
             })),
             other => out.push(json!({
                 "kind": other.kind_name(),
-                "detail": "a stanza kind this mvault does not know",
+                "description": "a stanza kind this mvault does not know",
             })),
         }
     }
@@ -108,7 +105,7 @@ fn age_stanzas(body: &[u8]) -> Vec<Value> {
                 "scrypt" => "age passphrase".to_string(),
                 other => format!("age plugin or other recipient kind {other}"),
             };
-            Some(json!({ "kind": kind, "detail": detail }))
+            Some(json!({ "kind": kind, "description": detail }))
         })
         .collect()
 }
@@ -118,14 +115,17 @@ fn print_human(item: &Value) {
     println!(
         "{} ({}): {} way(s) in",
         item["input"].as_str().unwrap_or(""),
-        item["kind"].as_str().unwrap_or(""),
+        match item["kind"].as_str() {
+            Some("vault") => "directory vault",
+            _ => "sealed file",
+        },
         stanzas.len()
     );
     for s in stanzas {
         println!(
             "  {:<12} {}",
             s["kind"].as_str().unwrap_or(""),
-            s["detail"].as_str().unwrap_or("")
+            s["description"].as_str().unwrap_or("")
         );
     }
     if let Some(recorded) = item["recorded"].as_object() {

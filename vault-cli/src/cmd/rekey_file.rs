@@ -135,5 +135,5 @@ fn new_recipients(args: &RekeyArgs) -> Result<Recipients> {
 
 /// Whether `path` names a sealed file rather than a vault.
 pub fn is_sealed_file(path: &Path) -> bool {
-    !super::vault::is_vault(path) && path.is_file()
+    vault_core::InputKind::of(path) == vault_core::InputKind::File && path.is_file()
 }

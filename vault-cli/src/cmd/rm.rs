@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Result;
 use vault_core::vault::{self, parse_user_path};
 
-use super::vault::{busy_to_refused, keep_signed, load_signer, report_write, unlock};
+use super::vault::{busy_to_refused, keep_signed, load_signer, unlock};
+use super::write_report::{WriteReport, report_write};
 use crate::cli::RmArgs;
 use crate::exit::{Exit, fail};
 
@@ -35,12 +36,13 @@ pub fn run(args: RmArgs, show_progress: bool) -> Result<Exit> {
     let mut summary = vault::remove_paths(unlocked, &paths, signer.as_ref(), &options)
         .map_err(busy_to_refused)?;
     summary.warnings.extend(warnings);
-    report_write(
-        &args.vault,
-        &summary,
-        started.elapsed(),
-        !show_progress,
-        args.json,
-    );
+    let to = WriteReport {
+        command: "rm",
+        input: &args.vault,
+        vault: &args.vault,
+        quiet: !show_progress,
+        json: args.json,
+    };
+    report_write(&to, &summary, started.elapsed());
     Ok(Exit::Ok)
 }

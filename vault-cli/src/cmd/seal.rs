@@ -1,4 +1,5 @@
-//! `mvault seal`
+//! `mvault seal`: files (FILE becomes FILE.mvlt, or a stream with -) and
+//! folders (DIR becomes the directory vault DIR.vault, or its next generation).
 
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read, Write};
@@ -12,20 +13,24 @@ use vault_core::{
     seal_source_to_file,
 };
 
-use super::{for_each_input, open_input};
+use vault_core::vault::{self, KeyringInfo, NewVault};
+
+use super::vault::{busy_to_refused, keep_signed, load_signer, tree_bytes, unlock};
+use super::write_report::{WriteReport, report_write};
+use super::{for_each_input, json_items, open_input};
 use crate::cli::SealArgs;
 use crate::exit::{Exit, fail};
 use crate::keys::load_identities;
 use crate::output::{AtomicFile, HashingWriter, stdout_file};
 use crate::progress::Progress;
-use crate::report::{gb_per_s, print_json, print_transfer};
+use crate::report::{gb_per_s, print_transfer};
 
 pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
     if args.inputs.len() == 1
         && args.inputs[0] != Path::new("-")
         && fs::metadata(&args.inputs[0]).is_ok_and(|m| m.is_dir())
     {
-        return super::vault::seal(&args, show_progress);
+        return seal_vault(&args, show_progress);
     }
     let vault_only = [
         ("--sign", args.write.sign.is_some()),
@@ -66,11 +71,8 @@ pub fn run(args: SealArgs, show_progress: bool) -> Result<Exit> {
         seal_one(input, &args, &recipients, show_progress && !args.json)
     });
     if args.json {
-        let items: Vec<_> = results
-            .into_iter()
-            .map(|(input, r)| r.unwrap_or_else(|e| json!({ "input": input, "error": e })))
-            .collect();
-        print_json(&json!(items));
+        let report = crate::json::report("seal", exit == Exit::Ok, json_items(results), vec![]);
+        crate::json::print(&report);
     }
     Ok(exit)
 }
@@ -222,9 +224,10 @@ fn seal_one(
     }
     Ok(json!({
         "input": input.display().to_string(),
+        "kind": "file",
         "output": written_to.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
-        "plaintext_len": summary.plaintext_len,
-        "sealed_len": summary.sealed_len,
+        "plaintext_bytes": summary.plaintext_len,
+        "sealed_bytes": summary.sealed_len,
         "blake3": summary.blake3.to_hex().to_string(),
         "seconds": elapsed.as_secs_f64(),
         "gb_per_s": gb_per_s(summary.plaintext_len, elapsed),
@@ -349,4 +352,143 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
+}
+
+/// Recipient strings to record in a new vault's keyring (for `rekey`).
+fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
+    let mut out = args.recipients.recipients.clone();
+    for file in &args.recipients.recipients_files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    let mut identity_files = args.recipients.identities.clone();
+    if out.is_empty() && identity_files.is_empty() && !args.recipients.passphrase {
+        identity_files.extend(crate::keys::default_identity_path().filter(|p| p.exists()));
+    }
+    for file in identity_files {
+        let found = crate::identity_file::identity_file_recipients(&file)?;
+        out.extend(found.recipients);
+        if !found.plugins.is_empty() {
+            out.push(format!("# plugin identity in {}", file.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// `mvault seal DIR [-o DIR.vault]`: a new vault, or the next generation of
+/// an existing one (only changed files are sealed).
+fn seal_vault(args: &SealArgs, show_progress: bool) -> Result<Exit> {
+    let source = &args.inputs[0];
+    let target = match &args.output {
+        Some(p) if p == Path::new("-") => {
+            return Err(fail(
+                Exit::Usage,
+                "a folder seals to a vault folder, not to standard output",
+            ));
+        }
+        Some(p) => p.clone(),
+        None => {
+            let trimmed = source.to_string_lossy().trim_end_matches('/').to_string();
+            PathBuf::from(format!("{trimmed}.vault"))
+        }
+    };
+    if args.remove_source {
+        return Err(fail(
+            Exit::Usage,
+            "--remove-source is not supported for folders",
+        ));
+    }
+    let signer = load_signer(&args.write)?;
+    let started = Instant::now();
+    let quiet = !show_progress || args.json;
+    // A bar only on a terminal; its total needs a quick walk of the source.
+    let total = if !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        tree_bytes(source)
+    } else {
+        0
+    };
+    let bar = crate::progress::Progress::new(!quiet, total, &source.display().to_string());
+    let options = vault::WriteOptions {
+        chunk_size: args.chunk_size,
+        delete_missing: args.delete,
+        dry_run: args.write.dry_run,
+        ..vault::WriteOptions::default()
+    };
+    let mut warnings = Vec::new();
+    let summary = if vault_core::InputKind::of(&target) == vault_core::InputKind::Vault {
+        if !args.recipients.recipients.is_empty() || !args.recipients.recipients_files.is_empty() {
+            eprintln!(
+                "mvault: warning: {} exists; its recipients are kept (change them with `mvault rekey`)",
+                target.display()
+            );
+        }
+        let unlocked = unlock(&target, &args.recipients.identities)?;
+        warnings = keep_signed(&unlocked, signer.as_ref(), &args.write)?;
+        vault::seal_dir(
+            source,
+            &target,
+            Some(unlocked),
+            None,
+            signer.as_ref(),
+            &options,
+            &bar.callback(),
+        )
+        .map_err(busy_to_refused)?
+    } else {
+        if let Ok(mut entries) = std::fs::read_dir(&target)
+            && entries.next().is_some()
+        {
+            return Err(fail(
+                Exit::Refused,
+                format!(
+                    "{} exists and is not a vault; choose another -o",
+                    target.display()
+                ),
+            ));
+        } else if target.exists() && !target.is_dir() {
+            return Err(fail(
+                Exit::Refused,
+                format!("{} already exists (and is not a vault)", target.display()),
+            ));
+        }
+        let (recipients, description) = args.recipients.load()?;
+        if !quiet {
+            eprintln!("mvault: sealing {} to {description}", source.display());
+        }
+        let info = KeyringInfo {
+            recipients: recipient_strings(args)?,
+            passphrase: args.recipients.passphrase,
+        };
+        vault::seal_dir(
+            source,
+            &target,
+            None,
+            Some(NewVault {
+                recipients: &recipients,
+                info,
+            }),
+            signer.as_ref(),
+            &options,
+            &bar.callback(),
+        )
+        .map_err(busy_to_refused)?
+    };
+    drop(bar);
+    let mut summary = summary;
+    summary.warnings.extend(warnings);
+    let to = WriteReport {
+        command: "seal",
+        input: source,
+        vault: &target,
+        quiet,
+        json: args.json,
+    };
+    report_write(&to, &summary, started.elapsed());
+    Ok(Exit::Ok)
 }

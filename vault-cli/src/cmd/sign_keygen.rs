@@ -30,6 +30,22 @@ pub fn run(args: SignKeygenArgs, quiet: bool) -> Result<Exit> {
     pubfile.file().write_all(format!("{public}\n").as_bytes())?;
     secret.commit()?;
     pubfile.commit()?;
+    if args.json {
+        let item = serde_json::json!({
+            "kind": "signing key",
+            "output": output.display().to_string(),
+            "public_key_file": pub_path.display().to_string(),
+            "public_key": public,
+            "ok": true,
+        });
+        crate::json::print(&crate::json::report(
+            "sign-keygen",
+            true,
+            vec![item],
+            vec![],
+        ));
+        return Ok(Exit::Ok);
+    }
     if !quiet {
         eprintln!(
             "mvault: signing key written to {} (keep it secret), public key to {}",

@@ -137,8 +137,9 @@ impl Env {
             .arg(sealed)
             .assert()
             .success();
-        let mut items: Vec<serde_json::Value> =
+        let report: serde_json::Value =
             serde_json::from_slice(&out.get_output().stdout).expect("inspect prints JSON");
+        let mut items = report["items"].as_array().cloned().unwrap_or_default();
         assert_eq!(items.len(), 1);
         items.remove(0)
     }

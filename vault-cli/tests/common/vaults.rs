@@ -35,6 +35,17 @@ pub fn json_of(out: &assert_cmd::assert::Assert) -> Value {
     serde_json::from_slice(&out.get_output().stdout).expect("JSON on stdout")
 }
 
+/// The one item of a `--json` report about one vault (ls, verify, a write).
+pub fn item_of(out: &assert_cmd::assert::Assert) -> Value {
+    let report = json_of(out);
+    assert_eq!(
+        report["items"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    report["items"][0].clone()
+}
+
 pub fn sign_keygen(env: &Env) -> (PathBuf, PathBuf) {
     env.cmd()
         .args(["sign-keygen", "-o", "signing.key"])
