@@ -54,6 +54,7 @@ mod keys;
 mod open;
 mod passphrase;
 mod pipeline;
+mod plaintext;
 mod rewrap;
 mod seal;
 mod source;
@@ -70,6 +71,7 @@ pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
 pub use passphrase::{
     Argon2Params, DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, OPEN_LIMIT_ENV, PassphraseStanza,
 };
+pub use plaintext::{ChunkedPlaintext, PlaintextLayout};
 pub use rewrap::rewrap_header;
 pub use seal::{Progress, SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use source::Source;
