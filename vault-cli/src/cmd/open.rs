@@ -12,7 +12,7 @@ use vault_core::{Header, Identities, OpenSummary, Opener, decrypt_stream, read_h
 use super::{for_each_input, open_input};
 use crate::cli::OpenArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::{load_identities, maybe_add_passphrase};
+use crate::key_args::{load_identities, maybe_add_passphrase};
 use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
 use crate::report::{gb_per_s, print_json, print_transfer};

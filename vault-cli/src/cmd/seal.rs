@@ -8,15 +8,15 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result};
 use serde_json::json;
 use vault_core::{
-    ChunkSize, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source,
+    ChunkSize, HashingWriter, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source,
     seal_source_to_file,
 };
 
 use super::{for_each_input, open_input};
 use crate::cli::SealArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::load_identities;
-use crate::output::{AtomicFile, HashingWriter, stdout_file};
+use crate::key_args::load_identities;
+use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
 use crate::report::{gb_per_s, print_json, print_transfer};
 

@@ -12,7 +12,7 @@ use vault_core::vault::{
 
 use crate::cli::{OpenArgs, SealArgs, VaultWriteArgs, VerifyArgs};
 use crate::exit::{Exit, fail};
-use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
+use crate::key_args::{check_secret_file, load_identities, maybe_add_passphrase};
 use crate::report::{gb_per_s, human_bytes, human_rate, print_json, printable};
 
 /// Another process holding the vault's write lock is a refusal (exit 7),
@@ -249,7 +249,7 @@ fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
     }
     let mut identity_files = args.recipients.identities.clone();
     if out.is_empty() && identity_files.is_empty() && !args.recipients.passphrase {
-        identity_files.extend(crate::keys::default_identity_path().filter(|p| p.exists()));
+        identity_files.extend(crate::key_args::default_identity_path().filter(|p| p.exists()));
     }
     for file in identity_files {
         let found = crate::identity_file::identity_file_recipients(&file)?;
@@ -471,8 +471,8 @@ pub fn verify(
     // Keyed checks with -i, or with the default identity when no --pubkey.
     let keyed = !args.identities.is_empty()
         || (pubkey.is_none()
-            && (crate::keys::default_identity_path().is_some_and(|p| p.exists())
-                || crate::keys::passphrase_given()));
+            && (crate::key_args::default_identity_path().is_some_and(|p| p.exists())
+                || crate::key_args::passphrase_given()));
     if keyed
         && report
             .failures

@@ -9,7 +9,7 @@ use super::for_each_input;
 use super::open::unlock;
 use crate::cli::VerifyArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::load_identities;
+use crate::key_args::load_identities;
 use crate::progress::Progress;
 use crate::report::{gb_per_s, print_json};
 

@@ -14,8 +14,8 @@ use aws_lc_rs::hkdf;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::file_key::{FileKey, random_bytes};
 use crate::header::{Header, Stanza};
-use crate::keys::{FileKey, random_bytes};
 
 /// Stanza kind of a vault-derived key: body = vault id (32) || role (1).
 pub const STANZA_VAULT: u8 = 3;

@@ -14,7 +14,7 @@ use super::read::{UnlockedVault, Vault};
 use super::sign::VerifyingKey;
 use super::store::VaultDir;
 use crate::error::{Error, Result};
-use crate::seal::Progress;
+use crate::pipeline::Progress;
 
 /// Kinds of failure, stable names for `--json`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,9 +31,10 @@ use super::read::UnlockedVault;
 use super::sign::SigningKey;
 use super::store::{GarbageReport, TempObject, VaultDir, Writable};
 use crate::error::{Error, Result};
+use crate::file_key::random_bytes;
 use crate::header::ChunkSize;
-use crate::keys::random_bytes;
-use crate::seal::{Progress, SealOptions, Sealer};
+use crate::pipeline::Progress;
+use crate::seal::{SealOptions, Sealer};
 use crate::wrap::Recipients;
 
 /// Tunables for writing.
