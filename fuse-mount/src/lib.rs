@@ -11,14 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
-pub mod cache;
-pub mod fs;
+mod cache;
+mod fs;
 mod harden;
-pub mod integrity;
-pub mod job;
-pub mod policy;
-pub mod procinfo;
-pub mod tree;
+mod integrity;
+mod job;
+mod policy;
+mod procinfo;
+mod tree;
 
 use std::io;
 use std::path::Path;
