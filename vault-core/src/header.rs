@@ -1,4 +1,8 @@
-//! The sealed-file header: encoding and parsing.
+//! The sealed-file header: encoding and parsing, down to the stanzas'
+//! stored fields ([`Stanza`], [`PassphraseStanza`], [`Argon2Params`]).
+//! Nothing here touches a key: wrapping and unwrapping live in the
+//! key-wrapping modules (`passphrase`, `wrap`), which depend on this one
+//! and never the other way round.
 //!
 //! See `docs/FORMAT.md` for the byte layout. Parsing is strict: every length
 //! is bounded, reserved bytes must be zero, and the parser never allocates
