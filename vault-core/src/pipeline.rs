@@ -1,4 +1,5 @@
-//! Overlapping computation with output.
+//! Overlapping computation with output, and the [`Progress`] callback
+//! every long operation reports through.
 //!
 //! Two pipelines:
 //!
@@ -20,6 +21,10 @@ use std::io::{self, Write};
 use rayon::prelude::*;
 
 use crate::error::Result;
+
+/// A progress callback: called with the number of plaintext bytes just
+/// processed.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Target plaintext bytes per batch.
 const BATCH_TARGET_BYTES: usize = 16 << 20;
