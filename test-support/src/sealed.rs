@@ -1,10 +1,6 @@
-//! Helpers shared by the integration tests. Everything here drives the real
-//! library; nothing is mocked.
-
-#![allow(dead_code)]
-
-pub mod oracle;
-pub mod vaults;
+//! Sealed-file fixtures for vault-core's tests: the chunk geometry they
+//! use, cheap keys, and helpers that seal and open through the real library
+//! (nothing is mocked).
 
 use std::io::Write;
 
@@ -29,15 +25,7 @@ pub const FAST: Argon2Params = Argon2Params {
     parallelism: 1,
 };
 
-/// Deterministic pseudo-random bytes (BLAKE3 XOF of the seed).
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
+pub use crate::pattern;
 
 pub fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())

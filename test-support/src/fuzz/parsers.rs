@@ -1,14 +1,12 @@
 //! Fuzz target bodies for the directory-vault parsers and the small text
 //! parsers, shared by the libFuzzer binaries in `fuzz/fuzz_targets/` and by
-//! the stable corpus replay in `vault-core/tests/fuzz_corpus.rs`.
+//! the stable corpus replay in `vault-core/tests/suite/fuzz_corpus.rs`.
 //!
 //! | target            | input                     | checks |
 //! |-------------------|---------------------------|--------|
 //! | `manifest_decode` | raw bytes                 | `Manifest::decode` never panics; a decoded manifest validates, every name is one safe path component, every parent is an earlier directory, and `decode(encode(m)) == m`. |
 //! | `index_parse`     | raw bytes                 | `Index::parse` never panics; section hash and signature checks never panic; re-encoding the parsed sections parses back to the same public part and sections. |
 //! | `text_parse`      | raw bytes (UTF-8 or not)  | `Argon2Params::parse` accepts only in-range costs and round-trips; `VerifyingKey::from_text` and `SigningKey::from_text` never panic and round-trip; `parse_user_path` yields only safe components. |
-
-#![allow(dead_code)]
 
 use vault_core::Argon2Params;
 use vault_core::vault::{

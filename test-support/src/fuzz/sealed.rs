@@ -1,5 +1,5 @@
 //! Bodies of the fuzz targets, shared by `fuzz/fuzz_targets/*.rs` (libFuzzer,
-//! nightly) and `vault-core/tests/fuzz_corpus.rs` (corpus replay on stable).
+//! nightly) and `vault-core/tests/suite/fuzz_corpus.rs` (corpus replay on stable).
 //!
 //! Each `pub fn TARGET(data: &[u8])` accepts arbitrary bytes and panics only
 //! when it finds a bug. Inputs are interpreted deterministically: the fixed
@@ -8,8 +8,6 @@
 //!
 //! Nothing here protects anything: the identity and keys are public test
 //! fixtures.
-
-#![allow(dead_code)]
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::OnceLock;

@@ -2,11 +2,9 @@
 //! nothing behind, and refuses a size its folder cannot hold. (Speed itself
 //! is never asserted in tests: see docs/PERFORMANCE.md.)
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 
 #[test]
 fn bench_reports_every_operation_and_cleans_up() {

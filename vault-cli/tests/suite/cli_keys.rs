@@ -2,11 +2,9 @@
 //! means `--force`, default key paths, `-p` and `--passphrase-file`,
 //! `keygen -y`, `recipients`, and `rekey -r/-R` for vaults and sealed files.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 
 /// `-f` is `--force` everywhere: mount's --foreground has no short form,
 /// keygen and sign-keygen take -f.

@@ -2,11 +2,9 @@
 //! item 6 is in cli_keys.rs):
 //! flags, messages, standard streams, completions and man pages.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 
 /// Like `cat` into a terminal: `open -o -` refuses, as `seal -o -` does.
 #[test]

@@ -1,12 +1,10 @@
 //! `mvault doctor`: runs on the real host, parses `--json`, and checks the
 //! rows these tests can control (identity files, core dump limit, storage).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::*;
+use crate::util::*;
 use serde_json::Value;
 
 /// `mvault doctor` exits 8 when a check fails.

@@ -1,12 +1,10 @@
 //! Exit codes and messages for missing files, unsafe key files, bad
 //! arguments, and the help text that documents them.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 
 #[test]

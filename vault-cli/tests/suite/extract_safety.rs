@@ -3,13 +3,11 @@
 //! recorded ones), and a destination, or an existing folder inside it,
 //! that belongs to another user or that everyone can write is refused.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::*;
+use crate::util::*;
 
 /// A small checkpoint folder with shared modes (0644 files, 0755 folders),
 /// sealed as `ckpt.vault`.

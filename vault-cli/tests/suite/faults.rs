@@ -6,15 +6,13 @@
 //! The disk tests mount small tmpfs filesystems and need root (CI runs as
 //! root); elsewhere they print a note and pass.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::util::*;
 
 /// A tmpfs mounted for one test, unmounted (lazily) on drop.
 struct Tmpfs {
@@ -331,7 +329,7 @@ fn kill_after(env: &Env, args: &[&std::ffi::OsStr], delay: Duration) -> bool {
 fn sigkill_at_random_points_leaves_old_or_new_never_half() {
     let env = Env::new();
     env.keygen();
-    let mut rng = Rng::from_env_or_time();
+    let mut rng = XorShift64::from_env_or_time();
     let data = pattern(4, 48 << 20);
     let input = env.write("ckpt.bin", &data);
     let sealed = sealed_name(&input);
@@ -427,7 +425,7 @@ fn sigkill_during_remove_source_keeps_a_copy() {
     // (intact), or the sealed file is complete and valid.
     let env = Env::new();
     env.keygen();
-    let mut rng = Rng::from_env_or_time();
+    let mut rng = XorShift64::from_env_or_time();
     let data = pattern(5, 24 << 20);
     for round in 0..5 {
         let input = env.write("rm.bin", &data);
@@ -679,7 +677,7 @@ fn sigkill_during_rekey_leaves_the_old_or_the_new_keyring() {
     fs::write(env.path("ckpt/config.json"), b"{\"dim\": 8}").unwrap();
     fs::write(env.path("ckpt/weights.bin"), pattern(7, 3 * C)).unwrap();
     env.cmd().args(["-q", "seal", "ckpt"]).assert().success();
-    let mut rng = Rng::from_env_or_time();
+    let mut rng = XorShift64::from_env_or_time();
     let (mut old, mut new) = (0, 0);
     for round in 0..8 {
         let before = vault_generation(&env, "ckpt.vault");

@@ -1,10 +1,8 @@
 //! `mvault inspect` (no key needed) and `mvault verify` (plaintext BLAKE3).
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 
 #[test]

@@ -3,15 +3,13 @@
 //! nothing under the final name and exits 128 + N (SIGKILL is covered by
 //! `faults.rs`: it cannot be caught, so temporaries may remain there).
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::util::*;
 
 /// Spawns `mvault -q ARGS` in the test folder.
 fn spawn(env: &Env, args: &[&str], stdin: Stdio) -> Child {

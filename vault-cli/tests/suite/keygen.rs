@@ -1,11 +1,9 @@
 //! `mvault keygen`: where the identity goes, its permissions, and what is
 //! printed.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 
 #[test]

@@ -8,9 +8,6 @@
 //! Needs /dev/fuse, fusermount3 and root (tmpfs, other users); skipped with
 //! a message elsewhere, unless MVAULT_REQUIRE_E2E=1 makes missing FUSE fail.
 
-mod common;
-mod mountutil;
-
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -19,8 +16,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{EXIT_REFUSED, Env, pattern};
-use mountutil::{MountGuard, READY_TIMEOUT, audit_lines, fuse_available, is_mounted, wait_until};
+use crate::util::mount::{
+    MountGuard, READY_TIMEOUT, audit_lines, fuse_available, is_mounted, wait_until,
+};
+use crate::util::{EXIT_REFUSED, Env, pattern};
 
 const EIO: i32 = 5;
 const EACCES: i32 = 13;
@@ -92,7 +91,7 @@ impl Drop for SmallFs {
 /// guard (which owns the process) once mounted.
 fn mount_foreground(env: &Env, sealed: &Path, mnt: &Path, extra: &[&OsStr]) -> MountGuard {
     fs::create_dir_all(mnt).unwrap();
-    let child = mountutil::mvault_std(env.dir.path())
+    let child = crate::util::mount::mvault_std(env.dir.path())
         .args(["mount", "--foreground"])
         .arg(sealed)
         .arg(mnt)
@@ -122,7 +121,7 @@ fn unmount(env: &Env, mut guard: MountGuard) -> String {
         .assert()
         .success();
     let mut child = guard.take_child();
-    mountutil::wait_or_kill(&mut child, READY_TIMEOUT).expect("mvault mount exits");
+    crate::util::mount::wait_or_kill(&mut child, READY_TIMEOUT).expect("mvault mount exits");
     let mut err = String::new();
     child
         .stderr
@@ -315,7 +314,7 @@ fn a_symlink_at_the_audit_path_is_refused_and_its_target_untouched() {
         .assert()
         .failure();
     assert_eq!(out.get_output().status.code(), Some(EXIT_REFUSED));
-    let stderr = common::stderr_of(&out);
+    let stderr = crate::util::stderr_of(&out);
     assert!(stderr.contains("symbolic link"), "{stderr}");
     assert_eq!(fs::read(&target).unwrap(), b"precious\n");
     assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o644);
@@ -344,7 +343,7 @@ fn an_audit_log_of_another_user_is_refused() {
         .assert()
         .failure();
     assert_eq!(out.get_output().status.code(), Some(EXIT_REFUSED));
-    let stderr = common::stderr_of(&out);
+    let stderr = crate::util::stderr_of(&out);
     assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
     assert!(!is_mounted(&mnt));
 }

@@ -5,16 +5,13 @@
 //!
 //! Needs /dev/fuse, fusermount3 and root; skipped with a message elsewhere.
 
-mod common;
-mod mountutil;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Env, pattern};
-use mountutil::{MountGuard, READY_TIMEOUT, audit_lines, fuse_available};
+use crate::util::mount::{MountGuard, READY_TIMEOUT, audit_lines, fuse_available};
+use crate::util::{Env, pattern};
 
 const LOADER_VARIABLES: [&str; 3] = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
 
@@ -191,7 +188,7 @@ fn run_warns_when_its_own_environment_sets_a_loader_variable() {
             .args(["--", "true"])
             .assert()
             .success();
-        common::stderr_of(&out)
+        crate::util::stderr_of(&out)
     };
     let warned = run(Some("/opt/cuda/lib64"));
     assert!(warned.contains("LD_LIBRARY_PATH is set"), "{warned}");

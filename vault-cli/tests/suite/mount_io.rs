@@ -6,9 +6,6 @@
 //! Needs /dev/fuse and fusermount3 (we run as root); skipped with a message
 //! where they are missing, unless MVAULT_REQUIRE_E2E=1.
 
-mod common;
-mod mountutil;
-
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -17,11 +14,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{C, Env, pattern};
-use mountutil::{
-    MountGuard, READY_TIMEOUT, Rng, fuse_available, is_mounted, mvault_std, wait_or_kill,
-    wait_until,
+use crate::util::mount::{
+    MountGuard, READY_TIMEOUT, fuse_available, is_mounted, mvault_std, wait_or_kill, wait_until,
 };
+use crate::util::{C, Env, pattern};
+use test_support::rng::SplitMix64;
 
 const MIB: usize = 1 << 20;
 
@@ -87,7 +84,7 @@ fn mount_background(fx: &Fixture, extra: &[&str]) -> (MountGuard, PathBuf, u32) 
         .timeout(READY_TIMEOUT)
         .assert()
         .success();
-    let stderr = common::stderr_of(&out);
+    let stderr = crate::util::stderr_of(&out);
     let pid = stderr
         .split("(pid ")
         .nth(1)
@@ -257,7 +254,7 @@ fn concurrent_random_preads_match_the_original() {
                         .iter()
                         .map(|n| File::open(mnt.join(n)).unwrap())
                         .collect();
-                    let mut rng = Rng(round * 1000 + t);
+                    let mut rng = SplitMix64(round * 1000 + t);
                     for _ in 0..150 {
                         let i = rng.below(names.len() as u64) as usize;
                         let data = &files[names[i]];
@@ -341,7 +338,7 @@ fn mmap_private_and_shared_read_the_plaintext() {
             let map = Arc::clone(&map);
             let data = Arc::clone(&data);
             std::thread::spawn(move || {
-                let mut rng = Rng(77 + t);
+                let mut rng = SplitMix64(77 + t);
                 for _ in 0..400 {
                     let at = rng.below(data.len() as u64 - 4096) as usize;
                     assert!(map[at..at + 4096] == data[at..at + 4096], "page at {at}");

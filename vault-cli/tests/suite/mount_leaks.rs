@@ -5,16 +5,15 @@
 //! Needs /dev/fuse and fusermount3; skipped with a message where they are
 //! missing, unless MVAULT_REQUIRE_E2E=1.
 
-mod common;
-mod mountutil;
-
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::{Env, pattern};
-use mountutil::{MountGuard, READY_TIMEOUT, finish_run, fuse_available, is_mounted, start_run};
+use crate::util::mount::{
+    MountGuard, READY_TIMEOUT, finish_run, fuse_available, is_mounted, start_run,
+};
+use crate::util::{Env, pattern};
 
 /// Three files (two at the top) sealed into `sealed/`.
 fn sealed_fixture(env: &Env) -> std::path::PathBuf {
@@ -111,7 +110,7 @@ fn background_mount_daemon_keeps_no_ready_pipe_open() {
         .timeout(READY_TIMEOUT)
         .assert()
         .success();
-    let stderr = common::stderr_of(&out);
+    let stderr = crate::util::stderr_of(&out);
     let pid: u32 = stderr
         .split("(pid ")
         .nth(1)
@@ -162,7 +161,7 @@ fn run_command_is_admitted_from_its_first_instruction() {
         let _guard = MountGuard::new(&mnt);
         let out = std::process::Command::new(&taskset)
             .args(["-c", "0"])
-            .arg(mountutil::mvault_bin())
+            .arg(crate::util::mount::mvault_bin())
             .current_dir(env.dir.path())
             .env("HOME", env.dir.path())
             .env("XDG_CONFIG_HOME", env.path("config"))
@@ -202,7 +201,7 @@ fn background_mount_passes_on_a_mountpoint_name_that_is_not_utf8() {
         .timeout(READY_TIMEOUT)
         .assert()
         .code(6);
-    let stderr = common::stderr_of(&out);
+    let stderr = crate::util::stderr_of(&out);
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
 
@@ -329,7 +328,7 @@ fn run_does_not_start_the_command_after_a_signal_during_mounting() {
     let mut spec = sealed.as_os_str().to_owned();
     spec.push(":");
     spec.push(&mnt);
-    let mut child = mountutil::mvault_std(env.dir.path())
+    let mut child = crate::util::mount::mvault_std(env.dir.path())
         .args(["-q", "run", "--audit-log"])
         .arg(&fifo)
         .arg("--mount")
@@ -341,7 +340,7 @@ fn run_does_not_start_the_command_after_a_signal_during_mounting() {
         .unwrap();
     let _guard = MountGuard::new(&mnt);
     assert!(
-        mountutil::wait_until(READY_TIMEOUT, || catches(child.id(), 15)),
+        crate::util::mount::wait_until(READY_TIMEOUT, || catches(child.id(), 15)),
         "mvault run handles SIGTERM"
     );
     rustix::process::kill_process(
@@ -354,7 +353,8 @@ fn run_does_not_start_the_command_after_a_signal_during_mounting() {
     let drain = std::thread::spawn(move || {
         let _ = std::io::copy(&mut { reader }, &mut std::io::sink());
     });
-    let status = mountutil::wait_or_kill(&mut child, READY_TIMEOUT).expect("mvault run exits");
+    let status =
+        crate::util::mount::wait_or_kill(&mut child, READY_TIMEOUT).expect("mvault run exits");
     drop(drain);
     assert!(
         !marker.exists(),
@@ -413,7 +413,7 @@ fn no_prefetch_threads_without_a_cache_to_fill() {
         .timeout(READY_TIMEOUT)
         .assert()
         .success();
-    let stderr = common::stderr_of(&out);
+    let stderr = crate::util::stderr_of(&out);
     let pid: u32 = stderr
         .split("(pid ")
         .nth(1)

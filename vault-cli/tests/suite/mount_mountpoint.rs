@@ -7,15 +7,12 @@
 //! Needs /dev/fuse and fusermount3; skipped with a message where they are
 //! missing, unless MVAULT_REQUIRE_E2E=1.
 
-mod common;
-mod mountutil;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{EXIT_REFUSED, Env, pattern, stderr_of};
-use mountutil::{MountGuard, READY_TIMEOUT, fuse_available, is_mounted};
+use crate::util::mount::{MountGuard, READY_TIMEOUT, fuse_available, is_mounted};
+use crate::util::{EXIT_REFUSED, Env, pattern, stderr_of};
 
 const EXIT_NOT_MOUNTED: i32 = 10;
 

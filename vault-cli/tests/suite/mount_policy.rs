@@ -5,20 +5,17 @@
 //! Needs /dev/fuse and fusermount3 and root (to act as another user);
 //! skipped with a message where FUSE is missing, unless MVAULT_REQUIRE_E2E=1.
 
-mod common;
-mod mountutil;
-
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Env, pattern};
-use mountutil::{
+use crate::util::mount::{
     MountGuard, READY_TIMEOUT, audit_lines, denials_for, finish_run, fuse_available, is_mounted,
     start_run, wait_or_kill, wait_until,
 };
+use crate::util::{Env, pattern};
 
 const EACCES: i32 = 13;
 const NOBODY: u32 = 65534;

@@ -8,8 +8,6 @@
 //! safetensors (or FUSE) the test is skipped with a message, unless
 //! `MVAULT_REQUIRE_E2E=1` (set by CI), which turns a skip into a failure.
 
-mod mountutil;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,7 +80,7 @@ fn python_loads_a_signed_directory_vault_through_mvault_run() {
 
 /// Runs tests/e2e/run_e2e.py with `extra` arguments and expects its PASS.
 fn run_e2e(extra: &[&str]) {
-    if !mountutil::fuse_available() {
+    if !crate::util::mount::fuse_available() {
         return;
     }
     let (python, source) = interpreter();
@@ -96,7 +94,7 @@ fn run_e2e(extra: &[&str]) {
     let mut child = Command::new(&python)
         .arg(repo_root().join("tests/e2e/run_e2e.py"))
         .arg("--mvault")
-        .arg(mountutil::mvault_bin())
+        .arg(crate::util::mount::mvault_bin())
         .args(extra)
         .env_remove("MVAULT_PASSPHRASE")
         .env_remove("MVAULT_THREADS")
@@ -105,7 +103,7 @@ fn run_e2e(extra: &[&str]) {
         .stderr(err)
         .spawn()
         .expect("start run_e2e.py");
-    let status = mountutil::wait_or_kill(&mut child, std::time::Duration::from_secs(300));
+    let status = crate::util::mount::wait_or_kill(&mut child, std::time::Duration::from_secs(300));
     let text = std::fs::read_to_string(log.path()).unwrap_or_default();
     let status = status.unwrap_or_else(|| panic!("run_e2e.py timed out after 300 s:\n{text}"));
     assert!(status.success(), "run_e2e.py failed ({status}):\n{text}");

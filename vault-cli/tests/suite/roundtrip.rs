@@ -1,11 +1,9 @@
 //! seal -> open round trips through files, standard input and output,
 //! several recipients, recipients files and passphrases.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 
 /// Seals `data` with `--chunk-size 64K`, checks the sealed file's mode and

@@ -8,20 +8,17 @@
 //! Needs /dev/fuse and fusermount3; skipped with a message where they are
 //! missing, unless MVAULT_REQUIRE_E2E=1.
 
-mod common;
-mod mountutil;
-
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Env, pattern};
-use mountutil::{
+use crate::util::mount::{
     MountGuard, READY_TIMEOUT, finish_run, fuse_available, is_mounted, mvault_std, start_run,
     wait_or_kill, wait_until,
 };
+use crate::util::{Env, pattern};
 
 /// A shell loop that opens `file`, creates `opened`, then reads 64 KiB
 /// every 0.1 s (a 16 MiB file takes half a minute) and finally writes

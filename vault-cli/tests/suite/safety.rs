@@ -1,11 +1,9 @@
 //! Outputs are never clobbered by accident, temporary files never linger,
 //! and `--remove-source` deletes a source only once its sealed copy is good.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 
 #[test]

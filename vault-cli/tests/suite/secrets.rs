@@ -7,15 +7,13 @@
 //! (`identity_readable_by_others_is_refused`) and 0600 creation in
 //! `keygen.rs`; they are not repeated here.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::util::*;
 
 const PASSPHRASE: &str = "pp-7f3a91c2-correct-horse";
 const WRONG_PASSPHRASE: &str = "pp-0b55e1d4-wrong-battery";

@@ -1,9 +1,7 @@
 //! Sealing a stream: the exact byte count is reported, so a producer that
 //! died early shows as a short count (README: `set -o pipefail`).
 
-mod common;
-
-use common::*;
+use crate::util::*;
 
 #[test]
 fn a_stream_reports_the_exact_bytes_it_sealed() {

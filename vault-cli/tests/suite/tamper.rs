@@ -1,12 +1,10 @@
 //! Tampered, truncated and extended sealed files: the right exit code, no
 //! output file, and no plaintext of a failing chunk on standard output.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::*;
+use crate::util::*;
 use predicates::prelude::*;
 
 /// A sealed file of `chunks` full 64 KiB chunks plus `tail` bytes, with its

@@ -9,12 +9,10 @@
 //! `open -o -` only an exact prefix of the plaintext that ends on a chunk
 //! boundary before the first failing chunk.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::util::*;
 
 /// A sealed file plus everything needed to tamper with it.
 struct Fixture {
@@ -137,7 +135,7 @@ fn random_payload_bit_flips_in_a_multi_batch_file() {
     // 300 chunks: more than one 16 MiB batch, so a flip late in the file
     // lets the first batch through, and that must be an exact prefix.
     let f = Fixture::new("big.bin", 1, 300 * C + 123, false);
-    let mut rng = Rng::from_env_or_time();
+    let mut rng = XorShift64::from_env_or_time();
     for _ in 0..10 {
         let offset = f.header_len + rng.below(f.original.len() - f.header_len);
         let bit = rng.below(8);

@@ -2,14 +2,12 @@
 //! round trips, incremental updates, rekey, signatures and exit codes,
 //! hostile manifests, a real FUSE mount, and SIGKILL during seal/add.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::vaults::*;
-use common::*;
+use crate::util::vaults::*;
+use crate::util::*;
 use serde_json::Value;
 
 const EXIT_BAD_SIGNATURE: i32 = 9;

@@ -2,12 +2,10 @@
 //! item 1) and a passphrase file over the Argon2id limit (item 7): the
 //! exit codes and messages a user sees.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::util::*;
 
 fn sealed_vault(env: &Env) {
     env.keygen();

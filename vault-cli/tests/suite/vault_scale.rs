@@ -8,12 +8,10 @@
 //!
 //! Throughput next to b3sum: `scripts/bench-vault.sh`.
 
-mod common;
-
 use std::fs;
 use std::time::Instant;
 
-use common::*;
+use crate::util::*;
 
 #[test]
 #[ignore = "slow: 100,000 files; run with --ignored"]

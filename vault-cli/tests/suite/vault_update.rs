@@ -3,12 +3,10 @@
 //! lacks), `rm` removes what it names, `--dry-run` prints the plan and
 //! changes nothing, and a signed vault stays signed unless `--unsigned`.
 
-mod common;
-
 use std::fs;
 
-use common::vaults::*;
-use common::*;
+use crate::util::vaults::*;
+use crate::util::*;
 
 const EXIT_BAD_SIGNATURE: i32 = 9;
 

@@ -1,29 +1,25 @@
 //! Replays the fuzz regression corpus (`tests/fuzz-corpus/<target>/*`) on
 //! stable Rust, without libFuzzer, running the same checks as the fuzz
-//! targets in `fuzz/` (both use `fuzz_common/mod.rs` for the sealed-file
-//! targets and `fuzz_parsers/mod.rs` for the vault and text parsers).
-
-mod fuzz_common;
-mod fuzz_parsers;
+//! targets in `fuzz/` (both use the test-support crate's `fuzz::sealed` for
+//! the sealed-file targets and `fuzz::parsers` for the vault and text
+//! parsers).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fuzz_common::{TEMPLATE_COUNT, identities, template};
+use test_support::fuzz::sealed::{TEMPLATE_COUNT, identities, template};
+use test_support::fuzz::{parsers, sealed};
 use vault_core::Opener;
 
 /// Every fuzz target, by name.
 fn targets() -> impl Iterator<Item = (&'static str, fn(&[u8]))> {
-    fuzz_common::TARGETS
-        .iter()
-        .copied()
-        .chain(fuzz_parsers::TARGETS)
+    sealed::TARGETS.iter().copied().chain(parsers::TARGETS)
 }
 
 /// Every target's seed inputs.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let mut seeds = fuzz_common::seeds();
-    seeds.extend(fuzz_parsers::seeds());
+    let mut seeds = sealed::seeds();
+    seeds.extend(parsers::seeds());
     seeds
 }
 
@@ -82,12 +78,12 @@ fn fixtures_open() {
 /// The vault and text seeds reach their success paths too.
 #[test]
 fn parser_seeds_parse() {
-    let manifest = fuzz_parsers::sample_manifest();
+    let manifest = parsers::sample_manifest();
     assert_eq!(
         vault_core::vault::Manifest::decode(&manifest.encode()).unwrap(),
         manifest
     );
-    for (name, data) in fuzz_parsers::seeds() {
+    for (name, data) in parsers::seeds() {
         if name == "index_parse" && data.ends_with(b"manifest bytes\0") {
             vault_core::vault::Index::parse(&data).expect("seed index parses");
         }
@@ -97,7 +93,7 @@ fn parser_seeds_parse() {
 
 /// Writes the seed inputs to `$FUZZ_SEED_DIR/<target>/seed-N` for starting a
 /// fresh corpus: `FUZZ_SEED_DIR=fuzz/corpus cargo test -p vault-core --test
-/// fuzz_corpus -- --ignored write_seeds`.
+/// tests fuzz_corpus::write_seeds -- --ignored`.
 #[test]
 #[ignore = "writes files; run by hand to regenerate fuzz seeds"]
 fn write_seeds() {

@@ -2,11 +2,9 @@
 //! passphrase stanzas, each with Argon2id costs inside the format's bounds
 //! but far beyond what a reader should spend.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::util::*;
 use vault_core::{
     Argon2Params, ChunkSize, DEFAULT_OPEN_LIMIT, Error, FILE_ID_LEN, FileKey, Header,
     MAX_PASSPHRASE_TRIES, OPEN_LIMIT_ENV, PassphraseStanza, Stanza, read_header,

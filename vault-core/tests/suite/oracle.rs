@@ -1,13 +1,11 @@
 //! Cross-checks the library against an independent implementation of the
 //! format built on the RustCrypto `aes-gcm`, `hkdf`, `hmac` and `sha2`
-//! crates (see `common/oracle.rs`).
-
-mod common;
+//! crates (see `util/oracle.rs`).
 
 use std::io::{Read, Write};
 
-use common::oracle;
-use common::*;
+use crate::util::oracle;
+use crate::util::*;
 use vault_core::age::x25519;
 use vault_core::{
     ChunkSize, Error, FileKey, Header, Opener, PassphraseStanza, Recipients, SealOptions, Sealer,

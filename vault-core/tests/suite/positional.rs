@@ -2,14 +2,12 @@
 //! `Opener::decrypt_to_file` and the parallel `Opener::verify` must produce
 //! and accept exactly what the streaming paths do, on 1 and several threads.
 
-mod common;
-
 use std::fs::File;
 use std::io::Read;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::*;
+use crate::util::*;
 use proptest::prelude::*;
 use vault_core::age::x25519;
 use vault_core::{ChunkSize, Error, Opener, Source, seal_source_to_file};

@@ -1,13 +1,11 @@
 //! Round trips through the real library: every way of sealing, every way of
 //! reading back.
 
-mod common;
-
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::*;
+use crate::util::*;
 use proptest::prelude::*;
 use vault_core::age::x25519;
 use vault_core::{

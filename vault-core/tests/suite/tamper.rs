@@ -1,12 +1,10 @@
 //! Tampering, truncation, splicing and wrong keys: every failure must be the
 //! right typed error, and no unauthenticated plaintext may ever come out.
 
-mod common;
-
 use std::io::Read;
 use std::sync::LazyLock;
 
-use common::*;
+use crate::util::*;
 use proptest::prelude::*;
 use vault_core::age::x25519;
 use vault_core::{Error, Header, Identities, Opener, Recipients, read_header};

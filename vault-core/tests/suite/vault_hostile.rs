@@ -1,12 +1,10 @@
 //! Directory vaults against hostile manifests (path escapes, lies about
 //! sizes and hashes) and a property test over random trees.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::vaults::{VaultKeys, vault_keys};
+use crate::util::vaults::{VaultKeys, vault_keys};
 use proptest::prelude::*;
 use vault_core::vault::{
     self, EntryKind, ExtractOptions, FailureKind, KeyringInfo, Manifest, Vault, WriteOptions,

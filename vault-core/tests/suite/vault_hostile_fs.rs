@@ -2,14 +2,12 @@
 //! planted inside the vault folder (issue 10 item 1), an oversized index
 //! (item 7), and readers racing a writer (item 8).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::vaults::{VaultKeys, vault_keys};
+use crate::util::vaults::{VaultKeys, vault_keys};
 use vault_core::Error;
 use vault_core::vault::{self, Vault, WriteOptions, WriteSummary};
 

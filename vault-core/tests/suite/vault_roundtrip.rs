@@ -1,13 +1,11 @@
 //! Directory vaults: round trips, incremental updates, signatures,
 //! tampering and hostile manifests.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::vaults::{VaultKeys, vault_keys};
+use crate::util::vaults::{VaultKeys, vault_keys};
 use vault_core::vault::{
     self, ExtractModes, ExtractOptions, FailureKind, SigningKey, Vault, WriteOptions,
 };

@@ -3,12 +3,10 @@
 //! `delete_missing`, and the plan lists them), `remove_paths` takes out
 //! exactly what it is given, and a dry run writes nothing.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::vaults::{VaultKeys, vault_keys};
+use crate::util::vaults::{VaultKeys, vault_keys};
 use vault_core::vault::{self, Plan, Vault, WriteOptions, WriteSummary};
 
 fn write(path: &Path, data: &[u8]) {
@@ -55,12 +53,12 @@ fn dry_run() -> WriteOptions {
 fn sealed_with_added_shard(t: &Path, k: &VaultKeys) -> (std::path::PathBuf, std::path::PathBuf) {
     let src = t.join("ckpt");
     write(&src.join("config.json"), b"{}");
-    write(&src.join("model.bin"), &common::pattern(1, 100_000));
+    write(&src.join("model.bin"), &crate::util::pattern(1, 100_000));
     write(&src.join("tokenizer/vocab.txt"), b"a b c");
     let v = t.join("ckpt.vault");
     seal(&src, &v, k, WriteOptions::default());
     let shard = t.join("new-shard.bin");
-    write(&shard, &common::pattern(2, 5_000));
+    write(&shard, &crate::util::pattern(2, 5_000));
     vault::add_paths(
         unlock(&v, k),
         &[(shard, vec![b"new-shard.bin".to_vec()])],
@@ -94,7 +92,7 @@ fn resealing_a_folder_keeps_files_that_were_added() {
         .unwrap();
     assert_eq!(
         fs::read(out.join("new-shard.bin")).unwrap(),
-        common::pattern(2, 5_000)
+        crate::util::pattern(2, 5_000)
     );
 }
 
@@ -163,7 +161,7 @@ fn a_dry_run_reports_the_plan_and_writes_nothing() {
     let t = tempfile::tempdir().unwrap();
     let k = vault_keys();
     let (src, v) = sealed_with_added_shard(t.path(), &k);
-    write(&src.join("model.bin"), &common::pattern(3, 100_001));
+    write(&src.join("model.bin"), &crate::util::pattern(3, 100_001));
     write(&src.join("extra/notes.txt"), b"hello");
     let index = fs::read(v.join("index")).unwrap();
     let s = seal(

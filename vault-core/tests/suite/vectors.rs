@@ -2,21 +2,19 @@
 //!
 //! Each vector is regenerated from its fixed inputs and must match the
 //! stored JSON exactly, must match the independent implementation in
-//! `common/oracle.rs`, and must open with its passphrase.
+//! `util/oracle.rs`, and must open with its passphrase.
 //!
 //! To rewrite the files after an intentional format change:
 //!
 //! ```text
-//! MVAULT_REGEN_VECTORS=1 cargo test -p vault-core --test vectors
+//! MVAULT_REGEN_VECTORS=1 cargo test -p vault-core --test tests vectors::
 //! ```
-
-mod common;
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use common::options;
-use common::oracle;
+use crate::util::options;
+use crate::util::oracle;
 use serde_json::{Value, json};
 use vault_core::secrecy::SecretString;
 use vault_core::{
@@ -201,7 +199,7 @@ fn vectors_match_their_regeneration() {
         let fresh = generate(&v);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "{}: {e}; run MVAULT_REGEN_VECTORS=1 cargo test -p vault-core --test vectors",
+                "{}: {e}; run MVAULT_REGEN_VECTORS=1 cargo test -p vault-core --test tests vectors::",
                 path.display()
             )
         });

@@ -1,11 +1,15 @@
 //! Helpers shared by the CLI end-to-end tests. Every test runs the real
 //! `mvault` binary in its own temporary folder, with HOME, XDG_CONFIG_HOME and
 //! MVAULT_IDENTITY pointing inside that folder so nothing touches the real
-//! home directory.
+//! home directory. `vaults` holds the directory-vault setups, `mount` the
+//! real-FUSE-mount guards; test data and the seeded generators come from
+//! the test-support crate.
 
-#![allow(dead_code)]
-
+pub mod mount;
 pub mod vaults;
+
+pub use test_support::pattern;
+pub use test_support::rng::XorShift64;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -191,17 +195,6 @@ pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("stat").permissions().mode() & 0o777
 }
 
-/// Deterministic pseudo-random bytes (BLAKE3 XOF of the seed), so that no
-/// two chunks of a test file are alike.
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
 /// XORs one byte of a file with 0x01.
 pub fn flip_byte(path: &Path, offset: usize) {
     let mut bytes = fs::read(path).expect("read");
@@ -212,34 +205,4 @@ pub fn flip_byte(path: &Path, offset: usize) {
 /// Stderr of a finished command as text.
 pub fn stderr_of(out: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&out.get_output().stderr).into_owned()
-}
-
-/// A small xorshift generator for randomized tests; the seed is printed so
-/// a failure replays with `MVAULT_TEST_SEED`.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `$MVAULT_TEST_SEED`, else from the clock.
-    pub fn from_env_or_time() -> Rng {
-        let seed = std::env::var("MVAULT_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        eprintln!("random seed {seed} (set MVAULT_TEST_SEED to replay)");
-        Rng(seed)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }

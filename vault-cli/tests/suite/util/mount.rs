@@ -2,8 +2,6 @@
 //! and guards that always unmount (`fusermount3 -u -z`) and reap the mvault
 //! process, even when a test fails half-way.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -44,7 +42,7 @@ pub fn mvault_bin() -> PathBuf {
 }
 
 /// A plain `std::process::Command` for `mvault` with the isolated
-/// environment of `home` (the same variables as `common::Env::cmd`).
+/// environment of `home` (the same variables as `util::Env::cmd`).
 pub fn mvault_std(home: &Path) -> Command {
     let mut cmd = Command::new(mvault_bin());
     cmd.current_dir(home)
@@ -264,23 +262,4 @@ pub fn denials_for(path: &Path, pid: u32, inner: &str) -> Vec<serde_json::Value>
             r["decision"] == "deny" && r["pid"].as_u64() == Some(pid as u64) && r["path"] == inner
         })
         .collect()
-}
-
-/// A small deterministic generator (SplitMix64) for random read offsets.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
