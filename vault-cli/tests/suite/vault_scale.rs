@@ -2,7 +2,7 @@
 //! and keyed), list, extract, mount. Slow, so ignored by default:
 //!
 //! ```sh
-//! cargo test --release -p vault-cli --test vault_scale -- --ignored --nocapture
+//! cargo test --release -p vault-cli --test tests vault_scale:: -- --ignored --nocapture
 //! MVAULT_SCALE_FILES=20000 cargo test ...   # fewer files
 //! ```
 //!
