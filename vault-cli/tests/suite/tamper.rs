@@ -1,11 +1,14 @@
-//! Tampered, truncated and extended sealed files: the right exit code, no
-//! output file, and no plaintext of a failing chunk on standard output.
+//! Tampered, truncated and extended sealed files as a user meets them: the
+//! right exit code and message, no output file, and no plaintext of a
+//! failing chunk on standard output. Each test is a table of rows (a damaged
+//! file, then for each command its exit code and a message stderr must
+//! contain); the byte-level tamper matrix is vault-core's (`tamper.rs`
+//! there).
 
 use std::fs;
 use std::path::PathBuf;
 
 use crate::util::*;
-use predicates::prelude::*;
 
 /// A sealed file of `chunks` full 64 KiB chunks plus `tail` bytes, with its
 /// plaintext and header length.
@@ -73,9 +76,7 @@ impl Sealed {
     }
 
     fn flipped(&self, offset: usize) {
-        let mut bytes = self.original.clone();
-        bytes[offset] ^= 0x01;
-        self.write(&bytes);
+        self.write(&self.flip(offset));
     }
 
     fn output(&self) -> PathBuf {
@@ -102,16 +103,125 @@ impl Sealed {
         stderr_of(&out)
     }
 
-    /// `mvault open -o -` must fail with `code`; returns stdout.
-    fn open_stdout_fails(&self, code: i32) -> Vec<u8> {
-        let out = self
-            .env
-            .cmd()
-            .args(["open", "-o", "-"])
-            .arg(&self.path)
-            .assert()
-            .code(code);
-        out.get_output().stdout.clone()
+    /// The sealed file with byte `offset` XORed with 0x01.
+    fn flip(&self, offset: usize) -> Vec<u8> {
+        let mut bytes = self.original.clone();
+        bytes[offset] ^= 0x01;
+        bytes
+    }
+
+    /// One row per offset: the file with that byte flipped, and `expect`.
+    fn flips(
+        &self,
+        offsets: impl IntoIterator<Item = usize>,
+        expect: &[(Cmd, i32, &str)],
+    ) -> Vec<Row> {
+        offsets
+            .into_iter()
+            .map(|offset| Row::new(format!("byte {offset}"), self.flip(offset), expect))
+            .collect()
+    }
+
+    /// Runs a table: writes each row's damaged file, then runs each of its
+    /// commands, which must exit with the row's code, print a non-empty
+    /// message on stderr containing the row's text, and keep to [`Cmd`]'s
+    /// rules for outputs.
+    fn check(&self, rows: &[Row]) {
+        for row in rows {
+            self.write(&row.bytes);
+            for (cmd, code, message) in &row.expect {
+                let stderr = match *cmd {
+                    Cmd::Open => self.open_fails(*code),
+                    Cmd::OpenStdout(want) => {
+                        let out = self
+                            .env
+                            .cmd()
+                            .args(["open", "-o", "-"])
+                            .arg(&self.path)
+                            .assert()
+                            .code(*code);
+                        let stdout = &out.get_output().stdout;
+                        match want {
+                            Stdout::Empty => assert!(
+                                stdout.is_empty(),
+                                "{}: {} bytes on stdout",
+                                row.what,
+                                stdout.len()
+                            ),
+                            Stdout::PrefixBefore(bad) => assert_no_leak(stdout, &self.data, bad),
+                        }
+                        stderr_of(&out)
+                    }
+                    Cmd::Verify => stderr_of(
+                        &self
+                            .env
+                            .cmd()
+                            .arg("verify")
+                            .arg(&self.path)
+                            .assert()
+                            .code(*code)
+                            .stdout(""),
+                    ),
+                    Cmd::Inspect => stderr_of(
+                        &self
+                            .env
+                            .cmd()
+                            .arg("inspect")
+                            .arg(&self.path)
+                            .assert()
+                            .code(*code),
+                    ),
+                };
+                assert!(
+                    !stderr.is_empty() && stderr.contains(message.as_str()),
+                    "{}: {cmd:?}: {stderr}",
+                    row.what
+                );
+            }
+        }
+    }
+}
+
+/// A command run on a damaged file.
+#[derive(Clone, Copy, Debug)]
+enum Cmd {
+    /// `open FILE`: no output file, no temporary file, nothing on stdout.
+    Open,
+    /// `open -o - FILE`, with what stdout may hold.
+    OpenStdout(Stdout),
+    /// `verify FILE`: nothing on stdout.
+    Verify,
+    /// `inspect FILE`.
+    Inspect,
+}
+
+/// What `open -o -` may write before it fails.
+#[derive(Clone, Copy, Debug)]
+enum Stdout {
+    /// Nothing.
+    Empty,
+    /// An exact prefix of the plaintext ending before chunk N.
+    PrefixBefore(usize),
+}
+
+/// One row of a table: a damaged file and, per command, the exit code and
+/// a message stderr must contain ("" where any message will do).
+struct Row {
+    what: String,
+    bytes: Vec<u8>,
+    expect: Vec<(Cmd, i32, String)>,
+}
+
+impl Row {
+    fn new(what: impl Into<String>, bytes: Vec<u8>, expect: &[(Cmd, i32, &str)]) -> Row {
+        Row {
+            what: what.into(),
+            bytes,
+            expect: expect
+                .iter()
+                .map(|&(cmd, code, message)| (cmd, code, message.to_owned()))
+                .collect(),
+        }
     }
 }
 
@@ -138,44 +248,48 @@ fn untampered_file_opens() {
 #[test]
 fn flipped_payload_byte_in_the_first_chunk() {
     let s = Sealed::new(4 * C + 10);
-    for offset in [
-        s.chunk_offset(0),
-        s.chunk_offset(0) + 1234,
-        s.chunk_offset(0) + C - 1,
-        s.chunk_offset(0) + C,           // first tag byte
-        s.chunk_offset(0) + C + TAG - 1, // last tag byte
-    ] {
-        s.flipped(offset);
-        let err = s.open_fails(EXIT_INTEGRITY);
-        assert!(err.contains("chunk 0 failed authentication"), "{err}");
-        let stdout = s.open_stdout_fails(EXIT_INTEGRITY);
-        assert!(
-            stdout.is_empty(),
-            "{} bytes on stdout although chunk 0 failed",
-            stdout.len()
-        );
-    }
+    let c0 = s.chunk_offset(0);
+    let offsets = [
+        c0,
+        c0 + 1234,
+        c0 + C - 1,
+        c0 + C,           // first tag byte
+        c0 + C + TAG - 1, // last tag byte
+    ];
+    s.check(&s.flips(
+        offsets,
+        &[
+            (Cmd::Open, EXIT_INTEGRITY, "chunk 0 failed authentication"),
+            (Cmd::OpenStdout(Stdout::Empty), EXIT_INTEGRITY, ""),
+        ],
+    ));
 }
 
 #[test]
 fn flipped_payload_byte_in_later_chunks() {
     let s = Sealed::new(4 * C + 10);
-    for index in 1..=4 {
-        s.flipped(s.chunk_offset(index) + 7);
-        let err = s.open_fails(EXIT_INTEGRITY);
-        assert!(
-            err.contains(&format!("chunk {index} failed authentication")),
-            "{err}"
-        );
-        assert_no_leak(&s.open_stdout_fails(EXIT_INTEGRITY), &s.data, index);
-        s.env
-            .cmd()
-            .arg("verify")
-            .arg(&s.path)
-            .assert()
-            .code(EXIT_INTEGRITY)
-            .stdout("");
-    }
+    let rows: Vec<Row> = (1..=4)
+        .map(|index| {
+            Row::new(
+                format!("chunk {index}"),
+                s.flip(s.chunk_offset(index) + 7),
+                &[
+                    (
+                        Cmd::Open,
+                        EXIT_INTEGRITY,
+                        &format!("chunk {index} failed authentication"),
+                    ),
+                    (
+                        Cmd::OpenStdout(Stdout::PrefixBefore(index)),
+                        EXIT_INTEGRITY,
+                        "",
+                    ),
+                    (Cmd::Verify, EXIT_INTEGRITY, ""),
+                ],
+            )
+        })
+        .collect();
+    s.check(&rows);
 }
 
 #[test]
@@ -185,9 +299,18 @@ fn stdout_stops_before_a_failing_chunk_in_a_large_file() {
     let chunks = 320;
     let s = Sealed::new(chunks * C);
     let bad = chunks - 10;
-    s.flipped(s.chunk_offset(bad) + 1);
-    assert_no_leak(&s.open_stdout_fails(EXIT_INTEGRITY), &s.data, bad);
-    s.open_fails(EXIT_INTEGRITY);
+    s.check(&[Row::new(
+        format!("chunk {bad} of {chunks}"),
+        s.flip(s.chunk_offset(bad) + 1),
+        &[
+            (
+                Cmd::OpenStdout(Stdout::PrefixBefore(bad)),
+                EXIT_INTEGRITY,
+                "",
+            ),
+            (Cmd::Open, EXIT_INTEGRITY, ""),
+        ],
+    )]);
 }
 
 #[test]
@@ -199,52 +322,41 @@ fn swapped_chunks_fail() {
     let second: Vec<u8> = bytes[b..b + (C + TAG)].to_vec();
     bytes[a..b].copy_from_slice(&second);
     bytes[b..b + (C + TAG)].copy_from_slice(&first);
-    s.write(&bytes);
-    s.open_fails(EXIT_INTEGRITY);
-    assert!(s.open_stdout_fails(EXIT_INTEGRITY).is_empty());
+    s.check(&[Row::new(
+        "chunks 0 and 1 swapped",
+        bytes,
+        &[
+            (Cmd::Open, EXIT_INTEGRITY, ""),
+            (Cmd::OpenStdout(Stdout::Empty), EXIT_INTEGRITY, ""),
+        ],
+    )]);
 }
 
 #[test]
 fn flipped_magic_bytes_are_a_format_error() {
     let s = Sealed::new(C + 1);
-    for offset in 0..8 {
-        s.flipped(offset);
-        let err = s.open_fails(EXIT_FORMAT);
-        assert!(err.contains("not an mvault"), "byte {offset}: {err}");
-    }
+    s.check(&s.flips(0..8, &[(Cmd::Open, EXIT_FORMAT, "not an mvault")]));
 }
 
 #[test]
 fn flipped_version_bytes_are_an_unsupported_version() {
     let s = Sealed::new(C + 1);
-    for offset in 8..10 {
-        s.flipped(offset);
-        let err = s.open_fails(EXIT_FORMAT);
-        assert!(
-            err.contains("unsupported format version"),
-            "byte {offset}: {err}"
-        );
-        s.env
-            .cmd()
-            .arg("inspect")
-            .arg(&s.path)
-            .assert()
-            .code(EXIT_FORMAT)
-            .stderr(predicate::str::contains("unsupported format version"));
-    }
+    s.check(&s.flips(
+        8..10,
+        &[
+            (Cmd::Open, EXIT_FORMAT, "unsupported format version"),
+            (Cmd::Inspect, EXIT_FORMAT, "unsupported format version"),
+        ],
+    ));
 }
 
 #[test]
 fn flipped_suite_bytes_are_an_unsupported_suite() {
     let s = Sealed::new(C + 1);
-    for offset in 10..12 {
-        s.flipped(offset);
-        let err = s.open_fails(EXIT_FORMAT);
-        assert!(
-            err.contains("unsupported cipher suite"),
-            "byte {offset}: {err}"
-        );
-    }
+    s.check(&s.flips(
+        10..12,
+        &[(Cmd::Open, EXIT_FORMAT, "unsupported cipher suite")],
+    ));
 }
 
 #[test]
@@ -253,26 +365,21 @@ fn flipped_header_fields_and_mac_are_integrity_errors() {
     // stanza count, and every byte of the header MAC.
     let s = Sealed::new(2 * C + 3);
     let mac = s.header_len - 32..s.header_len;
-    for offset in (12..62).chain(mac) {
-        s.flipped(offset);
-        let err = s.open_fails(EXIT_INTEGRITY);
-        assert!(!err.is_empty(), "byte {offset}: no message");
-        assert!(
-            s.open_stdout_fails(EXIT_INTEGRITY).is_empty(),
-            "byte {offset}"
-        );
-        s.env
-            .cmd()
-            .arg("verify")
-            .arg(&s.path)
-            .assert()
-            .code(EXIT_INTEGRITY)
-            .stdout("");
-    }
+    let mut rows = s.flips(
+        (12..62).chain(mac),
+        &[
+            (Cmd::Open, EXIT_INTEGRITY, ""),
+            (Cmd::OpenStdout(Stdout::Empty), EXIT_INTEGRITY, ""),
+            (Cmd::Verify, EXIT_INTEGRITY, ""),
+        ],
+    );
     // The MAC in particular names the header.
-    s.flipped(s.header_len - 1);
-    let err = s.open_fails(EXIT_INTEGRITY);
-    assert!(err.contains("header authentication failed"), "{err}");
+    rows.push(Row::new(
+        "last MAC byte",
+        s.flip(s.header_len - 1),
+        &[(Cmd::Open, EXIT_INTEGRITY, "header authentication failed")],
+    ));
+    s.check(&rows);
 }
 
 #[test]
@@ -313,67 +420,100 @@ fn truncation_is_reported_as_truncated() {
         ("after the header", s.header_len),
         ("inside the header", s.header_len - 10),
     ];
-    for (what, cut) in cuts {
-        s.write(&s.original[..cut]);
-        let err = s.open_fails(EXIT_INTEGRITY);
-        assert!(err.contains("truncated"), "{what}: {err}");
-        assert!(s.open_stdout_fails(EXIT_INTEGRITY).is_empty(), "{what}");
-        s.env
-            .cmd()
-            .arg("verify")
-            .arg(&s.path)
-            .assert()
-            .code(EXIT_INTEGRITY)
-            .stderr(predicate::str::contains("truncated"));
-    }
+    let rows: Vec<Row> = cuts
+        .into_iter()
+        .map(|(what, cut)| {
+            Row::new(
+                what,
+                s.original[..cut].to_vec(),
+                &[
+                    (Cmd::Open, EXIT_INTEGRITY, "truncated"),
+                    (Cmd::OpenStdout(Stdout::Empty), EXIT_INTEGRITY, ""),
+                    (Cmd::Verify, EXIT_INTEGRITY, "truncated"),
+                ],
+            )
+        })
+        .collect();
+    s.check(&rows);
 }
 
 #[test]
 fn truncating_a_streamed_file_at_a_chunk_boundary_is_detected() {
     // Without a recorded length only the final-chunk flag can tell.
     let s = Sealed::streamed(3 * C + 10);
-    for cut in [s.chunk_offset(3), s.chunk_offset(2), s.chunk_offset(1)] {
-        s.write(&s.original[..cut]);
-        let err = s.open_fails(EXIT_INTEGRITY);
-        assert!(err.contains("truncated"), "cut at {cut}: {err}");
-        assert_no_leak(
-            &s.open_stdout_fails(EXIT_INTEGRITY),
-            &s.data,
-            (cut - s.header_len) / (C + TAG) - 1,
-        );
-    }
+    let mut rows: Vec<Row> = [s.chunk_offset(3), s.chunk_offset(2), s.chunk_offset(1)]
+        .into_iter()
+        .map(|cut| {
+            let bad = (cut - s.header_len) / (C + TAG) - 1;
+            Row::new(
+                format!("cut at {cut}"),
+                s.original[..cut].to_vec(),
+                &[
+                    (Cmd::Open, EXIT_INTEGRITY, "truncated"),
+                    (
+                        Cmd::OpenStdout(Stdout::PrefixBefore(bad)),
+                        EXIT_INTEGRITY,
+                        "",
+                    ),
+                ],
+            )
+        })
+        .collect();
     // Mid-chunk the cut chunk simply fails to authenticate.
-    s.write(&s.original[..s.chunk_offset(2) + 500]);
-    s.open_fails(EXIT_INTEGRITY);
+    rows.push(Row::new(
+        "mid-chunk",
+        s.original[..s.chunk_offset(2) + 500].to_vec(),
+        &[(Cmd::Open, EXIT_INTEGRITY, "")],
+    ));
+    s.check(&rows);
     s.restore();
     s.env.cmd().arg("verify").arg(&s.path).assert().success();
+}
+
+/// The sealed file with `extra` appended.
+fn appended(s: &Sealed, extra: &[u8]) -> Vec<u8> {
+    let mut bytes = s.original.clone();
+    bytes.extend_from_slice(extra);
+    bytes
 }
 
 #[test]
 fn appended_garbage_is_an_integrity_error() {
     let s = Sealed::new(2 * C + 10);
-    for extra in [&b"x"[..], &[0u8; TAG][..], &[7u8; C + TAG][..]] {
-        let mut bytes = s.original.clone();
-        bytes.extend_from_slice(extra);
-        s.write(&bytes);
-        let err = s.open_fails(EXIT_INTEGRITY);
-        assert!(
-            err.contains("unexpected data after the final chunk"),
-            "{err}"
-        );
-        assert!(s.open_stdout_fails(EXIT_INTEGRITY).is_empty());
-    }
+    let rows: Vec<Row> = [&b"x"[..], &[0u8; TAG][..], &[7u8; C + TAG][..]]
+        .into_iter()
+        .map(|extra| {
+            Row::new(
+                format!("{} bytes appended", extra.len()),
+                appended(&s, extra),
+                &[
+                    (
+                        Cmd::Open,
+                        EXIT_INTEGRITY,
+                        "unexpected data after the final chunk",
+                    ),
+                    (Cmd::OpenStdout(Stdout::Empty), EXIT_INTEGRITY, ""),
+                ],
+            )
+        })
+        .collect();
+    s.check(&rows);
 }
 
 #[test]
 fn appended_garbage_on_a_streamed_file_is_an_integrity_error() {
     let s = Sealed::streamed(2 * C + 10);
-    for extra in [&b"x"[..], &[0u8; 40][..], &[7u8; C + TAG][..]] {
-        let mut bytes = s.original.clone();
-        bytes.extend_from_slice(extra);
-        s.write(&bytes);
-        s.open_fails(EXIT_INTEGRITY);
-    }
+    let rows: Vec<Row> = [&b"x"[..], &[0u8; 40][..], &[7u8; C + TAG][..]]
+        .into_iter()
+        .map(|extra| {
+            Row::new(
+                format!("{} bytes appended", extra.len()),
+                appended(&s, extra),
+                &[(Cmd::Open, EXIT_INTEGRITY, "")],
+            )
+        })
+        .collect();
+    s.check(&rows);
 }
 
 #[test]
@@ -388,7 +528,9 @@ fn a_chunk_from_another_file_fails() {
     let other_chunk = &other_bytes[other_header + (C + TAG)..other_header + 2 * (C + TAG)];
     let mut bytes = s.original.clone();
     bytes[s.chunk_offset(1)..s.chunk_offset(2)].copy_from_slice(other_chunk);
-    s.write(&bytes);
-    let err = s.open_fails(EXIT_INTEGRITY);
-    assert!(err.contains("chunk 1 failed authentication"), "{err}");
+    s.check(&[Row::new(
+        "chunk 1 from another file",
+        bytes,
+        &[(Cmd::Open, EXIT_INTEGRITY, "chunk 1 failed authentication")],
+    )]);
 }
