@@ -4,6 +4,8 @@
 //! every benchmark once as a smoke test, with small inputs so that it stays
 //! fast (see [`full_run`]).
 
+#![forbid(unsafe_code)]
+
 /// Whether criterion is measuring (`cargo bench`, which passes `--bench`)
 /// rather than smoke-testing each benchmark once (`cargo test`).
 pub fn full_run() -> bool {

@@ -12,6 +12,8 @@
 //!
 //! Nothing here protects anything: every key is a public test fixture.
 
+#![forbid(unsafe_code)]
+
 pub mod fuzz;
 pub mod rng;
 pub mod sealed;

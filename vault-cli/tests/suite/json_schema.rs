@@ -3,7 +3,6 @@
 //! 2020-12, checked with the `jsonschema` crate), and docs/JSON.md
 //! describes every command the schema knows.
 
-
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs;
