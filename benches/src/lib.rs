@@ -17,16 +17,6 @@ pub fn pick(full: usize, smoke: usize) -> usize {
     if full_run() { full } else { smoke }
 }
 
-/// Deterministic incompressible bytes (BLAKE3 XOF of `seed`).
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
 /// Human label for a byte count: `64KiB`, `1MiB`.
 pub fn label(bytes: usize) -> String {
     if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
