@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::header::ChunkSize;
 use crate::pipeline::Progress;
 use crate::seal::{SealOptions, Sealer};
+use crate::sink::HashingWriter;
 use crate::source::Sink;
 use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::manifest::ObjectInfo;
@@ -232,7 +233,7 @@ impl NewObject {
         let id = ObjectId::random()?;
         let (sink, pending) = writable.create_object(&id)?;
         let sealer = Sealer::with_file_key(
-            HashingSink::new(sink),
+            HashingWriter::new(sink, true),
             &key.derive(OBJECT_ROLE, &id),
             id.0,
             vec![key.stanza(OBJECT_ROLE)],
@@ -250,7 +251,9 @@ impl NewObject {
     /// to install it with.
     pub(super) fn finish(self) -> Result<(ObjectInfo, Blake3Digest, PendingObject)> {
         let (out, summary) = self.sealer.finish()?;
-        let sealed_blake3 = out.finish()?;
+        let (sink, hash) = out.into_parts();
+        sink.finish()?;
+        let sealed_blake3 = hash.expect("HashingWriter::new(_, true) hashes").into();
         let info = ObjectInfo {
             id: self.id,
             plain_len: summary.plaintext_len,
@@ -261,38 +264,8 @@ impl NewObject {
     }
 }
 
-/// A new object's sink that hashes what passes through it.
-pub(super) struct HashingSink {
-    sink: Box<dyn Sink>,
-    hasher: blake3::Hasher,
-}
-
-impl HashingSink {
-    fn new(sink: Box<dyn Sink>) -> Self {
-        HashingSink {
-            sink,
-            hasher: blake3::Hasher::new(),
-        }
-    }
-
-    /// Makes the object durable; returns the BLAKE3 of its sealed bytes.
-    fn finish(self) -> Result<Blake3Digest> {
-        self.sink.finish()?;
-        Ok(self.hasher.finalize().into())
-    }
-}
-
-impl Write for HashingSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.sink.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.sink.flush()
-    }
-}
+/// A new object's sink, hashing the sealed bytes on their way to the store.
+pub(super) type HashingSink = HashingWriter<Box<dyn Sink>>;
 
 fn seal_large(
     writable: &dyn StoreWriter,
