@@ -55,6 +55,7 @@ mod keys;
 mod open;
 mod passphrase;
 mod pipeline;
+pub mod remote;
 mod rewrap;
 mod seal;
 mod source;
