@@ -175,7 +175,7 @@ impl Store for RemoteStore {
         for (rel, _) in self.list(&[])? {
             let belongs = rel == INDEX_FILE
                 || rel.starts_with(&format!("{LOCKS_DIR}/"))
-                || object_key(&rel).is_some_and(|id| listed(&id));
+                || object_key(&rel).is_some_and(|id| listed(hex::encode(id).as_bytes()));
             if !belongs {
                 extras.push(rel);
             }
