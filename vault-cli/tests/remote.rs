@@ -31,15 +31,6 @@ fn cmd(env: &Env, cluster: &GarageCluster) -> assert_cmd::Command {
     cmd
 }
 
-fn failure_kinds(v: &serde_json::Value) -> Vec<String> {
-    v["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Relative path → content of every file under `root`.
 fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut all = Vec::new();

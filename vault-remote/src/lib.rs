@@ -79,6 +79,29 @@ fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
     Ok(RUNTIME.get_or_init(|| Arc::new(rt)).clone())
 }
 
+/// `n` hex digits no other call (in any process) returns: a BLAKE3 of the
+/// time, the process id and a counter. Names, not secrets.
+pub fn unique_hex(n: usize) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!(
+        "{}:{}:{}",
+        now.as_nanos(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut out = String::new();
+    while out.len() < n {
+        let block = format!("{seed}:{}", out.len());
+        out.push_str(&vault_core::vault::Blake3Digest::of(block.as_bytes()).to_hex());
+    }
+    out.truncate(n);
+    out
+}
+
 /// Removes any credential the environment holds from `message` (a
 /// defence in depth: object_store's messages name URLs and keys, not
 /// secrets).

@@ -15,11 +15,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use object_store::ObjectStoreExt;
 use vault_core::Source;
-use vault_core::vault::Blake3Digest;
 
 /// Set to `1` to make a missing garage binary a failure, not a skip.
 pub const REQUIRE_ENV: &str = "MVAULT_REQUIRE_GARAGE";
@@ -43,27 +42,6 @@ pub struct GarageCluster {
     key_id: String,
     secret: String,
     _dir: tempfile::TempDir,
-}
-
-/// `n` hex digits, different on every call.
-fn random_hex(n: usize) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let seed = format!(
-        "{}:{}:{}",
-        now.as_nanos(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut out = String::new();
-    while out.len() < n {
-        out.push_str(&Blake3Digest::of(format!("{seed}:{}", out.len()).as_bytes()).to_hex());
-    }
-    out.truncate(n);
-    out
 }
 
 /// A free TCP port on `ip` (bound, read, released).
@@ -116,7 +94,7 @@ impl GarageCluster {
     /// Starts `count` nodes on 127.0.0.2, 127.0.0.3, … and sets them up.
     pub fn start(garage: &Path, count: usize) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let rpc_secret = random_hex(64);
+        let rpc_secret = crate::unique_hex(64);
         let mut nodes = Vec::new();
         let mut s3 = None;
         for i in 0..count {
@@ -162,8 +140,8 @@ impl GarageCluster {
             garage: garage.to_path_buf(),
             nodes,
             s3: s3.ok_or_else(|| other("no nodes".into()))?,
-            key_id: format!("GK{}", random_hex(24)),
-            secret: random_hex(64),
+            key_id: format!("GK{}", crate::unique_hex(24)),
+            secret: crate::unique_hex(64),
             _dir: dir,
         };
         cluster.set_up()?;
@@ -304,10 +282,15 @@ impl GarageCluster {
         ]
     }
 
+    /// A store rooted at `key`, with the cluster's credentials.
+    fn store(&self, key: &str) -> crate::RemoteStore {
+        crate::RemoteStore::open(&self.url(key), &self.options())
+            .expect("connect to the test cluster")
+    }
+
     /// Keys under `prefix` in the bucket (relative to the bucket), sorted.
     pub fn list(&self, prefix: &str) -> Vec<String> {
-        let store = crate::RemoteStore::open(&self.url(prefix), &self.options())
-            .expect("connect to the test cluster");
+        let store = self.store(prefix);
         let mut keys: Vec<String> = store
             .list(&[])
             .expect("list the test bucket")
@@ -335,8 +318,7 @@ impl GarageCluster {
 
     /// Deletes object `key`.
     pub fn delete(&self, key: &str) {
-        let store = crate::RemoteStore::open(&self.url(key), &self.options())
-            .expect("connect to the test cluster");
+        let store = self.store(key);
         let backend = &store.backend;
         backend
             .block_on(backend.store.delete(&store.root))

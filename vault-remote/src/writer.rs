@@ -34,7 +34,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -76,27 +76,11 @@ fn busy(message: String) -> Error {
     Error::Io(io::Error::new(io::ErrorKind::WouldBlock, message))
 }
 
-/// A name no other writer picks: a hash of time, process and a counter.
-fn lock_name() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let seed = format!(
-        "{}.{}.{}",
-        now.as_nanos(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    Blake3Digest::of(seed.as_bytes()).to_hex()[..32].to_string()
-}
-
 impl<'a> RemoteWriter<'a> {
     /// Takes the lock (see the module doc).
     pub fn begin(store: &'a RemoteStore) -> Result<Self> {
         let backend = &store.backend;
-        let lock = store.path(&[LOCKS_DIR, &lock_name()]);
+        let lock = store.path(&[LOCKS_DIR, &crate::unique_hex(32)]);
         let body = format!(
             "mvault writer lock\npid {}\nhost {}\n",
             std::process::id(),

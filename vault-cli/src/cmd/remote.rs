@@ -30,14 +30,9 @@ pub fn is_url(path: &Path) -> bool {
 
 /// The sealed object at `url`, copied into an unnamed temporary file.
 pub fn spool(url: &Path) -> Result<File> {
-    let source = match vault_core::remote::resolve(url) {
-        Some(remote) => {
-            let (remote, url) = remote?;
-            remote.open_file(url)
-        }
-        None => unreachable_url(url),
-    }
-    .with_context(|| format!("cannot open {}", url.display()))?;
+    let source = backend(url)
+        .and_then(|(remote, u)| remote.open_file(u))
+        .with_context(|| format!("cannot open {}", url.display()))?;
     let len = source.len()?;
     let mut out = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut buf = vec![0u8; SPOOL_PIECE];
@@ -54,11 +49,14 @@ pub fn spool(url: &Path) -> Result<File> {
     Ok(out)
 }
 
-fn unreachable_url<T>(url: &Path) -> vault_core::Result<T> {
-    Err(vault_core::Error::InvalidArgument(format!(
-        "{} is not a URL",
-        url.display()
-    )))
+/// The installed back end for `url` and the URL as text.
+fn backend(url: &Path) -> vault_core::Result<(&'static dyn vault_core::remote::Remote, &str)> {
+    vault_core::remote::resolve(url).unwrap_or_else(|| {
+        Err(vault_core::Error::InvalidArgument(format!(
+            "{} is not a URL",
+            url.display()
+        )))
+    })
 }
 
 /// `seal FILE -o URL`.
@@ -84,14 +82,9 @@ pub fn seal_to_url(
     let started = Instant::now();
     let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let len = Source::len(&file)?;
-    let sink = match vault_core::remote::resolve(url) {
-        Some(remote) => {
-            let (remote, u) = remote?;
-            remote.create_file(u)
-        }
-        None => unreachable_url(url),
-    }
-    .with_context(|| format!("cannot write {}", url.display()))?;
+    let sink = backend(url)
+        .and_then(|(remote, u)| remote.create_file(u))
+        .with_context(|| format!("cannot write {}", url.display()))?;
     let bar = Progress::new(progress, len, &input.display().to_string());
     let (sink, summary) = seal_source(&file, sink, recipients, args.chunk_size, &bar.callback())
         .with_context(|| format!("while writing {}", url.display()))?;
