@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv-e2e (numpy + safetensors) for the Python end-to-end test
-# (vault-cli/tests/python_e2e.rs). Idempotent: quick when already set up.
+# (vault-cli/tests/suite/python_e2e.rs). Idempotent: quick when already set up.
 # Prints the interpreter path on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Python end-to-end test (vault-cli/tests/python_e2e.rs) needs numpy and
+# The Python end-to-end test (vault-cli/tests/suite/python_e2e.rs) needs numpy and
 # safetensors: scripts/setup-e2e.sh makes .venv-e2e once (quick afterwards).
 # Without it the test skips loudly, unless MVAULT_REQUIRE_E2E=1 (CI).
 if [ -z "${MVAULT_PYTHON:-}" ]; then

@@ -5,7 +5,8 @@
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mvault_benches::{data, label, pick};
+use mvault_benches::{label, pick};
+use test_support::pattern as data;
 use vault_core::chunk_nonce;
 
 const KEY: [u8; 32] = [7; 32];

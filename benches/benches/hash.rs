@@ -6,8 +6,9 @@ use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mvault_benches::{data, label, pick};
+use mvault_benches::{label, pick};
 use rayon::prelude::*;
+use test_support::pattern as data;
 
 const CHUNK: usize = 1 << 20;
 

@@ -5,7 +5,8 @@
 use std::io::Write;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mvault_benches::{data, label, pick};
+use mvault_benches::{label, pick};
+use test_support::pattern as data;
 use vault_core::age::x25519;
 use vault_core::{ChunkSize, Identities, Opener, Recipients, SealOptions, Sealer, seal_source};
 

@@ -4,6 +4,8 @@
 //! every benchmark once as a smoke test, with small inputs so that it stays
 //! fast (see [`full_run`]).
 
+#![forbid(unsafe_code)]
+
 /// Whether criterion is measuring (`cargo bench`, which passes `--bench`)
 /// rather than smoke-testing each benchmark once (`cargo test`).
 pub fn full_run() -> bool {
@@ -13,16 +15,6 @@ pub fn full_run() -> bool {
 /// `full` when measuring, `smoke` under `cargo test`.
 pub fn pick(full: usize, smoke: usize) -> usize {
     if full_run() { full } else { smoke }
-}
-
-/// Deterministic incompressible bytes (BLAKE3 XOF of `seed`).
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
 }
 
 /// Human label for a byte count: `64KiB`, `1MiB`.

@@ -4,8 +4,8 @@
 //! whole is refused (the filesystem answers EIO) unless the mount was
 //! started with `--audit-fail-open`. Repeated denials of one process are
 //! coalesced ([`coalesce`]), the file is opened safely and never holds a
-//! torn line ([`sink`]), and failures are reported on stderr and syslog
-//! ([`alarm`]).
+//! torn line (`sink`), and failures are reported on stderr and syslog
+//! (`alarm`).
 
 mod alarm;
 pub mod coalesce;

@@ -26,7 +26,8 @@ pub struct Plain {
 }
 
 impl Plain {
-    /// Wraps decrypted bytes.
+    /// Wraps decrypted bytes (tests; the mount uses [`Plain::pooled`]).
+    #[cfg(test)]
     pub fn new(bytes: Vec<u8>) -> Self {
         Plain { bytes, pool: None }
     }
@@ -129,7 +130,9 @@ pub struct ChunkCache {
 }
 
 impl ChunkCache {
-    /// A cache holding at most about `budget` bytes of plaintext.
+    /// A cache holding at most about `budget` bytes of plaintext (tests;
+    /// the mount uses [`ChunkCache::for_chunks`]).
+    #[cfg(test)]
     pub fn new(budget: usize) -> Self {
         Self::for_chunks(budget, 1)
     }

@@ -98,12 +98,14 @@ impl Shared {
     }
 
     fn decrypt(&self, ino: u64, index: u64) -> Result<Arc<Plain>, vault_core::Error> {
-        let Some(NodeKind::File { opener }) = self.tree.get(ino).map(|n| &n.kind) else {
+        let Some(NodeKind::File { plaintext }) = self.tree.get(ino).map(|n| &n.kind) else {
             return Err(vault_core::Error::InvalidArgument("not a file".into()));
         };
-        let mut buf = self.pool.take(opener.layout().plain_len(index));
+        let mut buf = self
+            .pool
+            .take(plaintext.plaintext_layout().plain_len(index));
         // On failure read_chunk leaves zeros, so the buffer can go back.
-        let result = opener.read_chunk(index, &mut buf);
+        let result = plaintext.read_chunk(index, &mut buf);
         let plain = Plain::pooled(buf, &self.pool);
         result.map(|()| Arc::new(plain))
     }
@@ -193,13 +195,16 @@ impl VaultFs {
                 2 + children.len() as u32,
                 4096,
             ),
-            NodeKind::File { opener } => (
-                FileType::RegularFile,
-                opener.len(),
-                0o440,
-                1,
-                opener.layout().chunk_size as u32,
-            ),
+            NodeKind::File { plaintext } => {
+                let layout = plaintext.plaintext_layout();
+                (
+                    FileType::RegularFile,
+                    layout.plaintext_len,
+                    0o440,
+                    1,
+                    layout.chunk_size as u32,
+                )
+            }
         };
         FileAttr {
             ino: INodeNo(ino),
@@ -400,10 +405,10 @@ impl Filesystem for VaultFs {
         let Some(handle) = self.handle(fh).filter(|h| h.ino == u64::from(ino)) else {
             return reply.error(Errno::EBADF);
         };
-        let Some(NodeKind::File { opener }) = self.node(ino).map(|n| &n.kind) else {
+        let Some(NodeKind::File { plaintext }) = self.node(ino).map(|n| &n.kind) else {
             return reply.error(Errno::EBADF);
         };
-        let layout = *opener.layout();
+        let layout = plaintext.plaintext_layout();
         let end = layout.plaintext_len.min(offset.saturating_add(size as u64));
         if offset >= end {
             return reply.data(&[]);

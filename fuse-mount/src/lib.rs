@@ -8,15 +8,17 @@
 //! A tampered chunk makes the read of that chunk fail with `EIO`; wrong
 //! bytes are never returned.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
-pub mod cache;
-pub mod fs;
+mod cache;
+mod fs;
 mod harden;
-pub mod integrity;
-pub mod job;
-pub mod policy;
-pub mod procinfo;
-pub mod tree;
+mod integrity;
+mod job;
+mod policy;
+mod procinfo;
+mod tree;
 
 use std::io;
 use std::path::Path;
@@ -24,7 +26,7 @@ use std::path::Path;
 pub use audit::AuditLog;
 pub use fs::{FsOptions, VaultFs};
 pub use fuser::BackgroundSession;
-pub use harden::harden_process;
+pub use harden::{disable_core_dumps, harden_process};
 pub use integrity::{IntegrityFailure, integrity_failures};
 pub use job::JobTree;
 pub use policy::{Decision, Policy};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vault_core::vault::{EntryKind, FileReader, Vault};
-use vault_core::{Identities, Layout, Opener};
+use vault_core::{ChunkedPlaintext, Identities, Opener};
 
 /// Inode number of the root directory.
 pub const ROOT: u64 = 1;
@@ -29,86 +29,11 @@ pub enum NodeKind {
         /// Child inode numbers by name.
         children: BTreeMap<OsString, u64>,
     },
-    /// A sealed file, unlocked.
+    /// A sealed file or a file of a directory vault, unlocked.
     File {
         /// Authenticated random access to the plaintext.
-        opener: ServedFile,
+        plaintext: Arc<dyn ChunkedPlaintext>,
     },
-}
-
-/// A file's plaintext, chunk by chunk: a whole sealed file, or one file of
-/// a directory vault (a byte range of an object, cut into chunks of the
-/// object's chunk size).
-pub struct ServedFile {
-    layout: Layout,
-    source: Served,
-}
-
-enum Served {
-    Sealed(Opener<File>),
-    InVault(FileReader),
-}
-
-impl ServedFile {
-    /// A whole sealed file.
-    pub fn sealed(opener: Opener<File>) -> Self {
-        ServedFile {
-            layout: *opener.layout(),
-            source: Served::Sealed(opener),
-        }
-    }
-
-    /// A file inside a vault object.
-    pub fn in_vault(reader: FileReader) -> Self {
-        ServedFile {
-            layout: Layout::for_plaintext(0, reader.chunk_size(), reader.len()),
-            source: Served::InVault(reader),
-        }
-    }
-
-    /// Chunk geometry of the plaintext (`header_len` is meaningless for vault files).
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
-    /// Plaintext length.
-    pub fn len(&self) -> u64 {
-        self.layout.plaintext_len
-    }
-
-    /// Whether the plaintext is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Decrypts chunk `index` into `out` (exactly `layout().plain_len(index)`
-    /// bytes). Every byte was authenticated; on failure `out` holds zeros.
-    pub fn read_chunk(&self, index: u64, out: &mut [u8]) -> Result<(), vault_core::Error> {
-        match &self.source {
-            Served::Sealed(opener) => opener.read_chunk(index, out),
-            Served::InVault(reader) => {
-                if index >= self.layout.chunks || out.len() != self.layout.plain_len(index) {
-                    return Err(vault_core::Error::InvalidArgument(format!(
-                        "chunk {index} out of range"
-                    )));
-                }
-                let offset = self.layout.plain_offset(index);
-                match reader.read_at(out, offset) {
-                    Ok(n) if n == out.len() => Ok(()),
-                    Ok(_) => {
-                        out.fill(0);
-                        Err(vault_core::Error::Truncated(
-                            "short read in a vault object".into(),
-                        ))
-                    }
-                    Err(e) => {
-                        out.fill(0);
-                        Err(e)
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// One inode.
@@ -212,7 +137,7 @@ impl Tree {
                     offset,
                     ..
                 } => NodeKind::File {
-                    opener: ServedFile::in_vault(FileReader::new(
+                    plaintext: Arc::new(FileReader::new(
                         Arc::clone(&objects[object as usize]),
                         offset,
                         size,
@@ -293,11 +218,12 @@ impl Tree {
                     .metadata()?
                     .modified()
                     .unwrap_or(SystemTime::UNIX_EPOCH);
-                Ok((ServedFile::sealed(Opener::new(file, identities)?), mtime))
+                let plaintext: Arc<dyn ChunkedPlaintext> = Arc::new(Opener::new(file, identities)?);
+                Ok((plaintext, mtime))
             });
         match opened {
-            Ok((opener, mtime)) => {
-                self.push(dir_ino, &name, mtime, NodeKind::File { opener });
+            Ok((plaintext, mtime)) => {
+                self.push(dir_ino, &name, mtime, NodeKind::File { plaintext });
                 *served += 1;
             }
             Err(error) => skipped.push(Skipped {
@@ -347,7 +273,9 @@ impl Tree {
         self.nodes
             .iter()
             .filter_map(|n| match &n.kind {
-                NodeKind::File { opener } => Some(opener.layout().chunk_size as usize),
+                NodeKind::File { plaintext } => {
+                    Some(plaintext.plaintext_layout().chunk_size as usize)
+                }
                 NodeKind::Dir { .. } => None,
             })
             .max()
@@ -359,7 +287,7 @@ impl Tree {
         self.nodes
             .iter()
             .map(|n| match &n.kind {
-                NodeKind::File { opener } => opener.len(),
+                NodeKind::File { plaintext } => plaintext.len(),
                 NodeKind::Dir { .. } => 0,
             })
             .sum()

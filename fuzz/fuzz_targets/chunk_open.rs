@@ -1,8 +1,7 @@
 #![no_main]
 
-//! Fuzz target `chunk_open`: see `vault-core/tests/fuzz_common/mod.rs`.
+//! Fuzz target `chunk_open`: the body is `test_support::fuzz::sealed::chunk_open`.
 
-#[path = "../../vault-core/tests/fuzz_common/mod.rs"]
-mod common;
+use test_support::fuzz::sealed;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::chunk_open(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealed::chunk_open(data));

@@ -1,8 +1,7 @@
 #![no_main]
 
-//! Fuzz target `header_parse`: see `vault-core/tests/fuzz_common/mod.rs`.
+//! Fuzz target `header_parse`: the body is `test_support::fuzz::sealed::header_parse`.
 
-#[path = "../../vault-core/tests/fuzz_common/mod.rs"]
-mod common;
+use test_support::fuzz::sealed;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::header_parse(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealed::header_parse(data));

@@ -1,8 +1,7 @@
 #![no_main]
 
-//! Fuzz target `manifest_decode`: see `vault-core/tests/fuzz_parsers/mod.rs`.
+//! Fuzz target `manifest_decode`: the body is `test_support::fuzz::parsers::manifest_decode`.
 
-#[path = "../../vault-core/tests/fuzz_parsers/mod.rs"]
-mod parsers;
+use test_support::fuzz::parsers;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| parsers::manifest_decode(data));

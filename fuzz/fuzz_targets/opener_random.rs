@@ -1,8 +1,7 @@
 #![no_main]
 
-//! Fuzz target `opener_random`: see `vault-core/tests/fuzz_common/mod.rs`.
+//! Fuzz target `opener_random`: the body is `test_support::fuzz::sealed::opener_random`.
 
-#[path = "../../vault-core/tests/fuzz_common/mod.rs"]
-mod common;
+use test_support::fuzz::sealed;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::opener_random(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealed::opener_random(data));

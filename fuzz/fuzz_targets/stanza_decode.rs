@@ -1,8 +1,7 @@
 #![no_main]
 
-//! Fuzz target `stanza_decode`: see `vault-core/tests/fuzz_common/mod.rs`.
+//! Fuzz target `stanza_decode`: the body is `test_support::fuzz::sealed::stanza_decode`.
 
-#[path = "../../vault-core/tests/fuzz_common/mod.rs"]
-mod common;
+use test_support::fuzz::sealed;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| common::stanza_decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealed::stanza_decode(data));

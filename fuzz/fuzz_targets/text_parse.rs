@@ -1,8 +1,7 @@
 #![no_main]
 
-//! Fuzz target `text_parse`: see `vault-core/tests/fuzz_parsers/mod.rs`.
+//! Fuzz target `text_parse`: the body is `test_support::fuzz::parsers::text_parse`.
 
-#[path = "../../vault-core/tests/fuzz_parsers/mod.rs"]
-mod parsers;
+use test_support::fuzz::parsers;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| parsers::text_parse(data));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::exit::EXIT_CODES_HELP;
-use crate::keys::RecipientArgs;
+use crate::key_args::RecipientArgs;
 
 /// Keep ML checkpoints and datasets encrypted at rest.
 #[derive(Debug, Parser)]

@@ -10,7 +10,7 @@ use vault_core::age::{ssh, x25519};
 use zeroize::Zeroizing;
 
 use crate::exit::{Exit, fail};
-use crate::keys::check_secret_file;
+use crate::key_args::check_secret_file;
 
 /// What an identity file says about who it can decrypt for.
 #[derive(Debug, Default)]

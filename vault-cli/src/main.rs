@@ -1,11 +1,12 @@
 //! `mvault`: seal, open, inspect and verify ML checkpoints and datasets.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod cmd;
 mod exit;
 mod identity_file;
 mod json;
-mod keys;
+mod key_args;
 mod output;
 mod progress;
 mod report;
@@ -24,14 +25,17 @@ fn main() {
     }
     let mut cli = cli::Cli::parse();
     // `doctor` reports the core dump limit it was started with.
+    // Every command may hold keys and plaintext: no core dumps, no ptrace
+    // or /proc/PID/mem access by other processes of the same user. Best
+    // effort; `mount` and `run` also lock their memory (harden_process).
     if !matches!(cli.command, cli::Command::Doctor(_)) {
-        no_dumps();
+        let _ = fuse_mount::disable_core_dumps();
     }
     if writes_files(&cli.command) {
         stop_cleanly_on_signals();
     }
     if let Some(path) = cli.passphrase_file.clone() {
-        keys::set_passphrase_file(path);
+        key_args::set_passphrase_file(path);
     }
     // Every path argument also takes an object-storage URL (s3://, gs://, ...).
     vault_remote::install();
@@ -95,22 +99,6 @@ pub fn report_error(err: &anyhow::Error) {
     if let Some(hint) = hint_for(err) {
         eprintln!("mvault: hint: {hint}");
     }
-}
-
-/// Every command may hold keys and plaintext: no core dumps (RLIMIT_CORE 0,
-/// soft and hard) and no ptrace or /proc/PID/mem access by other processes
-/// of the same user (PR_SET_DUMPABLE 0). Best effort; `mount` and `run`
-/// also lock their memory (fuse_mount::harden_process).
-fn no_dumps() {
-    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
-    let _ = setrlimit(
-        Resource::Core,
-        Rlimit {
-            current: Some(0),
-            maximum: Some(0),
-        },
-    );
-    let _ = set_dumpable_behavior(DumpableBehavior::NotDumpable);
 }
 
 /// `--threads`, else `$MVAULT_THREADS` (empty means unset).

@@ -6,7 +6,7 @@
 //! under the final name.
 
 use std::fs::{self, File, Permissions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -136,59 +136,6 @@ pub fn exit_if_stdout_closed(err: anyhow::Error) -> anyhow::Error {
         std::process::exit(Exit::Ok as i32);
     }
     err
-}
-
-/// Wraps a writer and, when asked to, hashes what passes through it.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Option<blake3::Hasher>,
-    positional: bool,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W, hash: bool) -> Self {
-        HashingWriter {
-            inner,
-            hasher: hash.then(blake3::Hasher::new),
-            positional: false,
-        }
-    }
-
-    /// Marks the inner file as an empty regular file that may be written
-    /// out of order with positional writes (never standard output, never
-    /// when hashing, which needs the bytes in order).
-    pub fn allow_positional(mut self, allow: bool) -> Self {
-        self.positional = allow && self.hasher.is_none();
-        self
-    }
-}
-
-impl HashingWriter<&mut File> {
-    /// The inner file, when it may take positional writes.
-    pub fn positional(&self) -> Option<&File> {
-        self.positional.then_some(&*self.inner)
-    }
-}
-
-impl<W: Write> HashingWriter<W> {
-    /// The inner writer and the hash of everything written (if hashing).
-    pub fn into_parts(self) -> (W, Option<blake3::Hash>) {
-        (self.inner, self.hasher.map(|h| h.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Parses an octal permission string such as `600` or `0640`.

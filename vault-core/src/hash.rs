@@ -11,8 +11,7 @@ use blake3::hazmat::{
 };
 
 use crate::error::Result;
-use crate::pipeline::par_chunks;
-use crate::seal::Progress;
+use crate::pipeline::{Progress, par_chunks};
 use crate::source::Source;
 
 /// The BLAKE3 contribution of one payload chunk.

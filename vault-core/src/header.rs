@@ -1,4 +1,8 @@
-//! The sealed-file header: encoding and parsing.
+//! The sealed-file header: encoding and parsing, down to the stanzas'
+//! stored fields ([`Stanza`], [`PassphraseStanza`], [`Argon2Params`]).
+//! Nothing here touches a key: wrapping and unwrapping live in the
+//! key-wrapping modules (`passphrase`, `wrap`), which depend on this one
+//! and never the other way round.
 //!
 //! See `docs/FORMAT.md` for the byte layout. Parsing is strict: every length
 //! is bounded, reserved bytes must be zero, and the parser never allocates
@@ -7,7 +11,6 @@
 use std::io::Read;
 
 use crate::error::{Error, Result};
-use crate::passphrase::PassphraseStanza;
 
 /// Magic bytes at the start of every sealed file. The CR-LF and Ctrl-Z bytes
 /// detect transfers that mangled the file as text (as PNG's magic does).
@@ -138,6 +141,66 @@ impl Stanza {
             Stanza::Age(body) | Stanza::Unknown { body, .. } => body.clone(),
             Stanza::Passphrase(p) => p.encode(),
         }
+    }
+}
+
+/// Salt bytes of a passphrase stanza.
+pub(crate) const SALT_LEN: usize = 16;
+/// A wrapped file key and its AES-GCM tag.
+pub(crate) const WRAPPED_LEN: usize = 32 + 16;
+/// Encoded length of a passphrase stanza's body.
+const PASSPHRASE_STANZA_LEN: usize = 12 + SALT_LEN + WRAPPED_LEN;
+
+/// Argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub time_cost: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+/// A file key wrapped under a passphrase, as stored in the header: the
+/// Argon2id costs, the salt and the wrapped key. Wrapping and unwrapping
+/// are [`PassphraseStanza::wrap`] and [`PassphraseStanza::unwrap`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassphraseStanza {
+    /// Cost parameters used to derive the wrapping key.
+    pub params: Argon2Params,
+    pub(crate) salt: [u8; SALT_LEN],
+    pub(crate) wrapped: [u8; WRAPPED_LEN],
+}
+
+impl PassphraseStanza {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PASSPHRASE_STANZA_LEN);
+        out.extend_from_slice(&self.params.memory_kib.to_le_bytes());
+        out.extend_from_slice(&self.params.time_cost.to_le_bytes());
+        out.extend_from_slice(&self.params.parallelism.to_le_bytes());
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.wrapped);
+        out
+    }
+
+    pub(crate) fn decode(body: &[u8]) -> Result<Self> {
+        if body.len() != PASSPHRASE_STANZA_LEN {
+            return Err(Error::MalformedHeader(format!(
+                "passphrase stanza is {} bytes, expected {PASSPHRASE_STANZA_LEN}",
+                body.len()
+            )));
+        }
+        let word = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
+        Ok(PassphraseStanza {
+            params: Argon2Params {
+                memory_kib: word(0),
+                time_cost: word(4),
+                parallelism: word(8),
+            },
+            salt: body[12..12 + SALT_LEN].try_into().unwrap(),
+            wrapped: body[12 + SALT_LEN..].try_into().unwrap(),
+        })
     }
 }
 

@@ -18,6 +18,36 @@
 //!   updates, and a signed public integrity list that CI can check without
 //!   a key.
 //!
+//! ## Where to start
+//!
+//! | You want to | Use |
+//! |---|---|
+//! | say who may open a file | [`Recipients`] (age recipients, a passphrase with [`Argon2Params`]) |
+//! | say who you are when opening | [`Identities`] |
+//! | seal a file or buffer | [`seal_source`], [`seal_source_to_file`], [`SealOptions`] |
+//! | seal a stream | [`Sealer`] (`io::Write`), [`SealSummary`] |
+//! | read a sealed file at any offset | [`Opener`], [`Opener::into_reader`] ([`PlaintextReader`]) |
+//! | decrypt a non-seekable stream | [`decrypt_stream`] |
+//! | serve sealed plaintext chunk by chunk (a mount, a cache) | [`ChunkedPlaintext`], [`PlaintextLayout`] |
+//! | look at a header without a key | [`read_header`], [`Header`], [`Stanza`] |
+//! | change who can open a file without touching the payload | [`rewrap_header`] |
+//! | hash a plaintext as `b3sum` does | [`hash_source`] |
+//! | seal, read, update and verify whole folders | [`vault`] |
+//! | stop long operations cleanly on a signal | [`interrupt`] |
+//!
+//! Every operation returns [`Result`] with the crate's [`Error`], whose
+//! variants tell a wrong key from a tampered or truncated file. Long
+//! operations report progress through a [`Progress`] callback. Positional
+//! input is any [`Source`] (a `File`, a byte buffer, a memory map).
+//!
+//! ## Features
+//!
+//! - `hazmat` (off by default, for tests and fuzz targets only): the
+//!   test-vector constructor `Sealer::with_key_for_test_vectors` (a
+//!   caller-chosen file key and id: nonce reuse if misused),
+//!   `vault::replace_manifest_unchecked`, and the `header` module with the
+//!   format's internal constants.
+//!
 //! The byte layout is specified in `docs/FORMAT.md`.
 //!
 //! ```
@@ -47,17 +77,22 @@
 
 mod chunk;
 mod error;
+mod file_key;
 mod hash;
+#[cfg(feature = "hazmat")]
 pub mod header;
+#[cfg(not(feature = "hazmat"))]
+mod header;
 mod input;
 pub mod interrupt;
-mod keys;
 mod open;
 mod passphrase;
 mod pipeline;
+mod plaintext;
 pub mod remote;
 mod rewrap;
 mod seal;
+mod sink;
 mod source;
 mod stream_open;
 pub mod vault;
@@ -65,16 +100,19 @@ mod wrap;
 
 pub use chunk::{Layout, TAG_LEN, chunk_nonce};
 pub use error::{Error, Result};
+pub use file_key::{FILE_KEY_LEN, FileKey};
 pub use hash::hash_source;
-pub use header::{ChunkSize, FILE_ID_LEN, FORMAT_VERSION, Header, Stanza};
-pub use input::{Input, InputKind};
-pub use keys::{FILE_KEY_LEN, FileKey};
-pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
-pub use passphrase::{
-    Argon2Params, DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, OPEN_LIMIT_ENV, PassphraseStanza,
+pub use header::{
+    Argon2Params, ChunkSize, FILE_ID_LEN, FORMAT_VERSION, Header, PassphraseStanza, Stanza,
 };
+pub use input::{Input, InputKind};
+pub use open::{OpenSummary, Opener, PlaintextReader, read_header};
+pub use passphrase::{DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, OPEN_LIMIT_ENV};
+pub use pipeline::Progress;
+pub use plaintext::{ChunkedPlaintext, PlaintextLayout};
 pub use rewrap::rewrap_header;
-pub use seal::{Progress, SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
+pub use seal::{SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
+pub use sink::HashingWriter;
 pub use source::{Sink, Source};
 pub use stream_open::decrypt_stream;
 pub use wrap::{Identities, Recipients};

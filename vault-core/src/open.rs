@@ -9,11 +9,11 @@ use rayon::prelude::*;
 
 use crate::chunk::{ChunkCipher, Layout, TAG_LEN};
 use crate::error::{Error, Result};
+use crate::file_key::{FileKey, KeySchedule};
 use crate::hash::{ChunkDigest, PlaintextHasher};
 use crate::header::{FIXED_LEN, Header, MAC_LEN};
-use crate::keys::{FileKey, KeySchedule};
+use crate::pipeline::Progress;
 use crate::pipeline::{OverlappedWriter, batch_chunks, par_chunks};
-use crate::seal::Progress;
 use crate::source::Source;
 use crate::wrap::Identities;
 

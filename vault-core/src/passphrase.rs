@@ -1,4 +1,7 @@
-//! Argon2id passphrase stanzas.
+//! Argon2id passphrase wrapping: sealing a file key into a
+//! [`PassphraseStanza`] and recovering it, and the limits on the Argon2id
+//! work a reader accepts. The stanza's bytes are parsed by the header
+//! module; this module does the key derivation and the AEAD.
 //!
 //! ```text
 //! kek     = Argon2id(passphrase, salt, m_kib, t, p) -> 32 bytes
@@ -12,20 +15,20 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keys::{FILE_KEY_LEN, FileKey, random_bytes};
+use crate::file_key::{FILE_KEY_LEN, FileKey, random_bytes};
+use crate::header::{Argon2Params, PassphraseStanza, SALT_LEN, WRAPPED_LEN};
 
-const SALT_LEN: usize = 16;
-const WRAPPED_LEN: usize = FILE_KEY_LEN + 16;
-const ENCODED_LEN: usize = 12 + SALT_LEN + WRAPPED_LEN;
+// The header's raw stanza holds exactly one wrapped file key and its tag.
+const _: () = assert!(WRAPPED_LEN == FILE_KEY_LEN + 16);
 const AAD_LABEL: &[u8] = b"mvault/v1 passphrase";
 
 /// Ceiling on the memory cost accepted when *opening* (4 GiB), so a hostile
 /// header cannot make a reader allocate without bound.
-pub const MAX_MEMORY_KIB: u32 = 4 << 20;
+pub(crate) const MAX_MEMORY_KIB: u32 = 4 << 20;
 /// Ceiling on the time cost accepted when opening.
-pub const MAX_TIME_COST: u32 = 64;
+pub(crate) const MAX_TIME_COST: u32 = 64;
 /// Ceiling on the parallelism accepted when opening.
-pub const MAX_PARALLELISM: u32 = 64;
+pub(crate) const MAX_PARALLELISM: u32 = 64;
 
 /// At most this many passphrase stanzas of one header are tried (the
 /// others are ignored), so a header of many stanzas costs at most this
@@ -44,17 +47,6 @@ pub const DEFAULT_OPEN_LIMIT: Argon2Params = Argon2Params {
 
 /// Environment variable that replaces [`DEFAULT_OPEN_LIMIT`] (`m=KIB,t=N,p=N`).
 pub const OPEN_LIMIT_ENV: &str = "MVAULT_MAX_ARGON2";
-
-/// Argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Argon2Params {
-    /// Memory cost in KiB.
-    pub memory_kib: u32,
-    /// Number of passes.
-    pub time_cost: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
 
 impl Default for Argon2Params {
     /// 64 MiB, 3 passes, 1 lane: above OWASP's 2024 minimums
@@ -149,15 +141,6 @@ impl Argon2Params {
     }
 }
 
-/// A file key wrapped under a passphrase.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PassphraseStanza {
-    /// Cost parameters used to derive the wrapping key.
-    pub params: Argon2Params,
-    salt: [u8; SALT_LEN],
-    wrapped: [u8; WRAPPED_LEN],
-}
-
 impl PassphraseStanza {
     /// Wraps `file_key` under `passphrase` with a fresh random salt.
     pub fn wrap(
@@ -241,35 +224,6 @@ impl PassphraseStanza {
             .map_err(|_| Error::WrongPassphrase)?;
         let key: [u8; FILE_KEY_LEN] = plain.try_into().expect("32-byte plaintext");
         Ok(FileKey::from_bytes(key))
-    }
-
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(ENCODED_LEN);
-        out.extend_from_slice(&self.params.memory_kib.to_le_bytes());
-        out.extend_from_slice(&self.params.time_cost.to_le_bytes());
-        out.extend_from_slice(&self.params.parallelism.to_le_bytes());
-        out.extend_from_slice(&self.salt);
-        out.extend_from_slice(&self.wrapped);
-        out
-    }
-
-    pub(crate) fn decode(body: &[u8]) -> Result<Self> {
-        if body.len() != ENCODED_LEN {
-            return Err(Error::MalformedHeader(format!(
-                "passphrase stanza is {} bytes, expected {ENCODED_LEN}",
-                body.len()
-            )));
-        }
-        let word = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
-        Ok(PassphraseStanza {
-            params: Argon2Params {
-                memory_kib: word(0),
-                time_cost: word(4),
-                parallelism: word(8),
-            },
-            salt: body[12..12 + SALT_LEN].try_into().unwrap(),
-            wrapped: body[12 + SALT_LEN..].try_into().unwrap(),
-        })
     }
 }
 

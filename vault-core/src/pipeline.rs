@@ -1,4 +1,5 @@
-//! Overlapping computation with output.
+//! Overlapping computation with output, and the [`Progress`] callback
+//! every long operation reports through.
 //!
 //! Two pipelines:
 //!
@@ -20,6 +21,10 @@ use std::io::{self, Write};
 use rayon::prelude::*;
 
 use crate::error::Result;
+
+/// A progress callback: called with the number of plaintext bytes just
+/// processed.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Target plaintext bytes per batch.
 const BATCH_TARGET_BYTES: usize = 16 << 20;
@@ -50,7 +55,8 @@ thread_local! {
 /// `buffer` is the calling worker's reusable scratch buffer: it holds stale
 /// bytes of an earlier chunk, so `work` must size it and overwrite what it
 /// uses. Chunks are processed in groups, so results need memory for one
-/// group only and the first failure stops the run within a group. When the
+/// group only; a failure stops the run at the end of its group and the
+/// error returned is that of the lowest failing index. When the
 /// run ends, successfully or not, every worker's buffer is zeroized and
 /// freed. A single chunk runs on the calling thread without touching the
 /// pool.
@@ -82,8 +88,10 @@ pub(crate) fn par_chunks<T: Send>(
                     CHUNK_BUFFER.set(buffer);
                     result
                 })
-                .collect::<Result<Vec<T>>>()?;
-            collect(results);
+                .collect::<Vec<Result<T>>>();
+            // In index order, so the failure reported is the first chunk
+            // that failed, whichever thread finished first.
+            collect(results.into_iter().collect::<Result<Vec<T>>>()?);
             first = end;
         }
         Ok(())

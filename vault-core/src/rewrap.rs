@@ -7,8 +7,8 @@
 //! keeps every payload byte valid.
 
 use crate::error::Result;
+use crate::file_key::{FileKey, KeySchedule};
 use crate::header::Header;
-use crate::keys::{FileKey, KeySchedule};
 use crate::wrap::Recipients;
 
 /// A header for the same payload as `header`, whose stanzas wrap `file_key`

@@ -9,16 +9,12 @@ use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkCipher, Layout, TAG_LEN};
 use crate::error::{Error, Result};
+use crate::file_key::{FileKey, KeySchedule, random_bytes};
 use crate::hash::{ChunkDigest, PlaintextHasher};
 use crate::header::{ChunkSize, FILE_ID_LEN, Header, Stanza};
-use crate::keys::{FileKey, KeySchedule, random_bytes};
-use crate::pipeline::{OverlappedWriter, batch_chunks, par_chunks};
+use crate::pipeline::{OverlappedWriter, Progress, batch_chunks, par_chunks};
 use crate::source::Source;
 use crate::wrap::Recipients;
-
-/// A progress callback: called with the number of plaintext bytes just
-/// processed.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// What sealing produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::chunk::{ChunkCipher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::open::OpenSummary;
-use crate::seal::Progress;
+use crate::pipeline::Progress;
 use crate::wrap::Identities;
 
 /// Decrypts the payload that follows `header` in `input` (positioned just

@@ -6,9 +6,9 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::header::{Header, MAX_STANZA_LEN, Stanza};
-use crate::keys::{FILE_KEY_LEN, FileKey, KeySchedule};
-use crate::passphrase::{Argon2Params, DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES, PassphraseStanza};
+use crate::file_key::{FILE_KEY_LEN, FileKey, KeySchedule};
+use crate::header::{Argon2Params, Header, MAX_STANZA_LEN, PassphraseStanza, Stanza};
+use crate::passphrase::{DEFAULT_OPEN_LIMIT, MAX_PASSPHRASE_TRIES};
 
 /// Who can open a file: age recipients (X25519, SSH, plugins) and/or a
 /// passphrase.

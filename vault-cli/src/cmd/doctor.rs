@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::cli::DoctorArgs;
 use crate::exit::Exit;
-use crate::keys::default_identity_path;
+use crate::key_args::default_identity_path;
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

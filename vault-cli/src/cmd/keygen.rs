@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::KeygenArgs;
 use crate::exit::{Exit, fail};
 use crate::identity_file::identity_file_recipients;
-use crate::keys::{default_identity_path, generate_identity};
+use crate::key_args::{default_identity_path, generate_identity};
 
 pub fn run(args: KeygenArgs, quiet: bool) -> Result<Exit> {
     if let Some(identity) = &args.recipients_of {

@@ -14,7 +14,7 @@ use super::served::{Serve, Served, finish};
 use super::stop::Stop;
 use crate::cli::{MountArgs, PolicyArgs, ServeArgs, UmountArgs};
 use crate::exit::{Exit, fail};
-use crate::keys::{load_identities, maybe_add_passphrase};
+use crate::key_args::{load_identities, maybe_add_passphrase};
 
 impl ServeArgs {
     /// Opens (appends to) the `--audit-log` file, if one was given. An

@@ -15,7 +15,7 @@ use vault_core::vault::{self, ExtractModes, ExtractOptions};
 use super::{for_each_input, json_items, open_input};
 use crate::cli::OpenArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::{load_identities, maybe_add_passphrase};
+use crate::key_args::{load_identities, maybe_add_passphrase};
 use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
 use crate::report::{gb_per_s, human_bytes, human_rate, print_transfer};

@@ -11,7 +11,7 @@ use vault_core::vault;
 use super::vault::{keep_signed, load_signer, unlock};
 use crate::cli::RekeyArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::new_passphrase;
+use crate::key_args::new_passphrase;
 
 pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
     if super::rekey_file::is_sealed_file(&args.vault) {
@@ -73,7 +73,7 @@ pub fn run(args: RekeyArgs, quiet: bool) -> Result<Exit> {
         recipients.extend_age(loaded);
     }
     if info.passphrase {
-        let params = crate::keys::argon2_params(args.argon2.as_deref())?;
+        let params = crate::key_args::argon2_params(args.argon2.as_deref())?;
         recipients.set_passphrase(new_passphrase()?, params);
     }
     if recipients.is_empty() {

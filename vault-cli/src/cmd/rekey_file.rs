@@ -14,7 +14,7 @@ use vault_core::{Opener, Recipients, read_header, rewrap_header};
 
 use crate::cli::RekeyArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::{load_identities, maybe_add_passphrase, new_passphrase};
+use crate::key_args::{load_identities, maybe_add_passphrase, new_passphrase};
 use crate::output::AtomicFile;
 use crate::report::strip_bidi;
 
@@ -119,7 +119,9 @@ fn new_recipients(args: &RekeyArgs) -> Result<Recipients> {
         .map_err(|e| {
             fail(
                 Exit::Usage,
-                crate::keys::redact_secrets(&strip_bidi(&format!("cannot load recipients: {e}"))),
+                crate::key_args::redact_secrets(&strip_bidi(&format!(
+                    "cannot load recipients: {e}"
+                ))),
             )
         })?;
         recipients.extend_age(loaded);
@@ -127,7 +129,7 @@ fn new_recipients(args: &RekeyArgs) -> Result<Recipients> {
     if args.add_passphrase {
         recipients.set_passphrase(
             new_passphrase()?,
-            crate::keys::argon2_params(args.argon2.as_deref())?,
+            crate::key_args::argon2_params(args.argon2.as_deref())?,
         );
     }
     Ok(recipients)

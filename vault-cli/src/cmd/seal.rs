@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result};
 use serde_json::json;
 use vault_core::{
-    ChunkSize, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source,
+    ChunkSize, HashingWriter, Opener, Recipients, SealOptions, SealSummary, Sealer, seal_source,
     seal_source_to_file,
 };
 
@@ -20,8 +20,8 @@ use super::write_report::{WriteReport, report_write};
 use super::{for_each_input, json_items, open_input};
 use crate::cli::SealArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::load_identities;
-use crate::output::{AtomicFile, HashingWriter, stdout_file};
+use crate::key_args::load_identities;
+use crate::output::{AtomicFile, stdout_file};
 use crate::progress::Progress;
 use crate::report::{gb_per_s, print_transfer};
 
@@ -374,7 +374,7 @@ fn recipient_strings(args: &SealArgs) -> Result<Vec<String>> {
     }
     let mut identity_files = args.recipients.identities.clone();
     if out.is_empty() && identity_files.is_empty() && !args.recipients.passphrase {
-        identity_files.extend(crate::keys::default_identity_path().filter(|p| p.exists()));
+        identity_files.extend(crate::key_args::default_identity_path().filter(|p| p.exists()));
     }
     for file in identity_files {
         let found = crate::identity_file::identity_file_recipients(&file)?;

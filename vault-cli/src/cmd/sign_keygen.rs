@@ -9,7 +9,7 @@ use vault_core::vault::SigningKey;
 
 use crate::cli::SignKeygenArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::{create_key_dir, default_signing_key_path};
+use crate::key_args::{create_key_dir, default_signing_key_path};
 use crate::output::AtomicFile;
 
 pub fn run(args: SignKeygenArgs, quiet: bool) -> Result<Exit> {

@@ -10,7 +10,7 @@ use vault_core::vault::{SigningKey, UnlockedVault, Vault, VerifyingKey};
 
 use crate::cli::VaultWriteArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::{check_secret_file, load_identities, maybe_add_passphrase};
+use crate::key_args::{check_secret_file, load_identities, maybe_add_passphrase};
 
 /// Another process holding the vault's write lock is a refusal (exit 7),
 /// not an I/O failure.

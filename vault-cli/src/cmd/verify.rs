@@ -17,7 +17,7 @@ use super::vault::{load_pubkey, unlock_opened};
 use super::{for_each_input, json_items};
 use crate::cli::VerifyArgs;
 use crate::exit::{Exit, fail};
-use crate::keys::load_identities;
+use crate::key_args::load_identities;
 use crate::progress::Progress;
 use crate::report::{gb_per_s, human_bytes};
 
@@ -154,8 +154,8 @@ fn vault_report(
     // Keyed checks with -i, or with the default identity when no --pubkey.
     let keyed = !args.identities.is_empty()
         || (pubkey.is_none()
-            && (crate::keys::default_identity_path().is_some_and(|p| p.exists())
-                || crate::keys::passphrase_given()));
+            && (crate::key_args::default_identity_path().is_some_and(|p| p.exists())
+                || crate::key_args::passphrase_given()));
     if keyed
         && report
             .failures

@@ -18,7 +18,7 @@ use super::fsutil;
 use super::manifest::{Entry, EntryKind};
 use super::read::UnlockedVault;
 use crate::error::{Error, Result};
-use crate::seal::Progress;
+use crate::pipeline::Progress;
 
 /// How to extract.
 #[derive(Clone, Debug, Default)]
@@ -446,7 +446,7 @@ fn write_temp(
         )));
     }
     let mut rand = [0u8; 8];
-    crate::keys::random_bytes(&mut rand)?;
+    crate::file_key::random_bytes(&mut rand)?;
     let mut temp_name = b".".to_vec();
     temp_name.extend_from_slice(&entry.name[..entry.name.len().min(200)]);
     temp_name.extend_from_slice(format!(".{}.mvault-tmp", hex::encode(rand)).as_bytes());

@@ -72,7 +72,7 @@ impl ObjectId {
     /// A fresh random id.
     pub(crate) fn random() -> crate::error::Result<Self> {
         let mut id = [0u8; 32];
-        crate::keys::random_bytes(&mut id)?;
+        crate::file_key::random_bytes(&mut id)?;
         Ok(ObjectId(id))
     }
 

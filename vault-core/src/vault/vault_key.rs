@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 
 use super::ids::{ObjectId, VaultId};
 use crate::error::{Error, Result};
+use crate::file_key::{FileKey, random_bytes};
 use crate::header::{Header, Stanza};
-use crate::keys::{FileKey, random_bytes};
 
 /// Stanza kind of a vault-derived key: body = vault id (32) || role (1).
 pub const STANZA_VAULT: u8 = 3;

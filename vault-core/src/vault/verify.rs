@@ -14,7 +14,7 @@ use super::read::{UnlockedVault, Vault};
 use super::sign::VerifyingKey;
 use super::storage::Store;
 use crate::error::{Error, Result};
-use crate::seal::Progress;
+use crate::pipeline::Progress;
 use crate::source::Source;
 
 /// Kinds of failure, stable names for `--json`.

@@ -146,7 +146,7 @@ impl<'a> Writable<'a> {
             )));
         }
         let mut rand = [0u8; 8];
-        crate::keys::random_bytes(&mut rand)?;
+        crate::file_key::random_bytes(&mut rand)?;
         let temp = format!(".{INDEX_FILE}.{}.mvault-tmp", hex::encode(rand));
         let root = &self.dir.root;
         let fd = rustix::fs::openat(

@@ -39,7 +39,7 @@ use super::read::UnlockedVault;
 use super::sign::SigningKey;
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
-use crate::seal::Progress;
+use crate::pipeline::Progress;
 use crate::wrap::Recipients;
 
 use commit::Commit;

@@ -1,0 +1,207 @@
+//! `mvault doctor`: runs on the real host, parses `--json`, and checks the
+//! rows these tests can control (identity files, core dump limit, storage).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use crate::util::*;
+use serde_json::Value;
+
+/// `mvault doctor` exits 8 when a check fails.
+const EXIT_HOST_UNSAFE: i32 = 8;
+
+/// Runs `mvault doctor --json ARGS...`; returns the exit code and report.
+fn doctor_json(env: &Env, args: &[&std::ffi::OsStr]) -> (Option<i32>, Value) {
+    let out = env
+        .cmd()
+        .args(["doctor", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON");
+    (out.status.code(), report)
+}
+
+fn row<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name:?} row in {report:#}"))
+}
+
+#[test]
+fn json_report_has_every_check_with_a_status() {
+    let env = Env::new();
+    env.keygen();
+    let (code, report) = doctor_json(&env, &[]);
+    let checks = report["items"].as_array().unwrap();
+    for name in [
+        "swap",
+        "user",
+        "fuse.conf",
+        "ptrace",
+        "apparmor",
+        "core dumps",
+        "/dev/fuse",
+        "fusermount3",
+    ] {
+        row(&report, name);
+    }
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"].as_str().unwrap().starts_with("storage "))
+    );
+    for c in checks {
+        let status = c["status"].as_str().unwrap();
+        assert!(["ok", "warn", "fail"].contains(&status), "{c}");
+        assert!(!c["detail"].as_str().unwrap().is_empty(), "{c}");
+        if status != "ok" {
+            assert!(c["fix"].is_string(), "every problem comes with a fix: {c}");
+        }
+    }
+    // A private identity of our own: nothing fails, so exit 0.
+    let id = row(&report, &format!("identity {}", env.identity().display()));
+    assert_eq!(id["status"], "ok", "{id}");
+    assert_eq!(report["ok"], true);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn world_readable_identity_fails_with_the_chmod_fix() {
+    let env = Env::new();
+    env.keygen();
+    fs::set_permissions(env.identity(), fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, report) = doctor_json(&env, &[]);
+    assert_eq!(code, Some(EXIT_HOST_UNSAFE));
+    assert_eq!(report["ok"], false);
+    let id = row(&report, &format!("identity {}", env.identity().display()));
+    assert_eq!(id["status"], "fail");
+    assert_eq!(
+        id["fix"].as_str().unwrap(),
+        format!("chmod 600 {}", env.identity().display())
+    );
+
+    // The human table shows the same, with the fix under the row.
+    let out = env.cmd().arg("doctor").assert().code(EXIT_HOST_UNSAFE);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("fail"), "{text}");
+    assert!(
+        text.contains(&format!("fix: chmod 600 {}", env.identity().display())),
+        "{text}"
+    );
+    // No key material in the report.
+    let secret = fs::read_to_string(env.identity()).unwrap();
+    let secret = secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    assert!(!text.contains(secret));
+
+    fs::set_permissions(env.identity(), fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _) = doctor_json(&env, &[]);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn group_readable_extra_identity_and_foreign_owner_fail() {
+    let env = Env::new();
+    env.keygen();
+    let extra = env.path("extra.txt");
+    env.keygen_at(&extra);
+    fs::set_permissions(&extra, fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, report) = doctor_json(&env, &["-i".as_ref(), extra.as_ref()]);
+    assert_eq!(code, Some(EXIT_HOST_UNSAFE));
+    let r = row(&report, &format!("identity {}", extra.display()));
+    assert_eq!(r["status"], "fail");
+    assert!(r["detail"].as_str().unwrap().contains("640"), "{r}");
+
+    // Private, but owned by someone else (we are root in CI; skip otherwise).
+    if fs::metadata("/proc/self").unwrap().uid() == 0 {
+        fs::set_permissions(&extra, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&extra, Some(65534), None).unwrap();
+        let (code, report) = doctor_json(&env, &["-i".as_ref(), extra.as_ref()]);
+        let r = row(&report, &format!("identity {}", extra.display()));
+        assert_eq!(r["status"], "fail", "{r}");
+        assert!(r["fix"].as_str().unwrap().starts_with("chown "), "{r}");
+        assert_eq!(code, Some(EXIT_HOST_UNSAFE));
+    }
+}
+
+#[test]
+fn core_dump_limit_is_read_from_the_process() {
+    let env = Env::new();
+    for (limit, status) in [("0", "ok"), ("unlimited", "warn")] {
+        let mut cmd = assert_cmd::Command::new("bash");
+        cmd.current_dir(env.dir.path())
+            .env("MVAULT_IDENTITY", env.identity())
+            .arg("-c")
+            .arg(format!("ulimit -c {limit} && exec \"$0\" doctor --json",))
+            .arg(assert_cmd::cargo::cargo_bin("mvault"));
+        let out = cmd.output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = row(&report, "core dumps");
+        assert_eq!(r["status"], status, "ulimit -c {limit}: {r}");
+    }
+}
+
+#[test]
+fn storage_on_tmpfs_is_reported_as_in_memory() {
+    let env = Env::new();
+    let (_, report) = doctor_json(
+        &env,
+        &[
+            "--path".as_ref(),
+            "/dev/shm".as_ref(),
+            "--path".as_ref(),
+            env.dir.path().as_ref(),
+        ],
+    );
+    let shm = row(&report, "storage /dev/shm");
+    assert!(shm["detail"].as_str().unwrap().contains("tmpfs"), "{shm}");
+    let here = row(&report, &format!("storage {}", env.dir.path().display()));
+    assert!(["ok", "warn"].contains(&here["status"].as_str().unwrap()));
+}
+
+#[test]
+fn temporary_files_of_killed_runs_are_reported() {
+    let env = Env::new();
+    env.keygen();
+    let here = env.dir.path().as_os_str();
+    let (_, report) = doctor_json(&env, &["--path".as_ref(), here]);
+    let name = format!("leftovers {}", env.dir.path().display());
+    assert_eq!(row(&report, &name)["status"], "ok");
+    fs::write(env.path(".ckpt.bin.Ab12Cd.mvault-tmp"), b"partial").unwrap();
+    let (code, report) = doctor_json(&env, &["--path".as_ref(), here]);
+    let r = row(&report, &name);
+    assert_eq!(r["status"], "warn", "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains(".ckpt.bin.Ab12Cd.mvault-tmp")
+    );
+    assert!(r["fix"].as_str().unwrap().contains("-delete"));
+    assert_eq!(code, Some(0), "a warning does not fail");
+}
+
+#[test]
+fn the_xdg_default_is_checked_besides_mvault_identity() {
+    let env = Env::new();
+    env.keygen(); // at $MVAULT_IDENTITY
+    let xdg = env.path("config/mvault/identity.txt");
+    env.keygen_at(&xdg);
+    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o604)).unwrap();
+    let (code, report) = doctor_json(&env, &[]);
+    assert_eq!(code, Some(EXIT_HOST_UNSAFE));
+    let r = row(&report, &format!("identity {}", xdg.display()));
+    assert_eq!(r["status"], "fail", "{r}");
+    assert_eq!(
+        row(&report, &format!("identity {}", env.identity().display()))["status"],
+        "ok"
+    );
+}
