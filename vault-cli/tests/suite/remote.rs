@@ -5,7 +5,6 @@
 //! output. Skips loudly without a garage binary unless
 //! MVAULT_REQUIRE_GARAGE=1.
 
-
 use std::fs;
 use std::path::Path;
 
