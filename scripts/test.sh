@@ -17,6 +17,21 @@ if [ -z "${MVAULT_PYTHON:-}" ]; then
   fi
 fi
 
+# The object-storage tests (vault-remote/tests/garage.rs,
+# vault-cli/tests/remote.rs) start a 3-node Garage cluster on loopback:
+# scripts/setup-garage.sh builds Garage once (slow the first time, cached
+# after). Without it those tests skip loudly, unless MVAULT_REQUIRE_GARAGE=1.
+if [ -z "${MVAULT_GARAGE:-}" ]; then
+  if garage=$(./scripts/setup-garage.sh); then
+    export MVAULT_GARAGE="$garage"
+  elif [ "${MVAULT_REQUIRE_GARAGE:-}" = 1 ]; then
+    echo "test.sh: cannot set up Garage (scripts/setup-garage.sh failed)" >&2
+    exit 1
+  else
+    echo "test.sh: WARNING: no Garage; the object-storage tests will be skipped" >&2
+  fi
+fi
+
 # Test builds are optimised (see [profile.test]) so crypto-heavy tests run fast.
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -16,6 +16,13 @@ use clap::Parser;
 use crate::exit::{Exit, exit_for, hint_for};
 
 fn main() {
+    // Before anything can echo it: no credentials in a URL argument.
+    for arg in std::env::args_os().skip(1) {
+        if let Some(Err(e)) = arg.to_str().map(vault_remote::check_argument) {
+            eprintln!("mvault: error: {e}");
+            std::process::exit(Exit::Usage as i32);
+        }
+    }
     let mut cli = cli::Cli::parse();
     // `doctor` reports the core dump limit it was started with.
     // Every command may hold keys and plaintext: no core dumps, no ptrace
@@ -30,6 +37,8 @@ fn main() {
     if let Some(path) = cli.passphrase_file.clone() {
         key_args::set_passphrase_file(path);
     }
+    // Every path argument also takes an object-storage URL (s3://, gs://, ...).
+    vault_remote::install();
     if let Err(err) = threads_from_env(&mut cli).and_then(|()| configure_threads(cli.threads)) {
         eprintln!("mvault: error: {err:#}");
         std::process::exit(Exit::Usage as i32);

@@ -89,6 +89,7 @@ mod open;
 mod passphrase;
 mod pipeline;
 mod plaintext;
+pub mod remote;
 mod rewrap;
 mod seal;
 mod sink;

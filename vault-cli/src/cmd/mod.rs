@@ -15,6 +15,7 @@ mod open;
 mod recipients;
 mod rekey;
 mod rekey_file;
+mod remote;
 mod rm;
 mod run;
 mod seal;
@@ -139,6 +140,9 @@ fn json_items(results: Vec<InputResult<serde_json::Value>>) -> Vec<serde_json::V
 /// Opens an input file with a message that names it.
 fn open_input(path: &Path) -> Result<std::fs::File> {
     use anyhow::Context;
+    if remote::is_url(path) {
+        return remote::spool(path);
+    }
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     if file.metadata()?.is_dir() {

@@ -193,6 +193,12 @@ fn open_one(
     let target = match &args.output {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.clone()),
+        None if super::remote::is_url(input) => {
+            return Err(fail(
+                Exit::Usage,
+                "opening a URL needs -o OUT (or -o - for standard output)",
+            ));
+        }
         None if input == Path::new("-") => {
             return Err(fail(
                 Exit::Usage,

@@ -117,6 +117,11 @@ fn seal_one(
         ));
     }
     if let Some(t) = &target
+        && super::remote::is_url(t)
+    {
+        return super::remote::seal_to_url(input, t, args, recipients, progress);
+    }
+    if let Some(t) = &target
         && !from_stdin
         && same_file(input, t)
     {

@@ -46,6 +46,7 @@ mod mount_leaks;
 mod mount_mountpoint;
 mod mount_policy;
 mod python_e2e;
+mod remote;
 mod run_lifecycle;
 
 // Everything else a user meets.

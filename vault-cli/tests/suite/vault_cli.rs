@@ -43,15 +43,6 @@ fn object_files(vault: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn failure_kinds(v: &Value) -> Vec<String> {
-    v["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn checkpoint_round_trip() {
     let env = Env::new();

@@ -27,16 +27,25 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Whether `path` looks like a directory vault (a folder with an index).
+    /// Whether `path` looks like a directory vault (a folder with an index;
+    /// for a URL, an index object: see [`crate::remote`]).
     pub fn is_vault(path: &Path) -> bool {
-        path.join(INDEX_FILE).is_file()
+        match crate::remote::resolve(path) {
+            Some(remote) => remote.is_ok_and(|(remote, url)| remote.is_vault(url)),
+            None => path.join(INDEX_FILE).is_file(),
+        }
     }
 
     /// Opens the folder `path` (taking the readers' shared lock, so that no
     /// writer deletes the objects of the index read here while this value
     /// lives) and reads and parses its index, never following a symlink
-    /// inside the vault.
+    /// inside the vault. A URL is opened by the installed object-storage
+    /// back end ([`crate::remote`]).
     pub fn open(path: &Path) -> Result<Self> {
+        if let Some(remote) = crate::remote::resolve(path) {
+            let (remote, url) = remote?;
+            return Self::open_store(remote.open_store(url)?);
+        }
         Self::open_store(Box::new(VaultDir::open(path)?))
     }
 

@@ -46,6 +46,16 @@ pub fn item_of(out: &assert_cmd::assert::Assert) -> Value {
     report["items"][0].clone()
 }
 
+/// The `kind` of each failure in a `verify --json` item.
+pub fn failure_kinds(v: &Value) -> Vec<String> {
+    v["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn sign_keygen(env: &Env) -> (PathBuf, PathBuf) {
     env.cmd()
         .args(["sign-keygen", "-o", "signing.key"])

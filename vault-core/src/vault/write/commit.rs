@@ -5,7 +5,8 @@
 //! hands the result to [`Installer`], which builds the manifest, puts the
 //! new objects in place durably, switches the index and collects garbage.
 //! A new vault is built in a hidden sibling folder and renamed into place
-//! (`store::StagedVault`, local by nature: a vault is created at a path).
+//! (`store::StagedVault`, local by nature: a vault is created at a path);
+//! a new vault at a URL is written in place (`NewTarget`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Write};
@@ -74,7 +75,7 @@ impl Commit<'_> {
             (None, Some(new)) => {
                 let key = VaultKey::generate()?;
                 let keyring = keyring::seal(&key, new.recipients, &new.info)?;
-                let staged = StagedVault::create(vault)?;
+                let staged = NewTarget::create(vault)?;
                 (Some(staged), key, keyring, 1, Vec::new())
             }
             (None, None) => {
@@ -122,6 +123,46 @@ impl Commit<'_> {
                 staged.discard();
                 Err(e)
             }
+        }
+    }
+}
+
+/// Where a new vault is built: a hidden sibling folder renamed into place
+/// (local), or the store at a URL itself, where the first index PUT
+/// (conditional on there being none) is what publishes it.
+enum NewTarget {
+    Staged(StagedVault),
+    Remote(Box<dyn Store>),
+}
+
+impl NewTarget {
+    fn create(vault: &Path) -> Result<Self> {
+        match crate::remote::resolve(vault) {
+            Some(remote) => {
+                let (remote, url) = remote?;
+                Ok(NewTarget::Remote(remote.open_store(url)?))
+            }
+            None => Ok(NewTarget::Staged(StagedVault::create(vault)?)),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            NewTarget::Staged(staged) => staged.store(),
+            NewTarget::Remote(store) => store.as_ref(),
+        }
+    }
+
+    fn publish(self) -> Result<()> {
+        match self {
+            NewTarget::Staged(staged) => staged.publish(),
+            NewTarget::Remote(_) => Ok(()),
+        }
+    }
+
+    fn discard(self) {
+        if let NewTarget::Staged(staged) = self {
+            staged.discard();
         }
     }
 }
