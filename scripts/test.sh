@@ -41,3 +41,7 @@ cargo test --workspace --doc
 if [ "${MVAULT_FUZZ_SECONDS:-0}" -gt 0 ]; then
   ./scripts/fuzz-brief.sh "$MVAULT_FUZZ_SECONDS"
 fi
+
+# The Python package (python/): wheel built from this checkout, pytest suite
+# (scripts/test-python.sh; its venv is made once by scripts/setup-python.sh).
+./scripts/test-python.sh

@@ -132,26 +132,15 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
 }
 
 fn exit_for_core(err: &CoreError) -> Exit {
-    match err {
-        CoreError::NoMatchingIdentity | CoreError::WrongPassphrase | CoreError::KeyWrap(_) => {
-            Exit::Key
-        }
-        CoreError::HeaderTampered
-        | CoreError::ChunkTampered { .. }
-        | CoreError::Truncated(_)
-        | CoreError::TrailingData(_)
-        | CoreError::MalformedHeader(_)
-        | CoreError::VaultCorrupt(_) => Exit::Integrity,
-        CoreError::BadSignature(_) => Exit::BadSignature,
-        CoreError::NotVault(_) => Exit::Format,
-        CoreError::NotSealed
-        | CoreError::UnsupportedVersion { .. }
-        | CoreError::UnsupportedSuite(_) => Exit::Format,
-        CoreError::SourceChanged(_)
-        | CoreError::UnsafeDestination(_)
-        | CoreError::UnsafeVault(_) => Exit::Refused,
-        CoreError::InvalidArgument(_) => Exit::Usage,
-        CoreError::Io(_) => Exit::Io,
+    use vault_core::ErrorKind;
+    match err.kind() {
+        ErrorKind::Key => Exit::Key,
+        ErrorKind::Integrity => Exit::Integrity,
+        ErrorKind::BadSignature => Exit::BadSignature,
+        ErrorKind::Format => Exit::Format,
+        ErrorKind::Refused => Exit::Refused,
+        ErrorKind::Usage => Exit::Usage,
+        ErrorKind::Io => Exit::Io,
         _ => Exit::Internal,
     }
 }

@@ -1,7 +1,6 @@
 //! Identities, recipients and passphrases for the CLI.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -82,41 +81,14 @@ pub fn check_secret_file(path: &Path) -> Result<()> {
 /// Refuses a secret file (`what`: "identity file", "passphrase file") that
 /// other users could read or that another user owns.
 pub fn check_secret_file_as(path: &Path, what: &str) -> Result<()> {
-    let meta =
-        fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if meta.is_dir() {
-        return Err(fail(
-            Exit::Io,
-            format!(
-                "{what} {} is a directory; pass the file itself",
-                path.display()
-            ),
-        ));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(fail(
-            Exit::Refused,
-            format!(
-                "{what} {} is accessible by other users (mode {mode:03o}); fix it with: chmod 600 {}",
-                path.display(),
-                path.display()
-            ),
-        ));
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me && me != 0 {
-        return Err(fail(
-            Exit::Refused,
-            format!(
-                "{what} {} is owned by uid {}, not by you (uid {me}); fix it with: chown $(id -u) {}",
-                path.display(),
-                meta.uid(),
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
+    use vault_core::secret_file::{SecretFileProblem, check_secret_file};
+    check_secret_file(path, what).map_err(|e| match e.problem {
+        SecretFileProblem::Unreadable(io) => {
+            anyhow::Error::new(io).context(format!("cannot read {what} {}", path.display()))
+        }
+        SecretFileProblem::Directory => fail(Exit::Io, e.to_string()),
+        _ => fail(Exit::Refused, e.to_string()),
+    })
 }
 
 /// Loads identity files (`-i`), falling back to the default identity when

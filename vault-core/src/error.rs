@@ -119,6 +119,75 @@ pub enum Error {
 /// Convenient alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The class of an [`Error`], the same classes the CLI turns into exit
+/// codes and names in `--json` reports (`error.kind`), so every front end
+/// (the CLI, the Python package) reports a failure the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No identity matches, wrong passphrase, key unwrapping failed.
+    Key,
+    /// Tampered, truncated or trailing data; a corrupt vault.
+    Integrity,
+    /// Not an mvault file or vault, or an unsupported version or suite.
+    Format,
+    /// A directory vault's signature is missing, invalid, or by another key.
+    BadSignature,
+    /// Refused for safety (source changed, unsafe destination or vault,
+    /// a key file others can read).
+    Refused,
+    /// A bad argument from the caller.
+    Usage,
+    /// An I/O failure.
+    Io,
+    /// Anything else (an interrupted operation).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The stable name (`key`, `integrity`, ...), as in the CLI's reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Key => "key",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::Format => "format",
+            ErrorKind::BadSignature => "bad_signature",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Io => "io",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoMatchingIdentity | Error::WrongPassphrase | Error::KeyWrap(_) => {
+                ErrorKind::Key
+            }
+            Error::HeaderTampered
+            | Error::ChunkTampered { .. }
+            | Error::Truncated(_)
+            | Error::TrailingData(_)
+            | Error::MalformedHeader(_)
+            | Error::VaultCorrupt(_) => ErrorKind::Integrity,
+            Error::BadSignature(_) => ErrorKind::BadSignature,
+            Error::NotVault(_)
+            | Error::NotSealed
+            | Error::UnsupportedVersion { .. }
+            | Error::UnsupportedSuite(_) => ErrorKind::Format,
+            Error::SourceChanged(_) | Error::UnsafeDestination(_) | Error::UnsafeVault(_) => {
+                ErrorKind::Refused
+            }
+            Error::InvalidArgument(_) => ErrorKind::Usage,
+            Error::Io(_) => ErrorKind::Io,
+            Error::Interrupted { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
         match err {

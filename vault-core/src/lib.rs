@@ -92,6 +92,7 @@ mod plaintext;
 pub mod remote;
 mod rewrap;
 mod seal;
+pub mod secret_file;
 mod sink;
 mod source;
 mod stream_open;
@@ -99,7 +100,7 @@ pub mod vault;
 mod wrap;
 
 pub use chunk::{Layout, TAG_LEN, chunk_nonce};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use file_key::{FILE_KEY_LEN, FileKey};
 pub use hash::hash_source;
 pub use header::{
