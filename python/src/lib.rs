@@ -9,9 +9,11 @@
 //! | `reader` | `PlainFile`: positional, thread-safe, GIL-free reads |
 //! | `writer` | `SealWriter`: streaming sealing with an atomic commit |
 //! | `vault` | `VaultHandle`: directory vaults |
+//! | `pool` | the per-process thread pool (safe across `fork`) |
 
 mod errors;
 mod identity;
+mod pool;
 mod reader;
 mod vault;
 mod writer;

@@ -16,6 +16,7 @@ use vault_core::{Opener, Result};
 
 use crate::errors::to_py;
 use crate::identity::Identity;
+use crate::pool::detached;
 
 /// Anything that reads authenticated plaintext at an offset.
 pub trait Positional: Send + Sync {
@@ -120,7 +121,7 @@ impl PlainFile {
         let n = n.min(self.source.len().saturating_sub(offset) as usize);
         let source = self.source.as_ref();
         PyBytes::new_with(py, n, |buf| {
-            py.detach(|| read_full(source, buf, offset))
+            detached(py, || read_full(source, buf, offset))?
                 .map(|_| ())
                 .map_err(to_py)
         })
@@ -147,13 +148,13 @@ impl PlainFile {
         }
         let raw = RawBuf(addr as *mut u8, len);
         let source = self.source.as_ref();
-        py.detach(move || {
+        detached(py, move || {
             let raw = raw;
             // SAFETY: the caller (mvault._io) passes the address and length
             // of a writable buffer it keeps exported for the whole call.
             let buf = unsafe { std::slice::from_raw_parts_mut(raw.0, raw.1) };
             read_full(source, buf, offset)
-        })
+        })?
         .map_err(to_py)
     }
 }
@@ -163,10 +164,10 @@ impl PlainFile {
 pub fn open_sealed(py: Python<'_>, path: PathBuf, identity: &Identity) -> PyResult<PlainFile> {
     let name = path.display().to_string();
     // Unwrapping may run Argon2id: without the GIL.
-    let opener = py.detach(|| {
+    let opener = detached(py, || {
         let identities = identity.identities()?;
         let file = File::open(&path).map_err(|e| to_py(e.into()))?;
         Opener::new(file, &identities).map_err(to_py)
-    })?;
+    })??;
     Ok(PlainFile::new(Box::new(opener), name))
 }

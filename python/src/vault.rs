@@ -12,6 +12,7 @@ use vault_core::vault::{
 
 use crate::errors::{raise, to_py};
 use crate::identity::Identity;
+use crate::pool::detached;
 use crate::reader::PlainFile;
 
 /// An unlocked directory vault.
@@ -56,7 +57,7 @@ impl VaultHandle {
     #[new]
     fn new(py: Python<'_>, path: PathBuf, identity: Py<Identity>) -> PyResult<Self> {
         let id = identity.get();
-        let inner = py.detach(|| unlock(&path, id))?;
+        let inner = detached(py, || unlock(&path, id))??;
         Ok(VaultHandle {
             path,
             identity,
@@ -91,7 +92,7 @@ impl VaultHandle {
         let i = self.find(name)?;
         let reader = self.inner.file_reader(i).map_err(to_py)?;
         PyBytes::new_with(py, reader.len() as usize, |buf| {
-            py.detach(|| reader.read_at(buf, 0))
+            detached(py, || reader.read_at(buf, 0))?
                 .map(|_| ())
                 .map_err(to_py)
         })
@@ -102,14 +103,14 @@ impl VaultHandle {
     /// "failures": [(kind, path, detail)]}.
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let id = self.identity.get();
-        let report = py.detach(|| -> PyResult<_> {
+        let report = detached(py, || -> PyResult<_> {
             let (_, mut report) = verify_public(&self.path, None).map_err(to_py)?;
             if report.ok() {
                 let unlocked = unlock(&self.path, id)?;
                 verify_keyed(&unlocked, &mut report);
             }
             Ok(report)
-        })?;
+        })??;
         let out = PyDict::new(py);
         out.set_item("ok", report.ok())?;
         out.set_item("files", report.files)?;

@@ -15,6 +15,7 @@ use tempfile::NamedTempFile;
 use vault_core::{ErrorKind, Recipients, SealOptions, Sealer};
 
 use crate::errors::{raise, to_py};
+use crate::pool::detached;
 
 /// A file being sealed.
 struct Pending {
@@ -100,8 +101,7 @@ impl SealWriter {
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let pending = state.as_mut().ok_or_else(closed)?;
-        py.detach(|| pending.sealer.write_all(data))
-            .map_err(crate::errors::io_to_py)?;
+        detached(py, || pending.sealer.write_all(data))?.map_err(crate::errors::io_to_py)?;
         Ok(data.len())
     }
 
@@ -110,7 +110,7 @@ impl SealWriter {
     fn commit(&self, py: Python<'_>) -> PyResult<String> {
         let pending = self.take().ok_or_else(closed)?;
         let (target, overwrite) = (&self.target, self.overwrite);
-        py.detach(move || {
+        detached(py, move || {
             let (file, summary) = pending.sealer.finish().map_err(to_py)?;
             file.sync_all()
                 .map_err(|e| io_err(format!("cannot flush {} to disk", target.display()), e))?;
@@ -136,7 +136,7 @@ impl SealWriter {
                 let _ = dir.sync_all();
             }
             Ok(summary.blake3.to_hex().to_string())
-        })
+        })?
     }
 
     /// Discards what was written: nothing appears under the final name.
