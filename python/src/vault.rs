@@ -1,19 +1,26 @@
 //! `mvault.Vault`: a directory vault unlocked in-process: list its files,
 //! open or read one (authenticated positional reads), verify everything.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use vault_core::ErrorKind;
 use vault_core::vault::{
-    EntryKind, UnlockedVault, Vault as CoreVault, parse_user_path, verify_keyed, verify_public,
+    EntryKind, FileReader, ObjectReader, UnlockedVault, Vault as CoreVault, parse_user_path,
+    verify_keyed, verify_public,
 };
+use vault_core::{ErrorKind, Opener};
 
 use crate::errors::{raise, to_py};
 use crate::identity::Identity;
 use crate::pool::detached;
 use crate::reader::PlainFile;
+
+/// Objects kept open at once (small files share packed objects, so a
+/// dataset epoch opens each object once instead of once per file).
+const OPEN_OBJECTS: usize = 64;
 
 /// An unlocked directory vault.
 #[pyclass(frozen, module = "mvault._mvault")]
@@ -21,6 +28,9 @@ pub struct VaultHandle {
     path: PathBuf,
     identity: Py<Identity>,
     inner: UnlockedVault,
+    objects: Mutex<HashMap<u32, Arc<Opener<ObjectReader>>>>,
+    /// Each file's path (components joined by `/`) to its entry.
+    files: HashMap<Vec<u8>, usize>,
 }
 
 fn unlock(path: &std::path::Path, identity: &Identity) -> PyResult<UnlockedVault> {
@@ -31,16 +41,37 @@ fn unlock(path: &std::path::Path, identity: &Identity) -> PyResult<UnlockedVault
 }
 
 impl VaultHandle {
+    /// A reader for file entry `i`, reusing its object when it is open.
+    fn reader(&self, i: usize) -> PyResult<FileReader> {
+        let EntryKind::File {
+            size,
+            object,
+            offset,
+            ..
+        } = self.inner.manifest().entries[i].kind
+        else {
+            return self.inner.file_reader(i).map_err(to_py);
+        };
+        let mut open = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let opener = match open.get(&object) {
+            Some(opener) => opener.clone(),
+            None => {
+                let opener = Arc::new(self.inner.open_object(object).map_err(to_py)?);
+                if open.len() >= OPEN_OBJECTS {
+                    open.clear();
+                }
+                open.insert(object, opener.clone());
+                opener
+            }
+        };
+        Ok(FileReader::new(opener, offset, size))
+    }
+
     fn find(&self, name: &str) -> PyResult<usize> {
         let components = parse_user_path(name.as_bytes()).map_err(to_py)?;
-        self.inner
-            .find(&components)
-            .filter(|&i| {
-                matches!(
-                    self.inner.manifest().entries[i].kind,
-                    EntryKind::File { .. }
-                )
-            })
+        self.files
+            .get(&components.join(&b'/'))
+            .copied()
             .ok_or_else(|| {
                 raise(
                     ErrorKind::Io,
@@ -58,10 +89,16 @@ impl VaultHandle {
     fn new(py: Python<'_>, path: PathBuf, identity: Py<Identity>) -> PyResult<Self> {
         let id = identity.get();
         let inner = detached(py, || unlock(&path, id))??;
+        let files = (0..inner.manifest().entries.len())
+            .filter(|&i| matches!(inner.manifest().entries[i].kind, EntryKind::File { .. }))
+            .map(|i| (inner.entry_path(i).to_vec(), i))
+            .collect();
         Ok(VaultHandle {
             path,
             identity,
             inner,
+            objects: Mutex::new(HashMap::new()),
+            files,
         })
     }
 
@@ -83,14 +120,14 @@ impl VaultHandle {
     /// Opens one file for positional reads.
     fn open(&self, name: &str) -> PyResult<PlainFile> {
         let i = self.find(name)?;
-        let reader = self.inner.file_reader(i).map_err(to_py)?;
+        let reader = self.reader(i)?;
         Ok(PlainFile::new(Box::new(reader), name.to_string()))
     }
 
     /// One file's whole plaintext.
     fn read<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
         let i = self.find(name)?;
-        let reader = self.inner.file_reader(i).map_err(to_py)?;
+        let reader = self.reader(i)?;
         PyBytes::new_with(py, reader.len() as usize, |buf| {
             detached(py, || reader.read_at(buf, 0))?
                 .map(|_| ())
