@@ -283,7 +283,7 @@ impl Fetcher {
         if forward {
             let last_block = self.block_of(self.len.saturating_sub(1));
             for ahead in i + 1..=(i + self.readahead).min(last_block) {
-                self.start(&mut state, ahead);
+                let _started = self.start(&mut state, ahead);
             }
         }
         let keep = (self.readahead + self.concurrency + 2) as usize;
