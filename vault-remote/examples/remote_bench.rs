@@ -88,7 +88,10 @@ fn timed(cmd: &mut Command) -> (f64, u64) {
 fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
     let mib_s = bytes as f64 / (1 << 20) as f64 / seconds;
     let rss = rss_kib.map_or("-".into(), |k| format!("{}", k / 1024));
-    println!("{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB", bytes as f64 / (1 << 20) as f64);
+    println!(
+        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB",
+        bytes as f64 / (1 << 20) as f64
+    );
 }
 
 /// Ranged GETs of `block` bytes over every object, `concurrency` in flight.
@@ -97,7 +100,10 @@ async fn download(store: &Arc<dyn ObjectStore>, objects: &[(ObjectPath, u64)], c
         .iter()
         .flat_map(|(p, len)| {
             (0..len.div_ceil(DEFAULT_BLOCK)).map(move |i| {
-                (p.clone(), i * DEFAULT_BLOCK..((i + 1) * DEFAULT_BLOCK).min(*len))
+                (
+                    p.clone(),
+                    i * DEFAULT_BLOCK..((i + 1) * DEFAULT_BLOCK).min(*len),
+                )
             })
         })
         .collect();
@@ -123,7 +129,10 @@ async fn upload(store: &Arc<dyn ObjectStore>, key: &ObjectPath, file: &Path) {
         if n == 0 {
             break;
         }
-        writer.wait_for_capacity(PARTS_IN_FLIGHT).await.expect("upload");
+        writer
+            .wait_for_capacity(PARTS_IN_FLIGHT)
+            .await
+            .expect("upload");
         writer.put(Bytes::copy_from_slice(&buf[..n]));
     }
     writer.finish().await.expect("finish upload");
@@ -132,7 +141,9 @@ async fn upload(store: &Arc<dyn ObjectStore>, key: &ObjectPath, file: &Path) {
 fn main() {
     let a = args();
     let cluster = GarageCluster::start_or_skip("remote_bench").expect("a garage binary");
-    let work = a.work.join(format!("mvault-remote-bench-{}", std::process::id()));
+    let work = a
+        .work
+        .join(format!("mvault-remote-bench-{}", std::process::id()));
     std::fs::create_dir_all(work.join("ds")).unwrap();
     let input = work.join("ds/data.bin");
     {
@@ -161,7 +172,13 @@ fn main() {
             .args(args);
         c
     };
-    assert!(mvault(&["keygen", "-o"]).arg(home.join("id.txt")).status().unwrap().success());
+    assert!(
+        mvault(&["keygen", "-o"])
+            .arg(home.join("id.txt"))
+            .status()
+            .unwrap()
+            .success()
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -173,7 +190,11 @@ fn main() {
             .connect(&cluster.options())
             .unwrap()
     };
-    println!("# {} MiB, concurrency {}, garage 3 nodes on loopback", a.size >> 20, a.concurrency);
+    println!(
+        "# {} MiB, concurrency {}, garage 3 nodes on loopback",
+        a.size >> 20,
+        a.concurrency
+    );
 
     // seal -o s3:// vs a plain multipart upload.
     let url = cluster.url("bench/data.bin.mvlt");
@@ -182,7 +203,12 @@ fn main() {
     let store = connect("bench/plain.bin");
     let t = Instant::now();
     rt.block_on(upload(&store, &ObjectPath::from("bench/plain.bin"), &input));
-    row("baseline multipart upload", a.size, t.elapsed().as_secs_f64(), None);
+    row(
+        "baseline multipart upload",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+    );
 
     // open s3:// vs ranged GETs of the same object.
     let out = work.join("out.bin");
@@ -193,7 +219,12 @@ fn main() {
     let len = rt.block_on(store.head(&key)).unwrap().size;
     let t = Instant::now();
     rt.block_on(download(&store, &[(key, len)], a.concurrency));
-    row("baseline ranged GETs (sealed file)", a.size, t.elapsed().as_secs_f64(), None);
+    row(
+        "baseline ranged GETs (sealed file)",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+    );
 
     // cat through mount s3://…/ds.vault vs ranged GETs of its objects.
     let vault = cluster.url("bench/ds.vault");
@@ -203,16 +234,27 @@ fn main() {
     std::fs::create_dir_all(&mnt).unwrap();
     let script = format!("cat '{}' > /dev/null", mnt.join("data.bin").display());
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = timed(mvault(&["run", "--mount", &spec, "--", "bash", "-c", &script]));
+    let (s, rss) = timed(mvault(&[
+        "run", "--mount", &spec, "--", "bash", "-c", &script,
+    ]));
     row("cat through mvault run --mount s3://", a.size, s, Some(rss));
     let objects: Vec<(ObjectPath, u64)> = rt
-        .block_on(store.list(Some(&ObjectPath::from("bench/ds.vault/objects"))).try_collect::<Vec<_>>())
+        .block_on(
+            store
+                .list(Some(&ObjectPath::from("bench/ds.vault/objects")))
+                .try_collect::<Vec<_>>(),
+        )
         .unwrap()
         .into_iter()
         .map(|m| (m.location, m.size))
         .collect();
     let t = Instant::now();
     rt.block_on(download(&store, &objects, a.concurrency));
-    row("baseline ranged GETs (vault objects)", a.size, t.elapsed().as_secs_f64(), None);
+    row(
+        "baseline ranged GETs (vault objects)",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+    );
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -78,9 +78,11 @@ impl Default for ReadConfig {
 fn env_count(name: &str) -> Result<Option<u64>> {
     match std::env::var(name) {
         Err(_) => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-            Error::InvalidArgument(format!("{name}={v:?} is not a whole number"))
-        }),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::InvalidArgument(format!("{name}={v:?} is not a whole number"))),
     }
 }
 

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::Semaphore;
 use vault_core::{Source, TAG_LEN, read_header};
 
@@ -205,10 +205,13 @@ impl Fetcher {
         if header_len > 0 && header_len <= prefix.len() as u64 {
             let head = prefix.slice(..header_len as usize);
             let ready: Block = futures::future::ready(Ok(head)).boxed().shared();
-            fetcher.lock().slots.insert(0, Slot {
-                block: ready,
-                used: 0,
-            });
+            fetcher.lock().slots.insert(
+                0,
+                Slot {
+                    block: ready,
+                    used: 0,
+                },
+            );
         }
         Ok(fetcher)
     }
@@ -252,9 +255,10 @@ impl Fetcher {
         let limit = self.limit.clone();
         let gets = self.gets.clone();
         let block: Block = async move {
-            let _permit = limit.acquire_owned().await.map_err(|e| {
-                Arc::new(io::Error::other(format!("the fetch pool closed: {e}")))
-            })?;
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .map_err(|e| Arc::new(io::Error::other(format!("the fetch pool closed: {e}"))))?;
             gets.fetch_add(1, Ordering::Relaxed);
             get_exact(&backend, &path, range).await.map_err(Arc::new)
         }

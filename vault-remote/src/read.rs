@@ -4,8 +4,8 @@
 //! ([`crate::cache`]), else reads in place ([`crate::fetch::Fetcher`]).
 
 use std::collections::HashMap;
-use std::io;
 use std::fs::File;
+use std::io;
 use std::sync::{Mutex, OnceLock};
 
 use object_store::ObjectStoreExt;

@@ -138,7 +138,10 @@ fn a_mounted_job_survives_a_stopped_garage_node() {
         .unwrap();
     let mut guard = MountGuard::new(&mnt);
     guard.child = Some(child);
-    assert!(wait_until(READY_TIMEOUT, || ready.exists()), "the job never started");
+    assert!(
+        wait_until(READY_TIMEOUT, || ready.exists()),
+        "the job never started"
+    );
     // Node 0 serves the S3 API; a storage node goes away.
     cluster.stop_node(2);
     fs::write(&go, b"").unwrap();
@@ -149,5 +152,8 @@ fn a_mounted_job_survives_a_stopped_garage_node() {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
     }
     assert!(status.success(), "the job failed: {err}");
-    assert!(fs::read(&whole).unwrap() == data, "wrong bytes after the stop");
+    assert!(
+        fs::read(&whole).unwrap() == data,
+        "wrong bytes after the stop"
+    );
 }

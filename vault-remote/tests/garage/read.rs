@@ -178,7 +178,10 @@ fn the_ciphertext_cache_is_hit_verified_and_bounded() {
     read_all(&open(64 << 20), &files);
     let again = cache::stats();
     assert!(again.hits - filled.hits >= 3, "{again:?}");
-    assert_eq!(again.fills, filled.fills, "a cached object was fetched again");
+    assert_eq!(
+        again.fills, filled.fills,
+        "a cached object was fetched again"
+    );
 
     // Entries are the sealed objects exactly as in the bucket: ciphertext.
     let entries = walk(&dir);
@@ -189,7 +192,11 @@ fn the_ciphertext_cache_is_hit_verified_and_bounded() {
         .collect();
     for e in &entries {
         let bytes = std::fs::read(e).unwrap();
-        assert!(sealed.contains(&bytes), "{} is not a sealed object", e.display());
+        assert!(
+            sealed.contains(&bytes),
+            "{} is not a sealed object",
+            e.display()
+        );
         for (_, data) in &files {
             assert!(!bytes.windows(64).any(|w| w == &data[4096..4160]));
         }
@@ -214,6 +221,9 @@ fn the_ciphertext_cache_is_hit_verified_and_bounded() {
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
-    assert!(used <= bound, "{used} bytes cached over a {bound}-byte bound");
+    assert!(
+        used <= bound,
+        "{used} bytes cached over a {bound}-byte bound"
+    );
     assert!(cache::stats().evicted > after.evicted);
 }
