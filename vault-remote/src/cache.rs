@@ -11,7 +11,8 @@
 //! - **Written safely**: a new entry is written under a temporary name in
 //!   the cache folder, checked, then renamed into place; a crash leaves at
 //!   worst a stale temporary file, removed by a later eviction.
-//! - **Bounded**: before an entry is added, the least recently used
+//! - **Bounded**: when the cache is opened and before an entry is
+//!   added, the least recently used
 //!   entries (by modification time, refreshed on every hit) are removed
 //!   until the new one fits; an object larger than the bound is never
 //!   cached.
@@ -99,10 +100,13 @@ impl ObjectCache {
                 ),
             ));
         }
-        Ok(ObjectCache {
+        let cache = ObjectCache {
             dir: dir.clone(),
             max_bytes: config.max_bytes,
-        })
+        };
+        // A bound lowered since the last run holds from now on.
+        cache.make_room(0);
+        Ok(cache)
     }
 
     /// The file of the entry for bytes hashing to `digest`.
