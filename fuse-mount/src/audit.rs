@@ -95,6 +95,18 @@ struct State {
     /// starts on a new line.
     torn: bool,
     denials: Coalescer<LastDenial>,
+    /// The vault served, on every record, when it is remote (its URL
+    /// without credentials).
+    vault: Option<String>,
+}
+
+/// A record as written: with the remote vault's URL, if any.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    record: &'a Record<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vault: Option<&'a str>,
 }
 
 /// Where audit records go.
@@ -114,9 +126,17 @@ impl AuditLog {
                 health: Health::new(path, options.fail_open),
                 torn: false,
                 denials: Coalescer::new(Instant::now()),
+                vault: None,
             }),
             options,
         })
+    }
+
+    /// Names `url` (a remote vault's URL, already without credentials) in
+    /// every record, as `"vault"`.
+    pub fn for_vault(self, url: String) -> Self {
+        self.lock().vault = Some(url);
+        self
     }
 
     /// Whether allowed opens are served even when their record is lost.
@@ -218,7 +238,11 @@ impl State {
         if self.torn {
             line.push(b'\n');
         }
-        serde_json::to_writer(&mut line, record).expect("records serialize");
+        let whole = Line {
+            record,
+            vault: self.vault.as_deref(),
+        };
+        serde_json::to_writer(&mut line, &whole).expect("records serialize");
         line.push(b'\n');
         match self.sink.write_line(&line) {
             Written::Whole => {

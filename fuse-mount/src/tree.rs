@@ -74,7 +74,7 @@ impl Tree {
             return Self::build_vault(source, identities).map(|t| (t, Vec::new()));
         }
         let meta = std::fs::metadata(source)?;
-        let mut tree = Tree::with_root(&meta);
+        let mut tree = Tree::with_root(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
         let mut skipped = Vec::new();
         let mut served = 0usize;
         if meta.is_dir() {
@@ -89,13 +89,13 @@ impl Tree {
         Ok((tree, skipped))
     }
 
-    /// A tree holding only its root folder, dated like `meta`.
-    fn with_root(meta: &std::fs::Metadata) -> Tree {
+    /// A tree holding only its root folder, dated `mtime`.
+    fn with_root(mtime: SystemTime) -> Tree {
         Tree {
             nodes: vec![Node {
                 parent: ROOT,
                 path: "/".into(),
-                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                mtime,
                 kind: NodeKind::Dir {
                     children: BTreeMap::new(),
                 },
@@ -106,14 +106,21 @@ impl Tree {
     /// The tree of a directory vault: every object is opened once and
     /// shared by the files packed in it.
     fn build_vault(source: &Path, identities: &Identities) -> Result<Tree, vault_core::Error> {
-        let meta = std::fs::metadata(source)?;
+        // A vault at a URL has no folder to date the root by.
+        let mtime = if vault_core::remote::is_url(source) {
+            SystemTime::now()
+        } else {
+            std::fs::metadata(source)?
+                .modified()
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
         let vault = Vault::open(source)?.unlock(identities)?;
         let manifest = vault.manifest();
         let mut objects = Vec::with_capacity(manifest.objects.len());
         for i in 0..manifest.objects.len() {
             objects.push(Arc::new(vault.open_object(i as u32)?));
         }
-        let mut tree = Tree::with_root(&meta);
+        let mut tree = Tree::with_root(mtime);
         // Manifest entry i (parents first) becomes inode inodes[i].
         let mut inodes = Vec::with_capacity(manifest.entries.len());
         for entry in &manifest.entries {

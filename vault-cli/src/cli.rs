@@ -26,6 +26,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub remote: RemoteReadArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -563,4 +566,25 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("s").is_err());
     }
+}
+
+/// How vaults and sealed files at URLs are read (every command; defaults
+/// from `MVAULT_REMOTE_*` and `MVAULT_CACHE_*`, see vault-remote's config).
+#[derive(Debug, clap::Args)]
+pub struct RemoteReadArgs {
+    /// Ranged GETs in flight at once per remote object (default: $MVAULT_REMOTE_CONCURRENCY, else 8).
+    #[arg(long, global = true, value_name = "N")]
+    pub remote_concurrency: Option<usize>,
+    /// Blocks (about 4 MiB each) fetched ahead of a sequential reader (default:
+    /// $MVAULT_REMOTE_READAHEAD, else 8).
+    #[arg(long, global = true, value_name = "N")]
+    pub remote_readahead: Option<usize>,
+    /// Keep a local cache of the (sealed, ciphertext) objects of remote vaults in DIR (0700),
+    /// verified against the index's BLAKE3 on every use (default: $MVAULT_CACHE_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Bound of --cache-dir; least recently used objects are removed first (default:
+    /// $MVAULT_CACHE_SIZE, else 10G).
+    #[arg(long, global = true, value_parser = parse_size, value_name = "SIZE", requires = "cache_dir")]
+    pub cache_limit: Option<u64>,
 }

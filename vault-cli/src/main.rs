@@ -39,7 +39,10 @@ fn main() {
     }
     // Every path argument also takes an object-storage URL (s3://, gs://, ...).
     vault_remote::install();
-    if let Err(err) = threads_from_env(&mut cli).and_then(|()| configure_threads(cli.threads)) {
+    if let Err(err) = threads_from_env(&mut cli)
+        .and_then(|()| configure_threads(cli.threads))
+        .and_then(|()| cmd::remote::configure(&cli.remote))
+    {
         eprintln!("mvault: error: {err:#}");
         std::process::exit(Exit::Usage as i32);
     }

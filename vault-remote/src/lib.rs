@@ -6,6 +6,10 @@
 //!   the plain-HTTP policy, redaction of what is printed.
 //! - [`object`]: ranged reads of one object ([`vault_core::Source`]) and
 //!   streaming multipart uploads in bounded memory ([`vault_core::Sink`]).
+//! - [`fetch`]: sealed objects read in place: chunk-aligned ranged GETs
+//!   in parallel, read-ahead; [`config`]: how (concurrency, read-ahead,
+//!   retries, cache); [`cache`]: the optional local ciphertext cache;
+//!   [`read`]: which of those a vault object is opened with.
 //! - [`store`]: a directory vault under a key prefix
 //!   ([`vault_core::vault::Store`]).
 //! - [`writer`]: a write in progress ([`vault_core::vault::StoreWriter`]):
@@ -18,8 +22,12 @@
 //! end into vault-core ([`vault_core::remote`]) so that every command that
 //! takes a path also takes a URL.
 
+pub mod cache;
+pub mod config;
+pub mod fetch;
 pub mod location;
 pub mod object;
+pub mod read;
 pub mod store;
 #[cfg(feature = "test-cluster")]
 pub mod testing;
@@ -45,16 +53,20 @@ pub struct Backend {
     pub(crate) runtime: Arc<tokio::runtime::Runtime>,
     /// For messages: the URL as printed.
     pub(crate) shown: Arc<std::path::Path>,
+    /// How objects are read (concurrency, read-ahead, cache).
+    pub(crate) read: Arc<config::ReadConfig>,
 }
 
 impl Backend {
     /// Connects to the store `location` names (environment, then
     /// `options`).
     pub fn connect(location: &Location, options: &[(String, String)]) -> Result<Self> {
+        let read = config::current();
         Ok(Backend {
-            store: location.connect(options)?,
+            store: location.connect_with(options, read.retry())?,
             runtime: runtime()?,
             shown: Arc::from(location.shown()),
+            read,
         })
     }
 
@@ -165,7 +177,7 @@ impl Remote for ObjectStorage {
 pub fn open_file(url: &str, options: &[(String, String)]) -> Result<Box<dyn Source>> {
     let location = Location::parse(url)?;
     let backend = Backend::connect(&location, options)?;
-    let object = object::RemoteObject::open(&backend, location.key().clone())?;
+    let object = fetch::Fetcher::open(&backend, location.key().clone())?;
     Ok(Box::new(object))
 }
 

@@ -8,13 +8,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, RetryConfig};
 use url::Url;
 use vault_core::{Error, Result};
 
@@ -105,6 +105,16 @@ impl Location {
     /// `GOOGLE_*`, `AZURE_*`) and then `options` (key, value pairs in
     /// `object_store`'s config names, e.g. `aws_endpoint`), which win.
     pub fn connect(&self, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+        self.connect_with(options, RetryConfig::default())
+    }
+
+    /// [`Location::connect`] with object_store's retry policy `retry`
+    /// (see [`crate::config::ReadConfig::retry`]).
+    pub fn connect_with(
+        &self,
+        options: &[(String, String)],
+        retry: RetryConfig,
+    ) -> Result<Arc<dyn ObjectStore>> {
         let fail = |e: object_store::Error| {
             Error::InvalidArgument(format!(
                 "{}: cannot configure the object store: {}",
@@ -131,20 +141,35 @@ impl Location {
                     .map(|(_, v)| v.clone())
                     .or_else(env_endpoint);
                 let allow = self.http_allowed(endpoint.as_deref())?;
-                Arc::new(b.with_allow_http(allow).build().map_err(fail)?)
+                Arc::new(
+                    b.with_allow_http(allow)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(fail)?,
+                )
             }
             Scheme::Gcs => {
-                let b = GoogleCloudStorageBuilder::from_env().with_url(bucket_url);
+                let b = GoogleCloudStorageBuilder::from_env()
+                    .with_url(bucket_url)
+                    .with_retry(retry);
                 Arc::new(b.build().map_err(fail)?)
             }
             Scheme::Azure => {
-                let b = MicrosoftAzureBuilder::from_env().with_url(bucket_url);
+                let b = MicrosoftAzureBuilder::from_env()
+                    .with_url(bucket_url)
+                    .with_retry(retry);
                 Arc::new(b.build().map_err(fail)?)
             }
             Scheme::File => Arc::new(LocalFileSystem::new()),
             Scheme::Https => {
                 let base = &self.url[..url::Position::BeforePath];
-                Arc::new(HttpBuilder::new().with_url(base).build().map_err(fail)?)
+                Arc::new(
+                    HttpBuilder::new()
+                        .with_url(base)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(fail)?,
+                )
             }
         })
     }

@@ -24,7 +24,6 @@ use vault_core::vault::{
 };
 use vault_core::{Error, Result};
 
-use crate::object::RemoteObject;
 use crate::writer::{LOCKS_DIR, RemoteWriter};
 use crate::{Backend, Location, io_error};
 
@@ -35,6 +34,8 @@ pub struct RemoteStore {
     /// The store's version of each index generation read, by the BLAKE3 of
     /// its bytes: what a conditional replace names.
     versions: Mutex<HashMap<Blake3Digest, UpdateVersion>>,
+    /// What the indexes read say about each object (read.rs).
+    known: crate::read::Known,
 }
 
 impl RemoteStore {
@@ -46,7 +47,15 @@ impl RemoteStore {
             backend: Backend::connect(&location, options)?,
             root: location.key().clone(),
             versions: Mutex::new(HashMap::new()),
+            known: crate::read::Known::default(),
         })
+    }
+
+    /// The same store, reading with `config` instead of the process-wide
+    /// configuration ([`crate::config::set`]).
+    pub fn with_read_config(mut self, config: crate::config::ReadConfig) -> Self {
+        self.backend.read = std::sync::Arc::new(config);
+        self
     }
 
     /// `PREFIX/<parts…>`.
@@ -107,6 +116,7 @@ impl RemoteStore {
             return Err(Error::NotVault("the index does not start with MVIX".into()));
         }
         let bytes = bytes.to_vec();
+        self.known.learn(&bytes);
         if let Ok(mut versions) = self.versions.lock() {
             versions.insert(Blake3Digest::of(&bytes), version.clone());
         }
@@ -167,7 +177,8 @@ impl Store for RemoteStore {
     }
 
     fn open_object(&self, id: &ObjectId) -> io::Result<ObjectReader> {
-        RemoteObject::open(&self.backend, self.object_path(id)).map(ObjectReader::new)
+        crate::read::open_object(&self.backend, self.object_path(id), id, &self.known)
+            .map(ObjectReader::new)
     }
 
     fn extras(&self, listed: &dyn Fn(&[u8]) -> bool) -> Result<Vec<String>> {

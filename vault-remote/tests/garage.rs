@@ -11,6 +11,10 @@ use vault_core::{Identities, Recipients, Source};
 use vault_remote::testing::GarageCluster;
 use vault_remote::{RemoteStore, create_file, open_file};
 
+// Reading in place: ranged GETs, read-ahead, the ciphertext cache.
+#[path = "garage/read.rs"]
+mod read;
+
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)

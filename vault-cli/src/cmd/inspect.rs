@@ -7,7 +7,7 @@ use std::path::Path;
 use vault_core::vault::Vault;
 use vault_core::{Input, Layout, Source, Stanza, read_header};
 
-use super::{for_each_input, json_items, open_input};
+use super::{for_each_input, json_items, open_source};
 use crate::cli::InspectArgs;
 use crate::exit::{Exit, fail};
 use crate::report::human_bytes;
@@ -85,7 +85,7 @@ fn describe(path: &std::path::Path) -> Result<serde_json::Value> {
     if let Input::Vault(vault) = Input::open(path)? {
         return describe_vault(path, &vault);
     }
-    let file = open_input(path)?;
+    let file = open_source(path)?;
     let (header, header_len) = read_header(&file)?;
     let sealed_len = file.len()?;
     let chunk = header.chunk_size.bytes() as u64;

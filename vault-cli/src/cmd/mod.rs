@@ -15,7 +15,7 @@ mod open;
 mod recipients;
 mod rekey;
 mod rekey_file;
-mod remote;
+pub mod remote;
 mod rm;
 mod run;
 mod seal;
@@ -135,6 +135,15 @@ fn json_items(results: Vec<InputResult<serde_json::Value>>) -> Vec<serde_json::V
             }),
         })
         .collect()
+}
+
+/// Opens a sealed input for positional reads: a local file, or an object
+/// at a URL read in place with ranged GETs (remote.rs).
+fn open_source(path: &Path) -> Result<Box<dyn vault_core::Source>> {
+    if remote::is_url(path) {
+        return remote::open(path);
+    }
+    Ok(Box::new(open_input(path)?))
 }
 
 /// Opens an input file with a message that names it.

@@ -159,7 +159,7 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     let tree = build_tree(&args.source, &args.serve.identities, quiet)?;
     let files = tree.len();
     let bytes = tree.total_bytes();
-    let audit = args.serve.open_audit_log()?;
+    let audit = super::remote::audit_naming(&args.source, args.serve.open_audit_log()?);
     for warning in harden_process().into_iter().chain(args.policy.warnings()) {
         if !quiet {
             eprintln!("mvault: warning: {warning}");

@@ -8,11 +8,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vault_core::{Header, Identities, InputKind, OpenSummary, Opener, decrypt_stream, read_header};
+use vault_core::{
+    Header, Identities, InputKind, OpenSummary, Opener, Source, decrypt_stream, read_header,
+};
 
 use vault_core::vault::{self, ExtractModes, ExtractOptions};
 
-use super::{for_each_input, json_items, open_input};
+use super::{for_each_input, json_items, open_source};
 use crate::cli::OpenArgs;
 use crate::exit::{Exit, fail};
 use crate::key_args::{load_identities, maybe_add_passphrase};
@@ -68,11 +70,11 @@ pub fn unlock(
     input: &Path,
     identities: &mut Identities,
     have_identity_files: bool,
-) -> Result<Opener<File>> {
-    let file = if input == Path::new("-") {
-        spool_stdin()?
+) -> Result<Opener<Box<dyn Source>>> {
+    let file: Box<dyn Source> = if input == Path::new("-") {
+        Box::new(spool_stdin()?)
     } else {
-        open_input(input)?
+        open_source(input)?
     };
     let (header, _) =
         read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
@@ -86,7 +88,7 @@ pub fn unlock(
 /// A sealed file, or a sealed stream on standard input (read in order,
 /// each chunk authenticated before it is written).
 enum Sealed {
-    File(Opener<File>),
+    File(Opener<Box<dyn Source>>),
     Stdin(Header, std::io::StdinLock<'static>),
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use vault_core::{Header, Input, Stanza, read_header};
 
-use super::{for_each_input, json_items, open_input};
+use super::{for_each_input, json_items, open_source};
 use crate::cli::RecipientsArgs;
 use crate::exit::Exit;
 
@@ -47,7 +47,7 @@ fn describe(input: &Path, args: &RecipientsArgs) -> Result<Value> {
             "recorded": recorded,
         }));
     }
-    let file = open_input(input)?;
+    let file = open_source(input)?;
     let (header, _) =
         read_header(&file).with_context(|| format!("cannot read {}", input.display()))?;
     Ok(json!({

@@ -28,11 +28,16 @@ pub fn is_url(path: &Path) -> bool {
     vault_core::remote::is_url(path)
 }
 
+/// The sealed object at `url`, read in place.
+pub fn open(url: &Path) -> Result<Box<dyn Source>> {
+    backend(url)
+        .and_then(|(remote, u)| remote.open_file(u))
+        .with_context(|| format!("cannot open {}", url.display()))
+}
+
 /// The sealed object at `url`, copied into an unnamed temporary file.
 pub fn spool(url: &Path) -> Result<File> {
-    let source = backend(url)
-        .and_then(|(remote, u)| remote.open_file(u))
-        .with_context(|| format!("cannot open {}", url.display()))?;
+    let source = open(url)?;
     let len = source.len()?;
     let mut out = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut buf = vec![0u8; SPOOL_PIECE];
@@ -47,6 +52,52 @@ pub fn spool(url: &Path) -> Result<File> {
     }
     out.rewind()?;
     Ok(out)
+}
+
+/// Sets how remote objects are read: the environment's settings, then
+/// the command line's.
+pub fn configure(args: &crate::cli::RemoteReadArgs) -> Result<()> {
+    use vault_remote::config::{CacheConfig, DEFAULT_CACHE_SIZE, ReadConfig};
+    let mut config = ReadConfig::from_env()?;
+    if let Some(n) = args.remote_concurrency {
+        config.concurrency = n.max(1);
+    }
+    if let Some(n) = args.remote_readahead {
+        config.readahead = n;
+    }
+    if let Some(dir) = &args.cache_dir {
+        let max_bytes = config
+            .cache
+            .as_ref()
+            .map_or(DEFAULT_CACHE_SIZE, |c| c.max_bytes);
+        config.cache = Some(CacheConfig {
+            dir: dir.clone(),
+            max_bytes,
+        });
+    }
+    if let (Some(limit), Some(cache)) = (args.cache_limit, config.cache.as_mut()) {
+        cache.max_bytes = limit;
+    }
+    vault_remote::config::set(config);
+    Ok(())
+}
+
+/// The audit log of a mount of `source`: every record names the vault
+/// when it is at a URL (as printed: no credentials, query or fragment).
+pub fn audit_naming(
+    source: &Path,
+    log: Option<fuse_mount::AuditLog>,
+) -> Option<fuse_mount::AuditLog> {
+    let log = log?;
+    if !is_url(source) {
+        return Some(log);
+    }
+    let shown = source
+        .to_str()
+        .and_then(|u| vault_remote::Location::parse(u).ok())
+        .map(|l| l.shown().display().to_string())
+        .unwrap_or_else(|| "(a remote vault)".into());
+    Some(log.for_vault(shown))
 }
 
 /// The installed back end for `url` and the URL as text.

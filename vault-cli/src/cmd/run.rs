@@ -103,11 +103,11 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
     let mut mounts = Vec::new();
     let outcome = (|| -> Result<i32> {
-        for (pin, tree) in pins.into_iter().zip(trees) {
+        for ((pin, tree), spec) in pins.into_iter().zip(trees).zip(&specs) {
             let serve = Serve {
                 tree,
                 policy: policy.clone(),
-                audit: args.serve.open_audit_log()?,
+                audit: super::remote::audit_naming(&spec.source, args.serve.open_audit_log()?),
                 options: &options,
             };
             mounts.push(Served::mount(pin, serve, &stop)?);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# mvault on object storage against plain object_store transfers (issue 13):
+# starts the 3-node Garage cluster of the tests on loopback (127.0.0.2-4),
+# then for one file of SIZE bytes measures
+#   seal -o s3://…/f.mvlt           vs a plain multipart upload of the same bytes
+#   open s3://…/f.mvlt -o /dev/shm  vs ranged GETs of the object, same concurrency
+#   cat through run --mount s3://…  vs ranged GETs of the vault's objects
+# and the peak RSS of each mvault process. Not a timed test: numbers only.
+#
+#   benches/remote.sh [--release] [--size SIZE] [--concurrency N]
+#
+# SIZE defaults to 2G (the issue's size); --release builds optimised
+# binaries first (slow on a small machine; debug numbers understate mvault,
+# not the baselines, whose work is in the network stack). Needs garage
+# (scripts/setup-garage.sh, or MVAULT_GARAGE=PATH), FUSE (/dev/fuse,
+# fusermount3) and room for SIZE twice in /dev/shm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=debug flag=()
+size=2G concurrency=8
+while (($#)); do
+  case "$1" in
+    --release) profile=release flag=(--release); shift ;;
+    --size) size="$2"; shift 2 ;;
+    --concurrency) concurrency="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "remote.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+cargo build "${flag[@]}" -p vault-cli --bin mvault
+cargo build "${flag[@]}" -p vault-remote --example remote_bench
+exec "target/$profile/examples/remote_bench" --mvault "target/$profile/mvault" \
+  --size "$size" --concurrency "$concurrency"

@@ -1,0 +1,260 @@
+//! Benchmark of mvault on object storage (run by `benches/remote.sh`; not a
+//! timed test): starts the 3-node Garage cluster of the tests on loopback
+//! and measures, for one file of `--size` bytes,
+//!
+//! - `seal -o s3://…/f.mvlt` against a plain multipart upload of the same
+//!   bytes (object_store's `WriteMultipart`, same part size and parts in
+//!   flight),
+//! - `open s3://…/f.mvlt -o /dev/shm/…` against plainly downloading the
+//!   same object with ranged GETs of the same size at the same
+//!   concurrency,
+//! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
+//!   against plainly downloading the vault's objects the same way,
+//!
+//! with the peak RSS of each mvault process (VmHWM). Prints
+//! one tab-separated row per measurement.
+//!
+//! `cargo run -p vault-remote --example remote_bench -- --mvault PATH
+//! [--size BYTES] [--concurrency N] [--work DIR]`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use vault_remote::Location;
+use vault_remote::config::DEFAULT_BLOCK;
+use vault_remote::object::{PART_SIZE, PARTS_IN_FLIGHT};
+use vault_remote::testing::GarageCluster;
+
+struct Args {
+    mvault: PathBuf,
+    size: u64,
+    concurrency: usize,
+    work: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        mvault: PathBuf::from("target/debug/mvault"),
+        size: 512 << 20,
+        concurrency: vault_remote::config::DEFAULT_CONCURRENCY,
+        work: PathBuf::from("/dev/shm"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--mvault" => a.mvault = value.into(),
+            "--size" => a.size = vault_remote::config::parse_size(&value).expect("--size"),
+            "--concurrency" => a.concurrency = value.parse().expect("--concurrency"),
+            "--work" => a.work = value.into(),
+            _ => panic!("unknown flag {flag}"),
+        }
+    }
+    a
+}
+
+/// Runs `cmd`, returning seconds and its peak RSS in KiB (VmHWM, read
+/// every 10 ms until it exits).
+fn timed(cmd: &mut Command) -> (f64, u64) {
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("start mvault");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{cmd:?} failed");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (started.elapsed().as_secs_f64(), peak)
+}
+
+fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
+    let mib_s = bytes as f64 / (1 << 20) as f64 / seconds;
+    let rss = rss_kib.map_or("-".into(), |k| format!("{}", k / 1024));
+    println!(
+        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB",
+        bytes as f64 / (1 << 20) as f64
+    );
+}
+
+/// Ranged GETs of `block` bytes over every object, `concurrency` in flight.
+async fn download(store: &Arc<dyn ObjectStore>, objects: &[(ObjectPath, u64)], concurrency: usize) {
+    let ranges: Vec<(ObjectPath, std::ops::Range<u64>)> = objects
+        .iter()
+        .flat_map(|(p, len)| {
+            (0..len.div_ceil(DEFAULT_BLOCK)).map(move |i| {
+                (
+                    p.clone(),
+                    i * DEFAULT_BLOCK..((i + 1) * DEFAULT_BLOCK).min(*len),
+                )
+            })
+        })
+        .collect();
+    futures::stream::iter(ranges)
+        .map(|(p, r)| {
+            let store = store.clone();
+            async move { store.get_range(&p, r).await.map(|b| b.len()) }
+        })
+        .buffered(concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .expect("download");
+}
+
+/// A plain multipart upload of `file`.
+async fn upload(store: &Arc<dyn ObjectStore>, key: &ObjectPath, file: &Path) {
+    let upload = store.put_multipart(key).await.expect("start upload");
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut f = std::fs::File::open(file).expect("open input");
+    let mut buf = vec![0u8; PART_SIZE];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).expect("read input");
+        if n == 0 {
+            break;
+        }
+        writer
+            .wait_for_capacity(PARTS_IN_FLIGHT)
+            .await
+            .expect("upload");
+        writer.put(Bytes::copy_from_slice(&buf[..n]));
+    }
+    writer.finish().await.expect("finish upload");
+}
+
+fn main() {
+    let a = args();
+    let cluster = GarageCluster::start_or_skip("remote_bench").expect("a garage binary");
+    let work = a
+        .work
+        .join(format!("mvault-remote-bench-{}", std::process::id()));
+    std::fs::create_dir_all(work.join("ds")).unwrap();
+    let input = work.join("ds/data.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..a.size >> 20 {
+            for b in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.copy_from_slice(&x.to_le_bytes());
+            }
+            f.write_all(&block).unwrap();
+        }
+    }
+    let home = work.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mvault = |args: &[&str]| {
+        let mut c = Command::new(&a.mvault);
+        c.envs(cluster.env())
+            .env("HOME", &home)
+            .env("MVAULT_IDENTITY", home.join("id.txt"))
+            .env("MVAULT_REMOTE_CONCURRENCY", a.concurrency.to_string())
+            .arg("-q")
+            .args(args);
+        c
+    };
+    assert!(
+        mvault(&["keygen", "-o"])
+            .arg(home.join("id.txt"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let connect = |key: &str| {
+        Location::parse(&cluster.url(key))
+            .unwrap()
+            .connect(&cluster.options())
+            .unwrap()
+    };
+    println!(
+        "# {} MiB, concurrency {}, garage 3 nodes on loopback",
+        a.size >> 20,
+        a.concurrency
+    );
+
+    // seal -o s3:// vs a plain multipart upload.
+    let url = cluster.url("bench/data.bin.mvlt");
+    let (s, rss) = timed(mvault(&["seal"]).arg(&input).args(["-o", &url]));
+    row("mvault seal -o s3://", a.size, s, Some(rss));
+    let store = connect("bench/plain.bin");
+    let t = Instant::now();
+    rt.block_on(upload(&store, &ObjectPath::from("bench/plain.bin"), &input));
+    row(
+        "baseline multipart upload",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+    );
+
+    // open s3:// vs ranged GETs of the same object.
+    let out = work.join("out.bin");
+    let (s, rss) = timed(mvault(&["open", &url, "-o"]).arg(&out));
+    row("mvault open s3://", a.size, s, Some(rss));
+    std::fs::remove_file(&out).unwrap();
+    let key = ObjectPath::from("bench/data.bin.mvlt");
+    let len = rt.block_on(store.head(&key)).unwrap().size;
+    let t = Instant::now();
+    rt.block_on(download(&store, &[(key, len)], a.concurrency));
+    row(
+        "baseline ranged GETs (sealed file)",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+    );
+
+    // cat through mount s3://…/ds.vault vs ranged GETs of its objects.
+    let vault = cluster.url("bench/ds.vault");
+    let (s, rss) = timed(mvault(&["seal"]).arg(work.join("ds")).args(["-o", &vault]));
+    row("mvault seal DIR -o s3://…/ds.vault", a.size, s, Some(rss));
+    let mnt = work.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let script = format!("cat '{}' > /dev/null", mnt.join("data.bin").display());
+    let spec = format!("{vault}:{}", mnt.display());
+    let (s, rss) = timed(mvault(&[
+        "run", "--mount", &spec, "--", "bash", "-c", &script,
+    ]));
+    row("cat through mvault run --mount s3://", a.size, s, Some(rss));
+    let objects: Vec<(ObjectPath, u64)> = rt
+        .block_on(
+            store
+                .list(Some(&ObjectPath::from("bench/ds.vault/objects")))
+                .try_collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.location, m.size))
+        .collect();
+    let t = Instant::now();
+    rt.block_on(download(&store, &objects, a.concurrency));
+    row(
+        "baseline ranged GETs (vault objects)",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
