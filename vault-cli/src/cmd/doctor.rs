@@ -94,6 +94,7 @@ pub struct Host {
 
 impl Host {
     /// A host whose `/proc`, `/sys`, `/etc`, `/dev` and `/var` are under `root`.
+    #[cfg(test)]
     pub fn under(root: &Path) -> Host {
         Host {
             proc: root.join("proc"),

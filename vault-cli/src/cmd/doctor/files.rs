@@ -128,18 +128,6 @@ pub fn model_files(
             ),
         );
     }
-    const SHOWN: usize = 10;
-    let list = |paths: &[&Exposed]| {
-        let mut v: Vec<String> = paths
-            .iter()
-            .take(SHOWN)
-            .map(|e| shell_quote(&e.path))
-            .collect();
-        if paths.len() > SHOWN {
-            v.push(format!("... ({} more)", paths.len() - SHOWN));
-        }
-        v.join(" ")
-    };
     let open: Vec<&Exposed> = found
         .iter()
         .filter(|e| exposure(e.mode, e.uid, me).0)
@@ -148,36 +136,67 @@ pub fn model_files(
     let mut detail = Vec::new();
     let mut fix = Vec::new();
     if !open.is_empty() {
-        let shown: Vec<String> = open
-            .iter()
-            .take(SHOWN)
-            .map(|e| format!("{} (mode {:03o})", e.path.display(), e.mode))
-            .collect();
         detail.push(format!(
             "{} plaintext file(s) readable or writable by others: {}",
             open.len(),
-            shown.join(", ")
+            examples(&open, |e| format!(
+                "{} (mode {:03o})",
+                e.path.display(),
+                e.mode
+            ))
         ));
-        fix.push(format!("chmod 640 {}", list(&open)));
+        fix.push(command(root, &open, "-perm /026", "chmod 640"));
     }
     if !foreign.is_empty() {
-        let shown: Vec<String> = foreign
-            .iter()
-            .take(SHOWN)
-            .map(|e| format!("{} (uid {})", e.path.display(), e.uid))
-            .collect();
         detail.push(format!(
             "{} owned by another user: {}",
             foreign.len(),
-            shown.join(", ")
+            examples(&foreign, |e| format!(
+                "{} (uid {})",
+                e.path.display(),
+                e.uid
+            ))
         ));
-        fix.push(format!("chown {my_name} {}", list(&foreign)));
+        fix.push(command(
+            root,
+            &foreign,
+            &format!("! -user {me}"),
+            &format!("chown {my_name}"),
+        ));
     }
     fix.push(format!(
         "better, seal them: mvault seal FILE --remove-source, or the folder into a vault: mvault seal {}/",
         shell_quote(root)
     ));
     check(name, Status::Warn, format!("{}{cut}", detail.join("; "))).fix(fix.join("; "))
+}
+
+/// The first few files, described by `show`, and how many more there are.
+fn examples(files: &[&Exposed], show: impl Fn(&Exposed) -> String) -> String {
+    const SHOWN: usize = 3;
+    let mut v: Vec<String> = files.iter().take(SHOWN).map(|e| show(e)).collect();
+    if files.len() > SHOWN {
+        v.push(format!("... ({} more)", files.len() - SHOWN));
+    }
+    v.join(", ")
+}
+
+/// `COMMAND FILE...` for up to ten files; for more, a `find` over `root`
+/// selecting them by `test` and the model extensions.
+fn command(root: &Path, files: &[&Exposed], test: &str, command: &str) -> String {
+    if files.len() <= 10 {
+        let names: Vec<String> = files.iter().map(|e| shell_quote(&e.path)).collect();
+        return format!("{command} {}", names.join(" "));
+    }
+    let names: Vec<String> = MODEL_EXTENSIONS
+        .iter()
+        .map(|e| format!("-name '*.{e}'"))
+        .collect();
+    format!(
+        "find {} -type f {test} \\( {} \\) -exec {command} {{}} +",
+        shell_quote(root),
+        names.join(" -o ")
+    )
 }
 
 /// The user name of `uid` from an /etc/passwd text (else the number).
@@ -249,6 +268,25 @@ mod tests {
             model_files(Path::new("/d"), &[], false, 0, "root").status,
             Status::Ok
         );
+    }
+
+    #[test]
+    fn many_files_get_a_find_command() {
+        let many: Vec<Exposed> = (0..11)
+            .map(|i| Exposed {
+                path: format!("/d/{i}.pt").into(),
+                mode: 0o644,
+                uid: 0,
+            })
+            .collect();
+        let c = model_files(Path::new("/d"), &many, false, 0, "root");
+        assert!(c.detail.contains("... (8 more)"), "{c:?}");
+        let fix = c.fix.unwrap();
+        assert!(
+            fix.starts_with("find /d -type f -perm /026 \\( -name '*.pt' -o"),
+            "{fix}"
+        );
+        assert!(fix.contains("-exec chmod 640 {} +"), "{fix}");
     }
 
     #[test]
