@@ -5,25 +5,64 @@
 //! started with `--audit-fail-open`. Repeated denials of one process are
 //! coalesced ([`coalesce`]), the file is opened safely and never holds a
 //! torn line (`sink`), and failures are reported on stderr and syslog
-//! (`alarm`).
+//! (`alarm`). Records can go to journald or syslog instead of a file
+//! ([`system`]), under the same fail-closed rule.
 
 mod alarm;
 pub mod coalesce;
 mod sink;
+pub mod system;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
 pub use sink::OpenError;
+pub use system::SystemLog;
 
 use crate::policy::Decision;
 use crate::procinfo::{Caller, ProcessId};
 use alarm::Health;
 use coalesce::{Coalescer, DenyKey, Suppressed, Verdict};
 use sink::{Sink, Written};
+use system::SystemSink;
+
+/// Where `--audit-log` sends records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// A JSON-lines file.
+    File(PathBuf),
+    /// journald or syslog.
+    System(SystemLog),
+}
+
+impl AuditTarget {
+    /// `journal` and `syslog` name the system logs; anything else is a
+    /// file path (`./journal` for a file of that name).
+    pub fn from_arg(arg: &Path) -> AuditTarget {
+        match arg.to_str() {
+            Some("journal") => AuditTarget::System(SystemLog::Journal),
+            Some("syslog") => AuditTarget::System(SystemLog::Syslog),
+            _ => AuditTarget::File(arg.to_path_buf()),
+        }
+    }
+
+    /// How messages name it.
+    pub fn describe(&self) -> String {
+        match self {
+            AuditTarget::File(path) => path.display().to_string(),
+            AuditTarget::System(log) => log.describe(),
+        }
+    }
+}
+
+/// An open audit destination.
+enum Output {
+    File(Sink),
+    System(SystemSink),
+}
 
 /// One audit record.
 #[derive(Debug, Serialize)]
@@ -89,7 +128,7 @@ struct LastDenial {
 }
 
 struct State {
-    sink: Sink,
+    sink: Output,
     health: Health,
     /// A line was left torn (cutting it off failed): the next record
     /// starts on a new line.
@@ -119,11 +158,25 @@ impl AuditLog {
     /// Opens (creating 0600) `path` for appending; see [`OpenError`] for
     /// what is refused.
     pub fn open(path: &Path, options: AuditOptions) -> Result<Self, OpenError> {
-        let sink = Sink::open(path)?;
+        Self::open_target(&AuditTarget::File(path.to_path_buf()), options)
+    }
+
+    /// Opens a file (as [`AuditLog::open`]) or connects to a system log,
+    /// which must be listening.
+    pub fn open_target(target: &AuditTarget, options: AuditOptions) -> Result<Self, OpenError> {
+        let sink = match target {
+            AuditTarget::File(path) => Output::File(Sink::open(path)?),
+            AuditTarget::System(log) => {
+                Output::System(SystemSink::open(*log).map_err(|source| OpenError::Io {
+                    path: log.socket(),
+                    source,
+                })?)
+            }
+        };
         Ok(AuditLog {
             state: Mutex::new(State {
                 sink,
-                health: Health::new(path, options.fail_open),
+                health: Health::new(target.describe(), options.fail_open),
                 torn: false,
                 denials: Coalescer::new(Instant::now()),
                 vault: None,
@@ -234,6 +287,21 @@ impl State {
     }
 
     fn write(&mut self, record: &Record<'_>) -> Recorded {
+        let sink = match &self.sink {
+            Output::File(sink) => sink,
+            Output::System(sink) => {
+                return match sink.send(record) {
+                    Ok(()) => {
+                        self.health.written();
+                        Recorded::Yes
+                    }
+                    Err(e) => {
+                        self.health.lost(&e);
+                        Recorded::Lost
+                    }
+                };
+            }
+        };
         let mut line = Vec::with_capacity(512);
         if self.torn {
             line.push(b'\n');
@@ -244,7 +312,7 @@ impl State {
         };
         serde_json::to_writer(&mut line, &whole).expect("records serialize");
         line.push(b'\n');
-        match self.sink.write_line(&line) {
+        match sink.write_line(&line) {
             Written::Whole => {
                 self.torn = false;
                 self.health.written();

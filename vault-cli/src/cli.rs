@@ -166,7 +166,9 @@ pub struct ServeArgs {
     /// Append a JSON line per open, denial and release to this file (0600; must not be a
     /// symlink or another user's file). Repeated denials of one process are counted in a
     /// deny_summary line. An open whose line cannot be written (disk full) is refused with EIO.
-    #[arg(long, value_name = "FILE")]
+    /// `journal` sends the records to journald (structured fields, a MESSAGE_ID per kind),
+    /// `syslog` to /dev/log (RFC 5424 structured data); write ./journal for a file so named.
+    #[arg(long, value_name = "FILE|journal|syslog")]
     pub audit_log: Option<PathBuf>,
     /// Serve allowed opens even when their --audit-log line cannot be written (unaudited reads;
     /// the failure is still reported on stderr and syslog).
@@ -257,6 +259,50 @@ pub struct DoctorArgs {
     /// (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
+    /// Group the checks under a checklist's headings; `pytorch-host`: the Debian hardening
+    /// checklist for PyTorch hosts (updates, SSH, firewall/ports, not root, files &
+    /// monitoring/audit, confinement & disk encryption), and count pending security updates.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<DoctorProfile>,
+    /// A training node allowed to reach the torch.distributed ports (IP or CIDR); fills the
+    /// firewall rule template of an open port. Repeatable.
+    #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
+    pub peers: Vec<String>,
+    /// Check whether this Python (the one that runs training) is in a virtual environment.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+}
+
+/// A `doctor --profile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorProfile {
+    /// The Debian hardening checklist for hosts that run PyTorch.
+    PytorchHost,
+}
+
+impl DoctorProfile {
+    /// The name in `--json` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DoctorProfile::PytorchHost => "pytorch-host",
+        }
+    }
+}
+
+/// `--peer`: an IP address, optionally with a /prefix.
+fn parse_peer(text: &str) -> Result<String, String> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .map_or((text, None), |(a, p)| (a, Some(p)));
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IP address (e.g. 10.0.0.2 or 10.0.0.0/24)"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix.map(str::parse::<u8>) {
+        None => Ok(text.to_string()),
+        Some(Ok(p)) if p <= max => Ok(text.to_string()),
+        Some(_) => Err(format!("{text:?}: the prefix length must be 0..={max}")),
+    }
 }
 
 #[derive(Debug, clap::Args)]

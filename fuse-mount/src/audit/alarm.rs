@@ -4,21 +4,22 @@
 //! exists. Only changes are reported, not every lost record.
 
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Whether records are being lost, and how many were.
 pub(super) struct Health {
-    path: PathBuf,
+    /// The log, as messages name it (a path, or `journald (SOCKET)`).
+    target: String,
     fail_open: bool,
     failing: bool,
     lost: u64,
 }
 
 impl Health {
-    /// A log at `path` that works so far.
-    pub(super) fn new(path: &Path, fail_open: bool) -> Self {
+    /// A log named `target` that works so far.
+    pub(super) fn new(target: String, fail_open: bool) -> Self {
         Health {
-            path: path.to_path_buf(),
+            target,
             fail_open,
             failing: false,
             lost: 0,
@@ -37,7 +38,7 @@ impl Health {
             };
             report(&format!(
                 "cannot write the audit log {}: {error}; {consequence}",
-                self.path.display()
+                self.target
             ));
         }
     }
@@ -48,8 +49,7 @@ impl Health {
             self.failing = false;
             report(&format!(
                 "the audit log {} is writable again ({} records lost so far)",
-                self.path.display(),
-                self.lost
+                self.target, self.lost
             ));
         }
     }

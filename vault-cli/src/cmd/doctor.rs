@@ -5,6 +5,20 @@
 //! [`Host`] whose roots unit tests point at fake trees) and never changes
 //! anything. A check that fails means secrets are exposed right now (a key
 //! file others can read); a warning means a layer of defence is missing.
+//!
+//! The rows of the Debian hardening checklist for PyTorch hosts live in
+//! submodules ([`updates`], [`ssh`], [`ports`], [`files`], [`confine`]), as
+//! pure functions over a [`Host`] and captured command output ([`probe`]);
+//! [`profile`] groups them under the checklist's headings.
+
+mod confine;
+mod disk;
+mod files;
+mod ports;
+mod probe;
+mod profile;
+mod ssh;
+mod updates;
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -17,6 +31,9 @@ use serde_json::json;
 use crate::cli::DoctorArgs;
 use crate::exit::Exit;
 use crate::key_args::default_identity_path;
+#[cfg(test)]
+use disk::{crypt_layer, unescape_octal};
+use disk::{storage, swap};
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -44,6 +61,9 @@ pub struct Check {
     pub status: Status,
     pub detail: String,
     pub fix: Option<String>,
+    /// The checklist heading (with `--profile` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading: Option<&'static str>,
 }
 
 fn check(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Check {
@@ -52,6 +72,7 @@ fn check(name: impl Into<String>, status: Status, detail: impl Into<String>) -> 
         status,
         detail: detail.into(),
         fix: None,
+        heading: None,
     }
 }
 
@@ -68,6 +89,21 @@ pub struct Host {
     pub sys: PathBuf,
     pub etc: PathBuf,
     pub dev: PathBuf,
+    pub var: PathBuf,
+}
+
+impl Host {
+    /// A host whose `/proc`, `/sys`, `/etc`, `/dev` and `/var` are under `root`.
+    #[cfg(test)]
+    pub fn under(root: &Path) -> Host {
+        Host {
+            proc: root.join("proc"),
+            sys: root.join("sys"),
+            etc: root.join("etc"),
+            dev: root.join("dev"),
+            var: root.join("var"),
+        }
+    }
 }
 
 impl Default for Host {
@@ -77,6 +113,7 @@ impl Default for Host {
             sys: "/sys".into(),
             etc: "/etc".into(),
             dev: "/dev".into(),
+            var: "/var".into(),
         }
     }
 }
@@ -122,12 +159,23 @@ pub fn run(args: DoctorArgs) -> Result<Exit> {
     checks.push(core_dumps(&host, core_limit()));
     checks.push(dev_fuse(&host));
     checks.push(fusermount());
+    checklist_checks(&host, &args, &mut checks);
 
     let worst = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+    if args.profile.is_some() {
+        profile::group(&mut checks);
+    }
     if args.json {
         let items = checks.iter().map(|c| json!(c)).collect();
-        let report = crate::json::report("doctor", worst != Status::Fail, items, vec![]);
+        let mut report = crate::json::report("doctor", worst != Status::Fail, items, vec![]);
+        if let Some(p) = args.profile {
+            let mut fields = serde_json::Map::new();
+            fields.insert("profile".into(), json!(p.name()));
+            report = crate::json::with_fields(report, fields);
+        }
         crate::json::print(&report);
+    } else if args.profile.is_some() {
+        profile::print(&checks);
     } else {
         print_table(&checks);
     }
@@ -136,6 +184,31 @@ pub fn run(args: DoctorArgs) -> Result<Exit> {
     } else {
         Exit::Ok
     })
+}
+
+/// The rows of the hardening checklist: updates, SSH, training ports,
+/// model files under the explicit `--path`s, SELinux, auditd, `--python`.
+/// Counting pending security updates simulates an upgrade (seconds), so
+/// only `--profile pytorch-host` does it.
+fn checklist_checks(host: &Host, args: &DoctorArgs, checks: &mut Vec<Check>) {
+    checks.extend(updates::checks(host, args.profile.is_some()));
+    checks.extend(ssh::checks(&probe::run("sshd", &["-T"]), || {
+        ssh::config_files(host)
+    }));
+    checks.extend(ports::checks(host, &args.peers));
+    let me = rustix::process::geteuid().as_raw();
+    let passwd = fs::read_to_string(host.etc.join("passwd")).unwrap_or_default();
+    let my_name = files::user_name(&passwd, me);
+    for path in &args.paths {
+        let (found, cut) = files::scan(path, me);
+        checks.push(files::model_files(path, &found, cut, me, &my_name));
+    }
+    checks.push(confine::auditd(host));
+    checks.push(confine::selinux(host));
+    if let Some(python) = &args.python {
+        let out = probe::run_path(python, &["-c", confine::PYTHON_PROBE]);
+        checks.push(confine::python_env(python, &out));
+    }
 }
 
 /// `$XDG_CONFIG_HOME/mvault/identity.txt` (or `~/.config/...`), the
@@ -159,16 +232,26 @@ fn print_table(checks: &[Check]) {
         .max(5);
     println!("{:<name_width$}  STATUS  DETAIL / FIX", "CHECK");
     for c in checks {
-        println!(
-            "{:<name_width$}  {:<6}  {}",
-            c.check,
-            c.status.label(),
-            c.detail
-        );
-        if let Some(fix) = &c.fix {
-            println!("{:<name_width$}  {:<6}  fix: {fix}", "", "");
-        }
+        print_row(c, name_width);
     }
+    print_totals(checks);
+}
+
+/// One row, with its fix on a line of its own.
+fn print_row(c: &Check, name_width: usize) {
+    println!(
+        "{:<name_width$}  {:<6}  {}",
+        c.check,
+        c.status.label(),
+        c.detail
+    );
+    if let Some(fix) = &c.fix {
+        println!("{:<name_width$}  {:<6}  fix: {fix}", "", "");
+    }
+}
+
+/// The closing line: failures, warnings, checks.
+fn print_totals(checks: &[Check]) {
     let fails = checks.iter().filter(|c| c.status == Status::Fail).count();
     let warns = checks.iter().filter(|c| c.status == Status::Warn).count();
     println!(
@@ -228,118 +311,6 @@ pub fn identity_file(path: &Path) -> Check {
     check(name, Status::Ok, format!("mode {mode:03o}, owned by you"))
 }
 
-/// Swap areas must be encrypted (dm-crypt) or in RAM (zram), or
-/// plaintext and keys paged out by seal/open can reach the disk.
-pub fn swap(host: &Host) -> Check {
-    let text = match fs::read_to_string(host.proc.join("swaps")) {
-        Ok(t) => t,
-        Err(e) => {
-            return check(
-                "swap",
-                Status::Warn,
-                format!("cannot read /proc/swaps: {e}"),
-            );
-        }
-    };
-    let mut plain = Vec::new();
-    let mut safe = Vec::new();
-    for line in text.lines().skip(1) {
-        let mut fields = line.split_whitespace();
-        let (Some(name), Some(kind)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let name = unescape_octal(name);
-        let device = if kind == "file" {
-            backing_device(host, Path::new(&name)).map_err(|e| e.to_string())
-        } else {
-            device_name_of_node(host, Path::new(&name))
-        };
-        match device {
-            Ok(Backing::Block(dev)) if dev.starts_with("zram") => {
-                safe.push(format!("{name} (zram, in RAM)"))
-            }
-            Ok(Backing::Block(dev)) => match crypt_layer(host, &dev) {
-                Some(layer) => safe.push(format!("{name} (dm-crypt {layer})")),
-                None => plain.push(format!("{name} (on {dev})")),
-            },
-            Ok(Backing::Virtual { fstype, .. }) => plain.push(format!("{name} (on {fstype})")),
-            Err(e) => plain.push(format!("{name} (unknown device: {e})")),
-        }
-    }
-    if !plain.is_empty() {
-        return check(
-            "swap",
-            Status::Warn,
-            format!(
-                "unencrypted swap: {}; memory holding keys or plaintext can be written to disk",
-                plain.join(", ")
-            ),
-        )
-        .fix(
-            "encrypt swap with a random key (crypttab: `swap /dev/DEV /dev/urandom swap,cipher=aes-xts-plain64,size=512`), use zram, or `swapoff -a`",
-        );
-    }
-    if safe.is_empty() {
-        check("swap", Status::Ok, "no swap")
-    } else {
-        check(
-            "swap",
-            Status::Ok,
-            format!("encrypted: {}", safe.join(", ")),
-        )
-    }
-}
-
-/// Where a path's bytes live.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Backing {
-    /// A block device by its kernel name (`vda1`, `dm-0`).
-    Block(String),
-    /// A filesystem without a local block device (tmpfs, nfs, overlay, fuse).
-    Virtual { fstype: String, source: String },
-}
-
-/// The filesystem holding a vault or key should sit on dm-crypt, so that
-/// plaintext next to it (sources before sealing, opened copies) and the
-/// identity file are encrypted at rest too.
-pub fn storage(host: &Host, path: &Path) -> Check {
-    let name = format!("storage {}", path.display());
-    match backing_device(host, path) {
-        Err(e) => check(name, Status::Warn, format!("cannot tell: {e}")),
-        Ok(Backing::Block(dev)) => match crypt_layer(host, &dev) {
-            Some(layer) => check(name, Status::Ok, format!("on {dev}, dm-crypt {layer}")),
-            None => check(
-                name,
-                Status::Warn,
-                format!(
-                    "on /dev/{dev}, which is not encrypted: plaintext beside sealed files and the identity are readable from the raw disk"
-                ),
-            )
-            .fix(
-                "keep identities and plaintext on a LUKS volume (cryptsetup luksFormat DEV; cryptsetup open DEV NAME; mkfs; mount)",
-            ),
-        },
-        Ok(Backing::Virtual { fstype, source }) => {
-            if matches!(fstype.as_str(), "tmpfs" | "ramfs") {
-                check(
-                    name,
-                    Status::Ok,
-                    format!("{fstype} (in RAM; swapped out only if swap is)"),
-                )
-            } else {
-                check(
-                    name,
-                    Status::Warn,
-                    format!(
-                        "on {fstype} ({source}); cannot tell whether it is encrypted at rest"
-                    ),
-                )
-                .fix("make sure the storage behind it is encrypted (LUKS, or the provider's encryption)")
-            }
-        }
-    }
-}
-
 /// Temporary files (`.NAME.RANDOM.mvault-tmp`) left in a folder by runs
 /// that were killed; they may hold partial plaintext.
 pub fn leftovers(dir: &Path) -> Check {
@@ -368,137 +339,6 @@ pub fn leftovers(dir: &Path) -> Check {
         "when no mvault is running there: find {} -maxdepth 1 -name '.*.mvault-tmp' -delete",
         dir.display()
     ))
-}
-
-/// Resolves the block device (or virtual filesystem) a path lives on.
-pub fn backing_device(host: &Host, path: &Path) -> std::io::Result<Backing> {
-    let meta = fs::metadata(path)?;
-    let dev = meta.dev();
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let real = fs::canonicalize(path)?;
-    let mount = mount_of(host, &real, major, minor);
-    if major != 0
-        && let Some(name) = sys_name(host, major, minor)
-    {
-        return Ok(Backing::Block(name));
-    }
-    // Anonymous device numbers (btrfs, tmpfs, overlay, nfs): ask the mount table.
-    match mount {
-        Some((fstype, source)) if source.starts_with("/dev/") => {
-            match device_name_of_node(host, Path::new(&source)) {
-                Ok(backing) => Ok(backing),
-                Err(_) => Ok(Backing::Virtual { fstype, source }),
-            }
-        }
-        Some((fstype, source)) => Ok(Backing::Virtual { fstype, source }),
-        None => Err(std::io::Error::other(format!(
-            "device {major}:{minor} is in neither /sys/dev/block nor the mount table"
-        ))),
-    }
-}
-
-/// The kernel name of a block device node (`/dev/vda1` -> `vda1`).
-fn device_name_of_node(host: &Host, node: &Path) -> Result<Backing, String> {
-    let meta = fs::metadata(node).map_err(|e| e.to_string())?;
-    if !meta.file_type().is_block_device() {
-        return Err(format!("{} is not a block device", node.display()));
-    }
-    let rdev = meta.rdev();
-    sys_name(host, rustix::fs::major(rdev), rustix::fs::minor(rdev))
-        .map(Backing::Block)
-        .ok_or_else(|| format!("{} is not in /sys/dev/block", node.display()))
-}
-
-/// `/sys/dev/block/MAJ:MIN` -> the device's kernel name.
-fn sys_name(host: &Host, major: u32, minor: u32) -> Option<String> {
-    let link = host.sys.join(format!("dev/block/{major}:{minor}"));
-    let target = fs::read_link(&link).ok()?;
-    Some(target.file_name()?.to_string_lossy().into_owned())
-}
-
-/// The filesystem type and source of the mount holding `real` (a
-/// canonical path): the entry with that device number, else the longest
-/// mount point above it.
-fn mount_of(host: &Host, real: &Path, major: u32, minor: u32) -> Option<(String, String)> {
-    let text = fs::read_to_string(host.proc.join("self/mountinfo")).ok()?;
-    let want = format!("{major}:{minor}");
-    let mut best: Option<(usize, String, String)> = None;
-    for line in text.lines() {
-        let (pre, post) = line.split_once(" - ")?;
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let mut post = post.split(' ');
-        let (fstype, source) = (post.next()?.to_string(), post.next()?.to_string());
-        let (Some(majmin), Some(point)) = (pre.get(2), pre.get(4)) else {
-            continue;
-        };
-        let point = PathBuf::from(unescape_octal(point));
-        if !real.starts_with(&point) {
-            continue;
-        }
-        let depth = point.components().count() + usize::from(*majmin == want) * 1000;
-        if best.as_ref().is_none_or(|(d, _, _)| depth >= *d) {
-            best = Some((depth, fstype, source));
-        }
-    }
-    best.map(|(_, fstype, source)| (fstype, source))
-}
-
-/// Walks from block device `name` down through its dm slaves (LVM on
-/// LUKS) and partitions to a dm-crypt layer; returns its dm name.
-pub fn crypt_layer(host: &Host, name: &str) -> Option<String> {
-    let mut todo = vec![(name.to_string(), 0)];
-    while let Some((dev, depth)) = todo.pop() {
-        if depth > 16 {
-            continue;
-        }
-        let base = host.sys.join("class/block").join(&dev);
-        if let Ok(uuid) = fs::read_to_string(base.join("dm/uuid"))
-            && uuid.trim_start().starts_with("CRYPT-")
-        {
-            let dm_name = fs::read_to_string(base.join("dm/name")).unwrap_or_default();
-            let dm_name = dm_name.trim();
-            return Some(if dm_name.is_empty() {
-                dev
-            } else {
-                dm_name.to_string()
-            });
-        }
-        if let Ok(entries) = fs::read_dir(base.join("slaves")) {
-            for entry in entries.flatten() {
-                todo.push((entry.file_name().to_string_lossy().into_owned(), depth + 1));
-            }
-        }
-        // A partition: its disk holds the layers (a partitioned dm device).
-        if base.join("partition").exists()
-            && let Ok(real) = fs::canonicalize(&base)
-            && let Some(parent) = real.parent().and_then(|p| p.file_name())
-        {
-            todo.push((parent.to_string_lossy().into_owned(), depth + 1));
-        }
-    }
-    None
-}
-
-/// Mount tables and /proc/swaps escape spaces and tabs as `\040`, `\011`.
-fn unescape_octal(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let digits = bytes
-            .get(i + 1..i + 4)
-            .and_then(|d| std::str::from_utf8(d).ok());
-        if bytes[i] == b'\\'
-            && let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn running_as_root(euid: u32) -> Check {
@@ -565,10 +405,7 @@ pub fn ptrace_scope(host: &Host) -> Check {
 
 /// A mandatory access control layer can confine the mount daemon.
 pub fn apparmor(host: &Host) -> Check {
-    let enabled = fs::read_to_string(host.sys.join("module/apparmor/parameters/enabled"))
-        .map(|v| v.trim() == "Y")
-        .unwrap_or(false);
-    if enabled {
+    if confine::apparmor_enabled(host) {
         let profiles = fs::read_to_string(host.sys.join("kernel/security/apparmor/profiles"))
             .unwrap_or_default();
         return match profiles.lines().find(|l| l.contains("mvault")) {
@@ -692,12 +529,7 @@ mod tests {
 
     fn fake() -> (tempfile::TempDir, Host) {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host {
-            proc: dir.path().join("proc"),
-            sys: dir.path().join("sys"),
-            etc: dir.path().join("etc"),
-            dev: dir.path().join("dev"),
-        };
+        let host = Host::under(dir.path());
         for d in [&host.proc, &host.sys, &host.etc, &host.dev] {
             fs::create_dir_all(d).unwrap();
         }

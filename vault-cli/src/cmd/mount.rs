@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
-use fuse_mount::audit::{AuditOptions, OpenError};
+use fuse_mount::audit::{AuditOptions, AuditTarget, OpenError};
 use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process};
 
 use super::mountinfo;
@@ -17,8 +17,10 @@ use crate::exit::{Exit, fail};
 use crate::key_args::{load_identities, maybe_add_passphrase};
 
 impl ServeArgs {
-    /// Opens (appends to) the `--audit-log` file, if one was given. An
-    /// unsafe path (a symlink, another user's file) is refused (exit 7).
+    /// Opens (appends to) the `--audit-log` file, or connects to journald
+    /// or syslog (`journal`, `syslog`), if one was given. An unsafe path (a
+    /// symlink, another user's file) is refused (exit 7); a system log that
+    /// is not listening is an I/O error (exit 6).
     pub fn open_audit_log(&self) -> Result<Option<AuditLog>> {
         let Some(path) = self.audit_log.as_deref() else {
             return Ok(None);
@@ -26,7 +28,7 @@ impl ServeArgs {
         let options = AuditOptions {
             fail_open: self.audit_fail_open,
         };
-        match AuditLog::open(path, options) {
+        match AuditLog::open_target(&AuditTarget::from_arg(path), options) {
             Ok(log) => Ok(Some(log)),
             Err(e @ OpenError::Refused(_)) => {
                 Err(fail(Exit::Refused, format!("refusing the audit log: {e}")))

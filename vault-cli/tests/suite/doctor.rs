@@ -205,3 +205,147 @@ fn the_xdg_default_is_checked_besides_mvault_identity() {
         "ok"
     );
 }
+
+/// The six headings of the hardening checklist, in order.
+const HEADINGS: [&str; 6] = [
+    "1. updates",
+    "2. SSH",
+    "3. firewall/ports",
+    "4. not root",
+    "5. files & monitoring/audit",
+    "6. confinement & disk encryption",
+];
+
+#[test]
+fn a_listener_on_all_addresses_at_29500_is_warned_about_with_a_rule_template() {
+    let listener = match std::net::TcpListener::bind("0.0.0.0:29500") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("*** SKIPPING: cannot listen on 0.0.0.0:29500 ({e}) ***");
+            return;
+        }
+    };
+    let env = Env::new();
+    let (code, report) = doctor_json(&env, &["--peer".as_ref(), "10.0.0.2".as_ref()]);
+    let r = row(&report, "port 29500");
+    assert_eq!(r["status"], "warn", "{r}");
+    assert!(
+        r["detail"].as_str().unwrap().contains("0.0.0.0:29500"),
+        "{r}"
+    );
+    let fix = r["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("tcp dport 29500 ip saddr { 10.0.0.2 } accept"),
+        "{fix}"
+    );
+    assert_eq!(code, Some(0), "a warning does not fail");
+    // The table names the port too.
+    let out = env.cmd().arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("port 29500") && text.contains("0.0.0.0:29500"),
+        "{text}"
+    );
+    drop(listener);
+    // A bad --peer is a usage error.
+    env.cmd()
+        .args(["doctor", "--peer", "node-1"])
+        .assert()
+        .code(crate::util::EXIT_USAGE);
+}
+
+#[test]
+fn a_world_readable_checkpoint_under_path_is_named_with_chmod_640() {
+    let env = Env::new();
+    let data = env.path("ckpt");
+    fs::create_dir_all(data.join("run1")).unwrap();
+    let model = data.join("run1/model.pt");
+    fs::write(&model, b"weights").unwrap();
+    fs::set_permissions(&model, fs::Permissions::from_mode(0o644)).unwrap();
+    let private = data.join("run1/opt.pt");
+    fs::write(&private, b"state").unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o640)).unwrap();
+    let (_, report) = doctor_json(&env, &["--path".as_ref(), data.as_os_str()]);
+    let r = row(&report, &format!("model files {}", data.display()));
+    assert_eq!(r["status"], "warn", "{r}");
+    let detail = r["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("{} (mode 644)", model.display())),
+        "{r}"
+    );
+    assert!(
+        !detail.contains("opt.pt"),
+        "640 is the checklist's mode: {r}"
+    );
+    let fix = r["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!("chmod 640 {}", model.display())),
+        "{fix}"
+    );
+    assert!(fix.contains("mvault seal"), "{fix}");
+    fs::set_permissions(&model, fs::Permissions::from_mode(0o640)).unwrap();
+    let (_, report) = doctor_json(&env, &["--path".as_ref(), data.as_os_str()]);
+    assert_eq!(
+        row(&report, &format!("model files {}", data.display()))["status"],
+        "ok"
+    );
+}
+
+#[test]
+fn the_pytorch_host_profile_reads_as_the_checklist() {
+    let env = Env::new();
+    env.keygen();
+    let python = env.path("python");
+    fs::write(&python, "#!/bin/sh\necho /srv/venv; echo /usr\n").unwrap();
+    fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+    let args: [&std::ffi::OsStr; 4] = [
+        "--profile".as_ref(),
+        "pytorch-host".as_ref(),
+        "--python".as_ref(),
+        python.as_os_str(),
+    ];
+    let (_, report) = doctor_json(&env, &args);
+    assert_eq!(report["profile"], "pytorch-host");
+    let items = report["items"].as_array().unwrap();
+    let mut last = 0;
+    for item in items {
+        let heading = item["heading"].as_str().unwrap();
+        let rank = HEADINGS
+            .iter()
+            .position(|h| *h == heading)
+            .unwrap_or(HEADINGS.len());
+        assert!(rank >= last, "checklist order: {item}");
+        last = rank;
+        if item["status"] != "ok" {
+            assert!(
+                item["fix"].is_string(),
+                "every problem comes with a fix: {item}"
+            );
+        }
+    }
+    for name in [
+        "unattended-upgrades",
+        "security updates",
+        "port 29500",
+        "port 29400",
+        "user",
+        "auditd",
+        "selinux",
+    ] {
+        row(&report, name);
+    }
+    let py = row(&report, &format!("python {}", python.display()));
+    assert_eq!(py["status"], "ok", "{py}");
+    assert_eq!(py["heading"], HEADINGS[5]);
+    // The table prints the headings in the checklist's order.
+    let out = env.cmd().arg("doctor").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at: Vec<usize> = HEADINGS
+        .iter()
+        .map(|h| {
+            text.find(h)
+                .unwrap_or_else(|| panic!("{h} missing: {text}"))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+}

@@ -203,6 +203,16 @@ fn every_json_report_matches_the_schema() {
     // doctor (its verdict depends on the host) and bench.
     let out = c.env.cmd().args(["doctor", "--json"]).output().unwrap();
     c.run(&["doctor", "--json"], out.status.code().unwrap());
+    let profile = [
+        "doctor",
+        "--json",
+        "--profile",
+        "pytorch-host",
+        "--python",
+        "/bin/true",
+    ];
+    let out = c.env.cmd().args(profile).output().unwrap();
+    c.run(&profile, out.status.code().unwrap());
     fs::create_dir(dir.join("benchdir")).unwrap();
     c.run(
         &[

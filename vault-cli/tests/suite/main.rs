@@ -40,6 +40,8 @@ mod vault_update;
 // Real FUSE mounts (skipped with a message where FUSE is missing).
 mod mount;
 mod mount_audit;
+// --audit-log journal / syslog (issue 17).
+mod audit_system;
 mod mount_exe_rule;
 mod mount_io;
 mod mount_leaks;

@@ -26,7 +26,7 @@ const EACCES: i32 = 13;
 
 /// A 100 KB file sealed into `sealed/x.bin.mvlt`; returns the folder and
 /// the plaintext.
-fn sealed_fixture(env: &Env) -> (PathBuf, Vec<u8>) {
+pub(crate) fn sealed_fixture(env: &Env) -> (PathBuf, Vec<u8>) {
     env.keygen();
     let data = pattern(5, 100_000);
     let sealed = env.path("sealed");
@@ -37,7 +37,7 @@ fn sealed_fixture(env: &Env) -> (PathBuf, Vec<u8>) {
     (sealed, data)
 }
 
-fn root_with_fuse() -> bool {
+pub(crate) fn root_with_fuse() -> bool {
     if !fuse_available() {
         return false;
     }
@@ -90,8 +90,20 @@ impl Drop for SmallFs {
 /// Starts `mvault mount --foreground` with `extra` arguments; returns the
 /// guard (which owns the process) once mounted.
 fn mount_foreground(env: &Env, sealed: &Path, mnt: &Path, extra: &[&OsStr]) -> MountGuard {
+    mount_foreground_with(env, sealed, mnt, extra, &[])
+}
+
+/// [`mount_foreground`] with extra environment variables.
+pub(crate) fn mount_foreground_with(
+    env: &Env,
+    sealed: &Path,
+    mnt: &Path,
+    extra: &[&OsStr],
+    vars: &[(&str, &Path)],
+) -> MountGuard {
     fs::create_dir_all(mnt).unwrap();
     let child = crate::util::mount::mvault_std(env.dir.path())
+        .envs(vars.iter().copied())
         .args(["mount", "--foreground"])
         .arg(sealed)
         .arg(mnt)
@@ -114,7 +126,7 @@ fn mount_foreground(env: &Env, sealed: &Path, mnt: &Path, extra: &[&OsStr]) -> M
 }
 
 /// Unmounts with `mvault umount` and returns the daemon's stderr.
-fn unmount(env: &Env, mut guard: MountGuard) -> String {
+pub(crate) fn unmount(env: &Env, mut guard: MountGuard) -> String {
     env.cmd()
         .arg("umount")
         .arg(&guard.mountpoint)
