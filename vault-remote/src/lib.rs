@@ -9,7 +9,11 @@
 //! - [`store`]: a directory vault under a key prefix
 //!   ([`vault_core::vault::Store`]).
 //! - [`writer`]: a write in progress ([`vault_core::vault::StoreWriter`]):
-//!   the lock object and the conditional index replace.
+//!   the conditional index replace, guarded by [`probe`] and [`lock`].
+//! - [`probe`]: whether the store honours conditional PUTs (tried once per
+//!   process on a scratch key).
+//! - [`lock`]: the restic-style lock-object protocol for stores that do
+//!   not.
 //! - `testing` (feature `test-cluster`): the 3-node Garage cluster the
 //!   integration tests run against.
 //!
@@ -18,8 +22,12 @@
 //! end into vault-core ([`vault_core::remote`]) so that every command that
 //! takes a path also takes a URL.
 
+#[cfg(feature = "test-cluster")]
+pub mod interpose;
 pub mod location;
+pub mod lock;
 pub mod object;
+pub mod probe;
 pub mod store;
 #[cfg(feature = "test-cluster")]
 pub mod testing;
@@ -55,6 +63,16 @@ impl Backend {
             store: location.connect(options)?,
             runtime: runtime()?,
             shown: Arc::from(location.shown()),
+        })
+    }
+
+    /// A back end over an already built store (tests: in-memory and
+    /// fault-injecting stores); `shown` is the URL as printed.
+    pub fn over(store: Arc<dyn ObjectStore>, shown: &str) -> Result<Self> {
+        Ok(Backend {
+            store,
+            runtime: runtime()?,
+            shown: Arc::from(std::path::Path::new(shown)),
         })
     }
 

@@ -160,3 +160,9 @@ fn two_writers_on_two_nodes_cannot_both_win() {
     assert!(now.find(&[b"b.txt".to_vec()]).is_some());
     assert!(now.find(&[b"c.txt".to_vec()]).is_none());
 }
+
+// The write side: conditional PUTs where honoured, lock objects elsewhere.
+#[path = "garage/conditional.rs"]
+mod conditional;
+#[path = "garage/locks.rs"]
+mod locks;

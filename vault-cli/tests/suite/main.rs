@@ -47,6 +47,7 @@ mod mount_mountpoint;
 mod mount_policy;
 mod python_e2e;
 mod remote;
+mod remote_write;
 mod run_lifecycle;
 
 // Everything else a user meets.
