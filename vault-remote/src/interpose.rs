@@ -70,7 +70,9 @@ impl ObjectStore for Interposer {
         if conditional && location.filename() == Some("index") {
             let race = self.race_index.lock().unwrap().take();
             if let Some(bytes) = race {
-                self.inner.put_opts(location, bytes.into(), PutOptions::default()).await?;
+                self.inner
+                    .put_opts(location, bytes.into(), PutOptions::default())
+                    .await?;
             }
         }
         if self.ignore_conditions {

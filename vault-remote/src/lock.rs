@@ -186,10 +186,7 @@ fn lock_body() -> String {
 }
 
 fn busy(message: String) -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::WouldBlock,
-        message,
-    ))
+    Error::Io(std::io::Error::new(std::io::ErrorKind::WouldBlock, message))
 }
 
 /// What the refresher shares with the writer.
@@ -235,13 +232,19 @@ impl HeldLock {
                 return Ok(Self::hold(backend, path, config, written));
             };
             let _ = backend.block_on(backend.store.delete(&path));
-            let jitter = Duration::from_millis(u64::from_str_radix(&crate::unique_hex(4), 16).unwrap_or(0) % 100);
+            let jitter = Duration::from_millis(
+                u64::from_str_radix(&crate::unique_hex(4), 16).unwrap_or(0) % 100,
+            );
             if Instant::now() + delay > deadline {
                 return Err(busy(format!(
                     "another mvault process is writing {} (lock object {}, {}, {} s old); wait for it to finish, or if its writer is gone run `mvault locks {} --remove-stale` once it is over {} s old",
                     store.shown(),
                     other.key,
-                    if other.holder.is_empty() { "holder unknown" } else { other.holder.as_str() },
+                    if other.holder.is_empty() {
+                        "holder unknown"
+                    } else {
+                        other.holder.as_str()
+                    },
                     other.age.as_secs(),
                     store.shown(),
                     config.stale.as_secs()
@@ -270,14 +273,19 @@ impl HeldLock {
                     match backend.store.head(&path).await {
                         Err(object_store::Error::NotFound { .. }) => {
                             if let Ok(mut lost) = shared.lost.lock() {
-                                *lost = Some("its lock object was removed by another process".into());
+                                *lost =
+                                    Some("its lock object was removed by another process".into());
                             }
                             return;
                         }
                         Err(_) => continue,
                         Ok(_) => {}
                     }
-                    if backend.store.put(&path, PutPayload::from(lock_body())).await.is_ok()
+                    if backend
+                        .store
+                        .put(&path, PutPayload::from(lock_body()))
+                        .await
+                        .is_ok()
                         && let Ok(mut at) = shared.refreshed.lock()
                     {
                         *at = Instant::now();
@@ -340,9 +348,7 @@ impl Drop for HeldLock {
             // the delete below.
             let _ = self.backend.block_on(task);
         }
-        let _ = self
-            .backend
-            .block_on(self.backend.store.delete(&self.path));
+        let _ = self.backend.block_on(self.backend.store.delete(&self.path));
     }
 }
 

@@ -104,11 +104,11 @@ pub fn probe(backend: &Backend, root: &ObjectPath) -> Result<Conditional> {
             mode,
             ..PutOptions::default()
         };
-        backend.block_on(
-            backend
-                .store
-                .put_opts(&key, PutPayload::from_static(body.as_bytes()), options),
-        )
+        backend.block_on(backend.store.put_opts(
+            &key,
+            PutPayload::from_static(body.as_bytes()),
+            options,
+        ))
     };
     let refused = |r: &object_store::Result<_>| {
         matches!(

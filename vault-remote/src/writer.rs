@@ -33,7 +33,6 @@ use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use vault_core::vault::{
     Blake3Digest, GarbageReport, INDEX_FILE, IndexExpect, OBJECTS_DIR, ObjectId, PendingObject,

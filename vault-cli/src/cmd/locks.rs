@@ -12,7 +12,10 @@ use crate::cli::LocksArgs;
 use crate::exit::{Exit, fail};
 
 pub fn run(args: LocksArgs, quiet: bool) -> Result<Exit> {
-    let url = args.vault.to_str().filter(|u| super::remote::is_url(&args.vault));
+    let url = args
+        .vault
+        .to_str()
+        .filter(|u| super::remote::is_url(&args.vault));
     let Some(url) = url else {
         return Err(fail(
             Exit::Usage,
@@ -32,7 +35,11 @@ pub fn run(args: LocksArgs, quiet: bool) -> Result<Exit> {
             l.key,
             l.age.as_secs(),
             if l.stale { "stale" } else { "fresh" },
-            if l.holder.is_empty() { "-" } else { l.holder.as_str() }
+            if l.holder.is_empty() {
+                "-"
+            } else {
+                l.holder.as_str()
+            }
         );
     }
     if args.remove_stale {

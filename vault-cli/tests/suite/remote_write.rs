@@ -80,7 +80,9 @@ fn garage_two_nodes_write_concurrently_and_no_change_is_lost() {
         .args(["seal", "ckpt", "-o", &url])
         .assert()
         .success();
-    let nodes: Vec<Node> = (0..2).map(|i| Node::new(&env, Some(&cluster), i + 1)).collect();
+    let nodes: Vec<Node> = (0..2)
+        .map(|i| Node::new(&env, Some(&cluster), i + 1))
+        .collect();
     for n in &nodes {
         owner(&env, &cluster)
             .args(["rekey", &url, "--add-recipient", &n.recipient])
@@ -137,7 +139,10 @@ fn garage_two_nodes_write_concurrently_and_no_change_is_lost() {
     );
     assert_eq!(v["files"], 8 + 6);
     assert!(
-        !cluster.list("two-nodes/ckpt.vault").iter().any(|k| k.contains("/locks/") || k.contains("/probe/")),
+        !cluster
+            .list("two-nodes/ckpt.vault")
+            .iter()
+            .any(|k| k.contains("/locks/") || k.contains("/probe/")),
         "every lock released"
     );
 }
@@ -165,10 +170,20 @@ fn garage_rm_rekey_add_collect_garbage_after_the_new_index() {
         .args(["rm", &url, "model-00002-of-00003.safetensors"])
         .assert()
         .success();
-    assert!(stderr_of(&out).contains("unreferenced objects kept"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("unreferenced objects kept"),
+        "{}",
+        stderr_of(&out)
+    );
     let kept = objects(&cluster, prefix);
-    assert!(first.iter().all(|k| kept.contains(k)), "{first:?} -> {kept:?}");
-    owner(&env, &cluster).args(["verify", &url]).assert().success();
+    assert!(
+        first.iter().all(|k| kept.contains(k)),
+        "{first:?} -> {kept:?}"
+    );
+    owner(&env, &cluster)
+        .args(["verify", &url])
+        .assert()
+        .success();
     owner(&env, &cluster)
         .args(["cat", &format!("{url}:model-00002-of-00003.safetensors")])
         .assert()
@@ -190,7 +205,11 @@ fn garage_rm_rekey_add_collect_garbage_after_the_new_index() {
             .success(),
     );
     assert_eq!(v["files"], 8);
-    assert_eq!(v["objects"], now.len(), "exactly the referenced objects are left: {now:?}");
+    assert_eq!(
+        v["objects"],
+        now.len(),
+        "exactly the referenced objects are left: {now:?}"
+    );
     assert!(now.len() < kept.len() + 1, "{kept:?} -> {now:?}");
 
     // rekey: add a second recipient, drop the first.
@@ -203,7 +222,10 @@ fn garage_rm_rekey_add_collect_garbage_after_the_new_index() {
         .args(["rekey", &url, "-i", "other.txt", "--remove-recipient", &me])
         .assert()
         .success();
-    owner(&env, &cluster).args(["ls", &url]).assert().code(EXIT_KEY);
+    owner(&env, &cluster)
+        .args(["ls", &url])
+        .assert()
+        .code(EXIT_KEY);
     // rekey --new-key re-encrypts every object; with no grace the old
     // ones are deleted after the new index.
     let before = objects(&cluster, prefix);
@@ -214,7 +236,10 @@ fn garage_rm_rekey_add_collect_garbage_after_the_new_index() {
         .success();
     let after = objects(&cluster, prefix);
     assert_eq!(after.len(), before.len());
-    assert!(after.iter().all(|k| !before.contains(k)), "{before:?} {after:?}");
+    assert!(
+        after.iter().all(|k| !before.contains(k)),
+        "{before:?} {after:?}"
+    );
     let out = owner(&env, &cluster)
         .args(["cat", &format!("{url}:extra.txt"), "-i", "other.txt"])
         .assert()
@@ -223,26 +248,47 @@ fn garage_rm_rekey_add_collect_garbage_after_the_new_index() {
 
     // mvault locks: a dead writer's lock refuses writers until it is
     // stale, then `--remove-stale` removes it.
-    cluster.put(&format!("{prefix}/locks/dead"), b"mvault writer lock\nhost gone\npid 1\n");
-    let out = owner(&env, &cluster).args(["locks", &url]).assert().success();
+    cluster.put(
+        &format!("{prefix}/locks/dead"),
+        b"mvault writer lock\nhost gone\npid 1\n",
+    );
+    let out = owner(&env, &cluster)
+        .args(["locks", &url])
+        .assert()
+        .success();
     let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(listed.starts_with("locks/dead\t") && listed.contains("\tfresh\thost gone pid 1"), "{listed}");
+    assert!(
+        listed.starts_with("locks/dead\t") && listed.contains("\tfresh\thost gone pid 1"),
+        "{listed}"
+    );
     let out = owner(&env, &cluster)
         .env("MVAULT_REMOTE_LOCK_WAIT_SECS", "0")
         .args(["add", &url, "extra.txt", "-i", "other.txt"])
         .assert()
         .code(EXIT_REFUSED);
-    assert!(stderr_of(&out).contains("mvault locks"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("mvault locks"),
+        "{}",
+        stderr_of(&out)
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     let stale = [("MVAULT_REMOTE_LOCK_STALE_SECS", "1")];
-    let out = owner(&env, &cluster).envs(stale).args(["locks", &url]).assert().success();
+    let out = owner(&env, &cluster)
+        .envs(stale)
+        .args(["locks", &url])
+        .assert()
+        .success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("\tstale\t"));
     let out = owner(&env, &cluster)
         .envs(stale)
         .args(["locks", &url, "--remove-stale"])
         .assert()
         .success();
-    assert!(stderr_of(&out).contains("removed 1 stale lock(s)"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("removed 1 stale lock(s)"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(cluster.list(&format!("{prefix}/locks")).is_empty());
     env.write("later.txt", b"later");
     owner(&env, &cluster)
@@ -256,7 +302,12 @@ fn garage_rm_rekey_add_collect_garbage_after_the_new_index() {
 /// The files a node reads in the many-nodes test, with their contents.
 fn dataset(env: &Env) -> Vec<(String, Vec<u8>)> {
     let files: Vec<(String, Vec<u8>)> = (0..6)
-        .map(|i| (format!("shard-{i}.bin"), pattern(100 + i, 200_000 + i as usize * 7)))
+        .map(|i| {
+            (
+                format!("shard-{i}.bin"),
+                pattern(100 + i, 200_000 + i as usize * 7),
+            )
+        })
         .collect();
     fs::create_dir_all(env.path("ds")).unwrap();
     for (name, data) in &files {
@@ -305,7 +356,10 @@ fn garage_many_nodes_read_one_vault_while_one_node_is_removed() {
         for (i, n) in nodes.iter().enumerate() {
             let (url, files) = (&url, &files);
             s.spawn(move || {
-                assert!(read_all(n, url, files).iter().all(|c| *c == Some(0)), "node {i}");
+                assert!(
+                    read_all(n, url, files).iter().all(|c| *c == Some(0)),
+                    "node {i}"
+                );
                 let out = n.run(&["verify", url, "-i", "identity.txt"], &[]);
                 assert!(out.status.success(), "node {i}: {}", text(&out));
                 let out = n.run(&["open", url, "-o", "out"], &[]);
@@ -333,14 +387,21 @@ fn garage_many_nodes_read_one_vault_while_one_node_is_removed() {
     for (name, data) in &files {
         assert!(fs::read(removed.home.join("out").join(name)).unwrap() == *data);
     }
-    assert!(read_all(removed, &url, &files[..1]).iter().all(|c| *c == Some(EXIT_KEY)));
+    assert!(
+        read_all(removed, &url, &files[..1])
+            .iter()
+            .all(|c| *c == Some(EXIT_KEY))
+    );
     let out = removed.run(&["verify", &url, "-i", "identity.txt"], &[]);
     assert_eq!(out.status.code(), Some(EXIT_KEY), "{}", text(&out));
     // The others still read, and keyless verify passes.
     for n in &nodes[..3] {
         assert!(read_all(n, &url, &files).iter().all(|c| *c == Some(0)));
     }
-    owner(&env, &cluster).args(["verify", &url]).assert().success();
+    owner(&env, &cluster)
+        .args(["verify", &url])
+        .assert()
+        .success();
 }
 
 /// The conditional path at the CLI: object_store's local-filesystem store
@@ -358,7 +419,11 @@ fn file_url_new_vault_created_by_several_processes_at_once() {
     for (i, n) in nodes.iter().enumerate() {
         let dir = n.home.join("src");
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(format!("from-node{i}.bin")), pattern(i as u64, 100_000)).unwrap();
+        fs::write(
+            dir.join(format!("from-node{i}.bin")),
+            pattern(i as u64, 100_000),
+        )
+        .unwrap();
     }
     let recipients: Vec<String> = nodes.iter().map(|n| n.recipient.clone()).collect();
     let codes: Vec<Option<i32>> = std::thread::scope(|s| {
@@ -383,9 +448,8 @@ fn file_url_new_vault_created_by_several_processes_at_once() {
     assert!(codes.contains(&Some(0)), "{codes:?}");
     let out = nodes[0].run(&["verify", &url, "-i", "identity.txt"], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let leftovers = |sub: &str| {
-        fs::read_dir(bucket.join("race.vault").join(sub)).map_or(0, |d| d.count())
-    };
+    let leftovers =
+        |sub: &str| fs::read_dir(bucket.join("race.vault").join(sub)).map_or(0, |d| d.count());
     assert_eq!(leftovers("locks"), 0);
     assert_eq!(leftovers("probe"), 0);
     assert!(Path::new(&bucket.join("race.vault/index")).is_file());

@@ -20,7 +20,9 @@ fn main() {
     };
     let state = PathBuf::from(state);
     let Some(garage) = GarageCluster::binary() else {
-        eprintln!("mvault-test-cluster: no garage binary (run scripts/setup-garage.sh, or set MVAULT_GARAGE)");
+        eprintln!(
+            "mvault-test-cluster: no garage binary (run scripts/setup-garage.sh, or set MVAULT_GARAGE)"
+        );
         std::process::exit(1);
     };
     let cluster = match GarageCluster::start(&garage, 3) {
@@ -47,7 +49,10 @@ fn main() {
         std::fs::rename(&tmp, &env_file)
     })();
     if let Err(e) = written {
-        eprintln!("mvault-test-cluster: cannot write {}: {e}", env_file.display());
+        eprintln!(
+            "mvault-test-cluster: cannot write {}: {e}",
+            env_file.display()
+        );
         std::process::exit(1);
     }
     eprintln!("mvault-test-cluster: ready at {}", cluster.endpoint());

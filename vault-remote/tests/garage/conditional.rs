@@ -32,7 +32,8 @@ fn assert_changed(e: vault_core::Error) {
         "{e}"
     );
     assert!(
-        e.to_string().contains("was changed by another mvault process"),
+        e.to_string()
+            .contains("was changed by another mvault process"),
         "{e}"
     );
 }

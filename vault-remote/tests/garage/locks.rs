@@ -99,5 +99,8 @@ fn garage_lock_objects_exclude_refresh_release_expire_and_are_removed() {
         .collect();
     assert_eq!(lock::remove(&node_a, &stale).unwrap(), 1);
     assert!(lock::list(&node_a, &config(0)).unwrap().is_empty());
-    assert!(cluster.list("locks-test/ds.vault").is_empty(), "no probe or lock keys left");
+    assert!(
+        cluster.list("locks-test/ds.vault").is_empty(),
+        "no probe or lock keys left"
+    );
 }
