@@ -15,7 +15,7 @@ pub fn run(args: LocksArgs, quiet: bool) -> Result<Exit> {
     let url = args
         .vault
         .to_str()
-        .filter(|u| super::remote::is_url(&args.vault));
+        .filter(|_| super::remote::is_url(&args.vault));
     let Some(url) = url else {
         return Err(fail(
             Exit::Usage,

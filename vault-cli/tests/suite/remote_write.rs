@@ -48,7 +48,8 @@ impl Node {
     }
 }
 
-fn text(out: &Output) -> String {
+/// stdout and stderr of a finished process.
+pub fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

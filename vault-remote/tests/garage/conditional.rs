@@ -17,6 +17,8 @@ use vault_remote::interpose::Interposer;
 use vault_remote::probe::Conditional;
 use vault_remote::writer::RemoteWriter;
 
+use super::assert_changed;
+
 /// Index-like bytes (the magic, then `text`): what the store checks.
 fn index(text: &str) -> Vec<u8> {
     [&INDEX_MAGIC[..], text.as_bytes()].concat()
@@ -24,18 +26,6 @@ fn index(text: &str) -> Vec<u8> {
 
 fn listing(store: &RemoteStore) -> Vec<String> {
     store.keys().unwrap()
-}
-
-fn assert_changed(e: vault_core::Error) {
-    assert!(
-        matches!(&e, vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
-        "{e}"
-    );
-    assert!(
-        e.to_string()
-            .contains("was changed by another mvault process"),
-        "{e}"
-    );
 }
 
 #[test]
