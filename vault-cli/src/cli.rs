@@ -73,6 +73,8 @@ pub enum Command {
     SignKeygen(SignKeygenArgs),
     /// List who can open a sealed file or a vault (with -i, a vault's recorded recipients).
     Recipients(RecipientsArgs),
+    /// List the writer lock objects of a vault at a URL; --remove-stale deletes stale ones.
+    Locks(LocksArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Write man pages: mvault.1 to stdout, or every page into DIR.
@@ -114,6 +116,17 @@ pub struct RecipientsArgs {
     /// Print a JSON report on stdout (schema mvault/1, see docs/JSON.md).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LocksArgs {
+    /// A directory vault at a URL (s3://…, gs://…, az://…, file://…).
+    #[arg(value_name = "URL")]
+    pub vault: PathBuf,
+    /// Delete the locks not refreshed for the stale timeout
+    /// ($MVAULT_REMOTE_LOCK_STALE_SECS, default 1800 s): their writers are gone.
+    #[arg(long)]
+    pub remove_stale: bool,
 }
 
 #[derive(Debug, clap::Args)]

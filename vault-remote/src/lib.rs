@@ -13,7 +13,11 @@
 //! - [`store`]: a directory vault under a key prefix
 //!   ([`vault_core::vault::Store`]).
 //! - [`writer`]: a write in progress ([`vault_core::vault::StoreWriter`]):
-//!   the lock object and the conditional index replace.
+//!   the conditional index replace, guarded by [`probe`] and [`lock`].
+//! - [`probe`]: whether the store honours conditional PUTs (tried once per
+//!   process on a scratch key).
+//! - [`lock`]: the restic-style lock-object protocol for stores that do
+//!   not.
 //! - `testing` (feature `test-cluster`): the 3-node Garage cluster the
 //!   integration tests run against.
 //!
@@ -25,9 +29,13 @@
 pub mod cache;
 pub mod config;
 pub mod fetch;
+#[cfg(feature = "test-cluster")]
+pub mod interpose;
 pub mod location;
+pub mod lock;
 pub mod object;
 pub mod read;
+pub mod probe;
 pub mod store;
 #[cfg(feature = "test-cluster")]
 pub mod testing;
@@ -67,6 +75,17 @@ impl Backend {
             runtime: runtime()?,
             shown: Arc::from(location.shown()),
             read,
+        })
+    }
+
+    /// A back end over an already built store (tests: in-memory and
+    /// fault-injecting stores); `shown` is the URL as printed.
+    pub fn over(store: Arc<dyn ObjectStore>, shown: &str) -> Result<Self> {
+        Ok(Backend {
+            store,
+            runtime: runtime()?,
+            shown: Arc::from(std::path::Path::new(shown)),
+            read: config::current(),
         })
     }
 

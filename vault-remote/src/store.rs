@@ -3,7 +3,8 @@
 //! ```text
 //! PREFIX/index              replaced as a whole (conditionally, see writer.rs)
 //! PREFIX/objects/xx/<id>    immutable sealed objects
-//! PREFIX/locks/<random>     writer lock objects (writer.rs)
+//! PREFIX/locks/<random>     writer lock objects (lock.rs)
+//! PREFIX/probe/<random>     scratch keys of the conditional-PUT probe (probe.rs)
 //! ```
 //!
 //! [`RemoteStore`] is the read side of vault-core's storage seam: the
@@ -24,6 +25,7 @@ use vault_core::vault::{
 };
 use vault_core::{Error, Result};
 
+use crate::probe::PROBE_DIR;
 use crate::writer::{LOCKS_DIR, RemoteWriter};
 use crate::{Backend, Location, io_error};
 
@@ -43,12 +45,20 @@ impl RemoteStore {
     /// [`Location::connect`].
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Self> {
         let location = Location::parse(url)?;
-        Ok(RemoteStore {
-            backend: Backend::connect(&location, options)?,
-            root: location.key().clone(),
+        Ok(Self::from_backend(
+            Backend::connect(&location, options)?,
+            location.key().clone(),
+        ))
+    }
+
+    /// The vault under `root` of an already connected store.
+    pub fn from_backend(backend: Backend, root: ObjectPath) -> Self {
+        RemoteStore {
+            backend,
+            root,
             versions: Mutex::new(HashMap::new()),
             known: crate::read::Known::default(),
-        })
+        }
     }
 
     /// The same store, reading with `config` instead of the process-wide
@@ -69,6 +79,13 @@ impl RemoteStore {
     pub(crate) fn object_path(&self, id: &ObjectId) -> ObjectPath {
         let name = id.to_hex();
         self.path(&[OBJECTS_DIR, &name[..2], &name])
+    }
+
+    /// Every key under the vault's prefix, relative to it, sorted.
+    pub fn keys(&self) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = self.list(&[])?.into_iter().map(|(rel, _)| rel).collect();
+        keys.sort();
+        Ok(keys)
     }
 
     /// Whether an index object exists (one HEAD).
@@ -183,10 +200,21 @@ impl Store for RemoteStore {
 
     fn extras(&self, listed: &dyn Fn(&[u8]) -> bool) -> Result<Vec<String>> {
         let mut extras = Vec::new();
-        for (rel, _) in self.list(&[])? {
+        let now = std::time::SystemTime::now();
+        let grace = crate::writer::gc_grace();
+        for (rel, meta) in self.list(&[])? {
+            // An unreferenced object younger than the grace is garbage a
+            // write left for readers of the previous generation (see
+            // writer.rs); older ones should have been collected.
+            let awaiting_collection = || {
+                now.duration_since(std::time::SystemTime::from(meta.last_modified))
+                    .is_ok_and(|age| age < grace)
+            };
             let belongs = rel == INDEX_FILE
                 || rel.starts_with(&format!("{LOCKS_DIR}/"))
-                || object_key(&rel).is_some_and(|id| listed(hex::encode(id).as_bytes()));
+                || rel.starts_with(&format!("{PROBE_DIR}/"))
+                || object_key(&rel)
+                    .is_some_and(|id| listed(hex::encode(id).as_bytes()) || awaiting_collection());
             if !belongs {
                 extras.push(rel);
             }

@@ -39,6 +39,8 @@ pub struct GarageCluster {
     garage: PathBuf,
     nodes: Vec<Node>,
     s3: SocketAddr,
+    /// Every node's S3 endpoint (`s3` is the first).
+    apis: Vec<SocketAddr>,
     key_id: String,
     secret: String,
     _dir: tempfile::TempDir,
@@ -97,11 +99,13 @@ impl GarageCluster {
         let rpc_secret = crate::unique_hex(64);
         let mut nodes = Vec::new();
         let mut s3 = None;
+        let mut apis = Vec::new();
         for i in 0..count {
             let ip = format!("127.0.0.{}", 2 + i);
             let rpc = free_port(&ip)?;
             let api = free_port(&ip)?;
             s3.get_or_insert(api);
+            apis.push(api);
             let home = dir.path().join(format!("node{i}"));
             std::fs::create_dir_all(home.join("meta"))?;
             std::fs::create_dir_all(home.join("data"))?;
@@ -140,6 +144,7 @@ impl GarageCluster {
             garage: garage.to_path_buf(),
             nodes,
             s3: s3.ok_or_else(|| other("no nodes".into()))?,
+            apis,
             key_id: format!("GK{}", crate::unique_hex(24)),
             secret: crate::unique_hex(64),
             _dir: dir,
@@ -269,6 +274,19 @@ impl GarageCluster {
             ("AWS_ENDPOINT_URL".into(), self.endpoint()),
             ("AWS_REGION".into(), REGION.into()),
         ]
+    }
+
+    /// [`GarageCluster::env`] with the S3 endpoint of node `i` (wrapping
+    /// around), so that "nodes" of a job talk to different servers.
+    pub fn env_via(&self, i: usize) -> Vec<(String, String)> {
+        let api = self.apis[i % self.apis.len()];
+        let mut env = self.env();
+        for (k, v) in &mut env {
+            if k == "AWS_ENDPOINT_URL" {
+                *v = format!("http://{api}");
+            }
+        }
+        env
     }
 
     /// The same, as options for an in-process store

@@ -1,42 +1,38 @@
 //! A write to a vault on an object store, and what makes it safe when two
 //! nodes write at once.
 //!
-//! 1. **Lock object.** [`RemoteWriter::begin`] puts `locks/<random>`, then
-//!    lists `locks/`: if any other lock younger than [`STALE_LOCK`] is
-//!    there, it deletes its own and fails with `WouldBlock` (two writers
-//!    that race both back off; neither overwrites the other). This is the
-//!    restic-style protocol for stores without conditional writes; it needs
-//!    read-after-write consistent listing (S3, GCS, Azure and Garage have
-//!    it). The lock is deleted when the writer is dropped. Not yet done:
-//!    refreshing the lock during a long write; a lock older than
-//!    [`STALE_LOCK`] is ignored.
+//! 1. **Guard.** [`RemoteWriter::begin`] asks [`crate::probe`] what the
+//!    store honours (once per process). A write that a conditional PUT
+//!    can guard — a new vault where `If-None-Match: *` is honoured, an
+//!    update where `If-Match` is — takes no lock (the *conditional path*).
+//!    Every other write takes a lock object first ([`crate::lock`], the
+//!    *lock path*: created, read back, refreshed while the write runs,
+//!    stale after a documented timeout). Garage 2.5 honours neither, so on
+//!    Garage every write takes the lock path.
 //! 2. **Objects first.** New objects are uploaded straight to
 //!    `objects/xx/<id>` (ids are random and never reused, and nothing
 //!    reads an object that no index names), durably once the upload
 //!    completes.
-//! 3. **Conditional index replace.** [`StoreWriter::replace_index`]
-//!    re-reads the index and fails with `WouldBlock` unless it is still the
-//!    generation the writer built on, checks the writer still holds its
-//!    lock, then PUTs the index with `If-None-Match: *` (new vault) or
-//!    `If-Match: <ETag read>` (update) through `object_store`'s
-//!    `PutMode::Create` / `PutMode::Update`. A store that rejects the
-//!    precondition makes the loser fail with `WouldBlock`. A store that does
-//!    not implement it (`NotImplemented`, e.g. object_store's local
-//!    filesystem for `Update`) gets a plain PUT: the lock and the re-read
-//!    are then the only guard. **Garage 2.5 ignores both headers** (a
-//!    conditional PUT returns 200 and overwrites), so on Garage the lock
-//!    object is what keeps two writers apart.
+//! 3. **Index replace.** [`StoreWriter::replace_index`] re-reads the index
+//!    and fails with `WouldBlock` unless it is still the generation the
+//!    writer built on; on the lock path it checks the lock is still held
+//!    ([`HeldLock::check`]); then it PUTs the index with `If-None-Match: *`
+//!    (new vault) or `If-Match: <ETag read>` (update). A rejected
+//!    precondition makes the loser fail with `WouldBlock` (exit 7, "run
+//!    again") after deleting the objects it uploaded. A store that answers
+//!    `NotImplemented` gets a plain PUT (it is on the lock path: the probe
+//!    found the condition unsupported).
 //! 4. **Garbage after the switch.** Unreferenced objects are deleted only
 //!    once the new index is written, and only when older than
 //!    [`gc_grace`] (readers on other nodes may still read an older
-//!    generation); younger ones are left and reported as deferred.
+//!    generation, and a conditional-path writer may still be uploading);
+//!    younger ones are left and reported as deferred.
 
 use std::collections::HashSet;
 use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use vault_core::vault::{
     Blake3Digest, GarbageReport, INDEX_FILE, IndexExpect, OBJECTS_DIR, ObjectId, PendingObject,
@@ -45,13 +41,12 @@ use vault_core::vault::{
 use vault_core::{Error, Result, Sink};
 
 use crate::io_error;
+use crate::lock::{HeldLock, LockConfig};
 use crate::object::Upload;
+use crate::probe;
 use crate::store::{RemoteStore, object_key};
 
-/// Folder of writer lock objects under the vault prefix.
-pub const LOCKS_DIR: &str = "locks";
-/// A lock object older than this is ignored (its writer is presumed dead).
-pub const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
+pub use crate::lock::LOCKS_DIR;
 /// Environment variable: seconds an unreferenced object must have existed
 /// before garbage collection deletes it (default one hour).
 pub const GC_GRACE_ENV: &str = "MVAULT_REMOTE_GC_GRACE_SECS";
@@ -64,11 +59,13 @@ pub fn gc_grace() -> Duration {
         .map_or(Duration::from_secs(3600), Duration::from_secs)
 }
 
-/// A write in progress, holding its lock object.
+/// A write in progress: on the lock path, holding its lock object.
 pub struct RemoteWriter<'a> {
     store: &'a RemoteStore,
-    lock: ObjectPath,
-    /// Objects this writer uploaded (removed again by `clean_scratch`).
+    /// `None` on the conditional path.
+    lock: Option<HeldLock>,
+    /// Objects this writer uploaded (removed again by `clean_scratch`, and
+    /// when the index switch is lost).
     created: Mutex<Vec<ObjectId>>,
 }
 
@@ -77,39 +74,29 @@ fn busy(message: String) -> Error {
 }
 
 impl<'a> RemoteWriter<'a> {
-    /// Takes the lock (see the module doc).
+    /// Chooses the conditional path or takes the lock (see the module doc).
     pub fn begin(store: &'a RemoteStore) -> Result<Self> {
-        let backend = &store.backend;
-        let lock = store.path(&[LOCKS_DIR, &crate::unique_hex(32)]);
-        let body = format!(
-            "mvault writer lock\npid {}\nhost {}\n",
-            std::process::id(),
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .unwrap_or_default()
-                .trim()
-        );
-        backend
-            .block_on(backend.store.put(&lock, PutPayload::from(body)))
-            .map_err(|e| io_error(backend, e))?;
-        let writer = RemoteWriter {
+        let conditional = probe::cached(&store.backend, &store.root)?;
+        let guarded = if store.has_index() {
+            conditional.update
+        } else {
+            conditional.create
+        };
+        let lock = if guarded {
+            None
+        } else {
+            Some(HeldLock::acquire(store, LockConfig::from_env())?)
+        };
+        Ok(RemoteWriter {
             store,
             lock,
             created: Mutex::new(Vec::new()),
-        };
-        let now = SystemTime::now();
-        for (rel, meta) in store.list(&[LOCKS_DIR])? {
-            let age = now
-                .duration_since(SystemTime::from(meta.last_modified))
-                .unwrap_or_default();
-            if meta.location != writer.lock && age < STALE_LOCK {
-                // Dropping `writer` deletes our own lock.
-                return Err(busy(format!(
-                    "another mvault process is writing {} (lock object {rel}); wait for it to finish, or delete that object if its writer is gone",
-                    store.shown()
-                )));
-            }
-        }
-        Ok(writer)
+        })
+    }
+
+    /// Whether this write took the lock path.
+    pub fn holds_lock(&self) -> bool {
+        self.lock.is_some()
     }
 
     fn changed(&self) -> Error {
@@ -118,12 +105,12 @@ impl<'a> RemoteWriter<'a> {
             self.store.shown()
         ))
     }
-}
 
-impl Drop for RemoteWriter<'_> {
-    fn drop(&mut self) {
-        let backend = &self.store.backend;
-        let _ = backend.block_on(backend.store.delete(&self.lock));
+    /// The switch was lost: the objects this writer uploaded are
+    /// referenced by nothing; delete them now rather than after the grace.
+    fn lost(&self) -> Error {
+        self.clean_scratch();
+        self.changed()
     }
 }
 
@@ -153,14 +140,10 @@ impl StoreWriter for RemoteWriter<'_> {
                 // the generation the change was built on.
                 PutMode::Update(self.store.version_of(want).unwrap_or(version))
             }
-            _ => return Err(self.changed()),
+            _ => return Err(self.lost()),
         };
-        if let Err(e) = backend.block_on(backend.store.head(&self.lock)) {
-            return Err(busy(format!(
-                "{}: this writer's lock object disappeared ({}); nothing was changed, run the command again",
-                self.store.shown(),
-                crate::scrub(&e.to_string())
-            )));
+        if let Some(lock) = &self.lock {
+            lock.check(&self.store.shown())?;
         }
         let path = self.store.path(&[INDEX_FILE]);
         let put = |mode| {
@@ -176,7 +159,7 @@ impl StoreWriter for RemoteWriter<'_> {
             Err(
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
-            ) => Err(self.changed()),
+            ) => Err(self.lost()),
             Err(object_store::Error::NotImplemented { .. }) => put(PutMode::Overwrite)
                 .map(drop)
                 .map_err(|e| Error::Io(io_error(backend, e))),

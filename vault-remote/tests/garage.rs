@@ -27,6 +27,19 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A write refused because the vault changed under it (exit 7 at the CLI).
+pub fn assert_changed(e: vault_core::Error) {
+    assert!(
+        matches!(&e, vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("was changed by another mvault process"),
+        "{e}"
+    );
+}
+
 #[test]
 fn objects_round_trip_with_multipart_uploads_and_ranged_reads() {
     let Some(cluster) = GarageCluster::start_or_skip("objects_round_trip") else {
@@ -149,18 +162,15 @@ fn two_writers_on_two_nodes_cannot_both_win() {
     };
     add(node_a, "b.txt").unwrap();
     // Node b built on generation 1: it must lose, not overwrite.
-    let e = add(node_b, "c.txt").unwrap_err();
-    assert!(
-        matches!(&e, vault_core::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
-        "{e}"
-    );
-    assert!(
-        e.to_string()
-            .contains("was changed by another mvault process"),
-        "{e}"
-    );
+    assert_changed(add(node_b, "c.txt").unwrap_err());
     let now = open();
     assert_eq!(now.index().public.generation, 2);
     assert!(now.find(&[b"b.txt".to_vec()]).is_some());
     assert!(now.find(&[b"c.txt".to_vec()]).is_none());
 }
+
+// The write side: conditional PUTs where honoured, lock objects elsewhere.
+#[path = "garage/conditional.rs"]
+mod conditional;
+#[path = "garage/locks.rs"]
+mod locks;

@@ -7,6 +7,7 @@ mod doctor;
 mod generate;
 mod inspect;
 mod keygen;
+mod locks;
 mod ls;
 mod mount;
 mod mountinfo;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Rm(args) => rm::run(args, show_progress),
         Command::SignKeygen(args) => sign_keygen::run(args, cli.quiet),
         Command::Recipients(args) => recipients::run(args),
+        Command::Locks(args) => locks::run(args, cli.quiet),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args, cli.quiet),
         Command::Run(args) => {

@@ -50,6 +50,7 @@ mod mount_policy;
 mod python_e2e;
 mod remote;
 mod remote_mount;
+mod remote_write;
 mod run_lifecycle;
 
 // Everything else a user meets.

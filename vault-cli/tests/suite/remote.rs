@@ -14,12 +14,7 @@ use vault_remote::testing::GarageCluster;
 
 /// stdout and stderr of a finished command, for the secrets check.
 fn outputs(out: &assert_cmd::assert::Assert) -> String {
-    let o = out.get_output();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    crate::remote_write::text(out.get_output())
 }
 
 /// `mvault` with the cluster's credentials in its environment only.
