@@ -234,7 +234,7 @@ fn main() {
     std::fs::create_dir_all(&mnt).unwrap();
     let script = format!("cat '{}' > /dev/null", mnt.join("data.bin").display());
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = timed(mvault(&[
+    let (s, rss) = timed(&mut mvault(&[
         "run", "--mount", &spec, "--", "bash", "-c", &script,
     ]));
     row("cat through mvault run --mount s3://", a.size, s, Some(rss));

@@ -144,6 +144,7 @@ fn a_system_log_that_is_not_listening_refuses_the_mount() {
     let env = Env::new();
     let (sealed, _) = sealed_fixture(&env);
     let socket = env.path("nobody.sock");
+    std::fs::create_dir_all(env.path("mnt")).unwrap();
     let out = env
         .cmd()
         .env("MVAULT_JOURNAL_SOCKET", &socket)
