@@ -34,8 +34,8 @@ pub mod interpose;
 pub mod location;
 pub mod lock;
 pub mod object;
-pub mod read;
 pub mod probe;
+pub mod read;
 pub mod store;
 #[cfg(feature = "test-cluster")]
 pub mod testing;
