@@ -6,13 +6,14 @@
 # node and compares, shows the (empty) lock set, and stops the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$PWD"
 
 cargo build -q -p vault-cli
 mvault="$PWD/target/debug/mvault"
 
 scripts/s3-test-cluster.sh start
 demo=$(mktemp -d "${TMPDIR:-/tmp}/mvault-demo-s3.XXXXXX")
-trap 'scripts/s3-test-cluster.sh stop; rm -rf "$demo"' EXIT
+trap '"$root/scripts/s3-test-cluster.sh" stop; rm -rf "$demo"' EXIT
 eval "$(scripts/s3-test-cluster.sh env)"
 export MVAULT_IDENTITY="$demo/identity.txt"
 cd "$demo"
