@@ -93,6 +93,7 @@ pub mod remote;
 mod rewrap;
 mod seal;
 mod sink;
+mod spill;
 mod source;
 mod stream_open;
 pub mod vault;
@@ -114,6 +115,7 @@ pub use rewrap::rewrap_header;
 pub use seal::{SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use sink::HashingWriter;
 pub use source::{Sink, Source};
+pub use spill::{SPILL_BLOCK, SpillFile};
 pub use stream_open::decrypt_stream;
 pub use wrap::{Identities, Recipients};
 

@@ -11,6 +11,7 @@ mod ls;
 mod mount;
 mod mountinfo;
 mod mountpoint;
+mod output;
 mod open;
 mod recipients;
 mod rekey;
