@@ -99,8 +99,8 @@ impl SpillFile {
         let (nonce, rest) = slot.split_at(NONCE_LEN);
         let (cipher, tag) = rest.split_at(SPILL_BLOCK);
         self.block.copy_from_slice(cipher);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| Error::ChunkTampered { index })?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::ChunkTampered { index })?;
         let opened = self.key.open_in_place_separate_tag(
             nonce,
             Aad::from(index.to_le_bytes()),
@@ -216,7 +216,9 @@ mod tests {
     use super::*;
 
     fn pattern(seed: u8, len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
     }
 
     /// Random writes, holes, truncation and extension read back as a plain

@@ -10,9 +10,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Quiet time after the last change before a commit.
-pub(super) const QUIET: Duration = Duration::from_millis(200);
+pub(super) const QUIET: Duration = Duration::from_millis(500);
 /// Longest a change waits for its commit.
-pub(super) const MAX_DELAY: Duration = Duration::from_secs(2);
+pub(super) const MAX_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 struct Pending {
@@ -52,7 +52,10 @@ impl Committer {
 
     /// Ends the thread of [`Committer::run`].
     pub fn stop(&self) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stopped = true;
         self.wake.notify_all();
     }
 

@@ -40,6 +40,9 @@ pub(super) struct FileData {
     pub visible: Option<FileRef>,
     /// Changed since it was last sealed.
     dirty: bool,
+    /// A write or seal failed (a full disk): the content is incomplete and
+    /// is never sealed; the vault keeps the last version.
+    broken: bool,
     pub mode: u32,
     pub mtime: SystemTime,
 }
@@ -60,6 +63,7 @@ impl FileData {
             size: 0,
             visible: None,
             dirty: true,
+            broken: false,
             mode,
             mtime: SystemTime::now(),
         }
@@ -72,6 +76,7 @@ impl FileData {
             visible: Some(file.clone()),
             body: Body::Stored(file, None),
             dirty: false,
+            broken: false,
             mode,
             mtime,
         }
@@ -86,7 +91,9 @@ impl FileData {
     fn spill(&mut self, out: &OutputVault, dir: &Path) -> vault_core::Result<&mut SpillFile> {
         if !matches!(self.body, Body::Spilled(_)) {
             let source = match std::mem::replace(&mut self.body, Body::Empty) {
-                Body::Streaming(stream) => Some((FileRef::Sealed(Arc::new(stream.finish()?)), None)),
+                Body::Streaming(stream) => {
+                    Some((FileRef::Sealed(Arc::new(stream.finish()?)), None))
+                }
                 Body::Stored(file, reader) => Some((file, reader)),
                 Body::Empty | Body::Spilled(_) => None,
             };
@@ -117,8 +124,30 @@ impl FileData {
         }
     }
 
-    /// Writes `data` at `offset`.
+    /// Writes `data` at `offset`; a failure breaks the file (see `broken`).
     pub fn write(
+        &mut self,
+        out: &OutputVault,
+        dir: &Path,
+        offset: u64,
+        data: &[u8],
+    ) -> vault_core::Result<()> {
+        self.check_intact()?;
+        let result = self.write_inner(out, dir, offset, data);
+        self.broken = result.is_err();
+        result
+    }
+
+    fn check_intact(&self) -> vault_core::Result<()> {
+        if self.broken {
+            return Err(vault_core::Error::Io(std::io::Error::other(
+                "an earlier write to this file failed; it is not saved (write it again)",
+            )));
+        }
+        Ok(())
+    }
+
+    fn write_inner(
         &mut self,
         out: &OutputVault,
         dir: &Path,
@@ -169,7 +198,9 @@ impl FileData {
         }
         if len == 0 {
             self.body = Body::Empty;
+            self.broken = false;
         } else {
+            self.check_intact()?;
             self.spill(out, dir)?.set_len(len)?;
         }
         self.size = len;
@@ -184,6 +215,13 @@ impl FileData {
         if !self.dirty {
             return Ok(false);
         }
+        self.check_intact()?;
+        let result = self.seal_inner(out);
+        self.broken = result.is_err();
+        result
+    }
+
+    fn seal_inner(&mut self, out: &OutputVault) -> vault_core::Result<bool> {
         let sealed: SealedFile = match std::mem::replace(&mut self.body, Body::Empty) {
             Body::Empty => out.start()?.finish()?,
             Body::Streaming(stream) => stream.finish()?,

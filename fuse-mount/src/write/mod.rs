@@ -75,7 +75,12 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if !self.committer.take() {
-            return match self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return match self
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            {
                 Some(message) => Err(message),
                 None => Ok(()),
             };
@@ -165,7 +170,11 @@ impl OutputStatus {
 
     /// Why the last commit failed, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.0.failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

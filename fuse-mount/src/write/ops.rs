@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use fuser::{
     AccessFlags, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 use vault_core::vault::valid_name;
 
@@ -190,7 +190,13 @@ impl Filesystem for OutputFs {
             return reply.error(Errno::EEXIST);
         }
         let kind = Kind::Dir(Default::default());
-        let ino = nodes.insert(parent.0, name, mode & !umask & 0o7777, SystemTime::now(), kind);
+        let ino = nodes.insert(
+            parent.0,
+            name,
+            mode & !umask & 0o7777,
+            SystemTime::now(),
+            kind,
+        );
         self.shared.committer.changed();
         let node = nodes.get(ino).expect("just inserted");
         reply.entry(&TTL, &self.attr(ino, node), Generation(0));
@@ -246,7 +252,13 @@ impl Filesystem for OutputFs {
             writable: true,
             bytes_written: Default::default(),
         });
-        reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty());
+        reply.created(
+            &TTL,
+            &attr,
+            Generation(0),
+            FileHandle(fh),
+            FopenFlags::empty(),
+        );
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -566,8 +578,14 @@ impl Filesystem for OutputFs {
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let (blocks, free) = match (self.allowed(req), rustix::fs::statvfs(&self.options.spill_dir)) {
-            (true, Ok(st)) => (st.f_blocks * st.f_frsize / 4096, st.f_bavail * st.f_frsize / 4096),
+        let (blocks, free) = match (
+            self.allowed(req),
+            rustix::fs::statvfs(&self.options.spill_dir),
+        ) {
+            (true, Ok(st)) => (
+                st.f_blocks * st.f_frsize / 4096,
+                st.f_bavail * st.f_frsize / 4096,
+            ),
             _ => (0, 0),
         };
         reply.statfs(blocks, free, free, 0, 0, 4096, 255, 4096);

@@ -9,8 +9,8 @@ use fuse_mount::audit::{AuditOptions, OpenError};
 use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process};
 
 use super::mountinfo;
-use super::output;
 use super::mountpoint::{Pinned, Rules};
+use super::output;
 use super::served::{Serve, Served, finish};
 use super::stop::Stop;
 use crate::cli::{MountArgs, PolicyArgs, ServeArgs, UmountArgs};
@@ -163,7 +163,10 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
         let vault = output::open(&args.source, &args.serve.identities, o.sign.clone())?;
         (None, Some(vault))
     } else {
-        (Some(build_tree(&args.source, &args.serve.identities, quiet)?), None)
+        (
+            Some(build_tree(&args.source, &args.serve.identities, quiet)?),
+            None,
+        )
     };
     let files = tree.as_ref().map_or(1, Tree::len);
     let bytes = tree.as_ref().map_or(0, Tree::total_bytes);

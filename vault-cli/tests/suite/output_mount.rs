@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::util::mount::{
-    MountGuard, READY_TIMEOUT, audit_lines, finish_run, force_unmount, fuse_available,
-    is_mounted, mvault_std, start_run, wait_or_kill, wait_until,
+    MountGuard, READY_TIMEOUT, audit_lines, finish_run, force_unmount, fuse_available, is_mounted,
+    mvault_std, start_run, wait_or_kill, wait_until,
 };
 use crate::util::vaults::{checkpoint, item_of, sign_keygen};
 use crate::util::{EXIT_REFUSED, Env, pattern};
@@ -235,7 +235,13 @@ fn rename_unlink_mkdir() {
     ));
     unmount(&env, guard);
     let names = listed(&env, &v);
-    for present in ["runs", "runs/c", "runs/c/b", "runs/c/b/x.txt", "config.json"] {
+    for present in [
+        "runs",
+        "runs/c",
+        "runs/c/b",
+        "runs/c/b/x.txt",
+        "config.json",
+    ] {
         assert!(names.contains(&present.to_string()), "{present}: {names:?}");
     }
     for absent in ["runs/a", "generation_config.json", "nested", "gone"] {
@@ -282,11 +288,12 @@ fn tar_x_many_small_files() {
     );
     let names = listed(&env, &v);
     let files = names.iter().filter(|n| n.ends_with(".txt")).count();
-    assert_eq!(files, FILES + 1, "every file arrived (plus nested/deeper/notes.txt)");
     assert_eq!(
-        cat(&env, &v, "data/d7/f777.txt"),
-        pattern(777, 777 % 700)
+        files,
+        FILES + 1,
+        "every file arrived (plus nested/deeper/notes.txt)"
     );
+    assert_eq!(cat(&env, &v, "data/d7/f777.txt"), pattern(777, 777 % 700));
     verify(&env, &v);
 }
 
@@ -358,7 +365,11 @@ fn sigkill_mid_write_keeps_old_generation() {
     assert!(leftovers(&v) > 0, "the killed write left a partial object");
     // The next write collects it.
     let (guard, _mnt) = mount_writable(&env, &v, &[]);
-    assert_eq!(leftovers(&v), 0, "partial objects collected at the next write");
+    assert_eq!(
+        leftovers(&v),
+        0,
+        "partial objects collected at the next write"
+    );
     unmount(&env, guard);
     verify(&env, &v);
 }
@@ -394,7 +405,12 @@ fn run_output_refuses_outsiders_and_audits_writes() {
     assert!(names.contains(&"job.bin".to_string()), "{names:?}");
     assert!(!names.contains(&"outsider.txt".to_string()));
     let lines = audit_lines(&log);
-    let find = |event: &str| lines.iter().filter(|l| l["event"] == event).collect::<Vec<_>>();
+    let find = |event: &str| {
+        lines
+            .iter()
+            .filter(|l| l["event"] == event)
+            .collect::<Vec<_>>()
+    };
     assert!(
         find("create")
             .iter()
@@ -402,8 +418,10 @@ fn run_output_refuses_outsiders_and_audits_writes() {
         "{lines:?}"
     );
     assert!(
-        find("create").iter().any(|l| l["decision"] == "deny"
-            || find("deny_summary").iter().any(|s| s["of"] == "create")),
+        find("create")
+            .iter()
+            .any(|l| l["decision"] == "deny"
+                || find("deny_summary").iter().any(|s| s["of"] == "create")),
         "the outsider's create is audited: {lines:?}"
     );
     assert!(
@@ -413,7 +431,9 @@ fn run_output_refuses_outsiders_and_audits_writes() {
         "{lines:?}"
     );
     assert!(
-        find("commit").iter().any(|l| l["bytes_written"].as_u64() >= Some(100_003)),
+        find("commit")
+            .iter()
+            .any(|l| l["bytes_written"].as_u64() >= Some(100_003)),
         "{lines:?}"
     );
     verify(&env, &v);
@@ -502,20 +522,23 @@ fn enospc_on_the_backing_store() {
     let out = Command::new("bash")
         .args([
             "-c",
-            &format!(
-                "head -c 32M /dev/zero > {}/huge.bin",
-                mnt.display()
-            ),
+            &format!("head -c 32M /dev/zero > {}/huge.bin", mnt.display()),
         ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a 32 MiB write into 8 MiB succeeded");
     assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(
+        generation(&env, &v),
+        before,
+        "nothing half-written committed"
+    );
+    // Space comes back with the failed file's scratch: the mount goes on.
     fs::write(mnt.join("small.txt"), b"fits").unwrap();
-    drop(guard);
-    let _ = before;
+    unmount(&env, guard);
     verify(&env, &v);
     assert_eq!(cat(&env, &v, "a.txt"), b"kept");
+    assert_eq!(cat(&env, &v, "small.txt"), b"fits");
     assert!(!listed(&env, &v).contains(&"huge.bin".to_string()));
 }

@@ -242,8 +242,14 @@ impl Installer<'_> {
         sealed: Vec<Sealed>,
         reused: u64,
     ) -> Result<WriteSummary> {
-        let (manifest, mut summary) =
-            manifest_of(self.key, self.keyring, generation, &old_objects, &tree, &sealed)?;
+        let (manifest, mut summary) = manifest_of(
+            self.key,
+            self.keyring,
+            generation,
+            &old_objects,
+            &tree,
+            &sealed,
+        )?;
         summary.files_reused = reused;
         let temps: Vec<&PendingObject> = sealed.iter().map(|s| &s.temp).collect();
         let garbage = self.install(&manifest, &temps)?;

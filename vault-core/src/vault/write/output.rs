@@ -173,7 +173,10 @@ pub struct OutputEntry {
 enum Request {
     Start(SyncSender<Result<NewObject>>),
     Install(ObjectId, SyncSender<Result<()>>),
-    Commit(Vec<(Vec<u8>, OutputEntry)>, SyncSender<Result<WriteSummary>>),
+    Commit(
+        Vec<(Vec<u8>, OutputEntry)>,
+        SyncSender<Result<WriteSummary>>,
+    ),
 }
 
 /// A vault open for writing (see the module doc).
@@ -334,7 +337,12 @@ impl OutputVault {
 
 impl Drop for OutputVault {
     fn drop(&mut self) {
-        drop(self.requests.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(
+            self.requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = worker.join();
         }
@@ -485,6 +493,16 @@ impl State<'_> {
             .map(|s| &s.temp)
             .filter(|t| !self.installed.contains(t.id()))
             .collect();
+        self.writer.install_objects(&temps)?;
+        self.installed.extend(temps.iter().map(|t| *t.id()));
+        // The files committed now still count as in flight until their
+        // holder drops them; anything beyond them is a live stream.
+        let quiet = self.in_flight.load(Ordering::SeqCst) <= sealed.len();
+        if quiet {
+            // Scratch left by abandoned or failed streams goes before the
+            // index is written: on a full disk that is the space it needs.
+            self.writer.clean_scratch();
+        }
         let installer = Installer {
             writable: self.writer,
             key: self.vault.key(),
@@ -492,15 +510,13 @@ impl State<'_> {
             signer: self.signer,
             expect: IndexExpect::Version(&self.version),
         };
-        self.version = installer.switch(&manifest, &temps)?;
+        self.version = installer.switch(&manifest, &[])?;
         self.objects = manifest.objects;
         self.generation.store(generation, Ordering::SeqCst);
         for s in &sealed {
             self.installed.remove(&s.info.id);
         }
-        // The files just committed still count as in flight until their
-        // holder drops them; anything beyond them is a live stream.
-        if self.in_flight.load(Ordering::SeqCst) <= sealed.len() {
+        if quiet {
             self.collect_garbage();
         }
         Ok(summary)
