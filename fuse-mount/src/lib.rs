@@ -13,6 +13,7 @@
 pub mod audit;
 mod cache;
 mod fs;
+mod gate;
 mod harden;
 mod integrity;
 mod job;

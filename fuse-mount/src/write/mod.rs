@@ -28,8 +28,9 @@ use std::time::Duration;
 use fuser::{Errno, FileAttr, FileType, INodeNo, Request};
 use vault_core::vault::OutputVault;
 
-use crate::audit::{AuditLog, Recorded};
-use crate::policy::{Decision, Policy};
+use crate::audit::AuditLog;
+use crate::gate::Gate;
+use crate::policy::Policy;
 use crate::procinfo::{Caller, Facts};
 use committer::Committer;
 use nodes::{Kind, Node, Nodes, SharedFile};
@@ -228,27 +229,12 @@ impl OutputFs {
     /// Applies the policy to the caller of `req`; every write-side event
     /// and every open is audited, denials always.
     fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
-        let audited = self.shared.audit.is_some() && event != "lookup" && event != "access";
-        let facts = if audited {
-            self.facts_needed.union(Facts::AUDIT)
-        } else {
-            self.facts_needed
+        let gate = Gate {
+            policy: &self.policy,
+            facts_needed: self.facts_needed,
+            audit: self.shared.audit.as_ref(),
         };
-        let mut caller = Caller::inspect(req.pid(), req.uid(), req.gid(), facts);
-        let decision = self.policy.check(&caller);
-        if let Some(audit) = &self.shared.audit
-            && (audited || !decision.allowed())
-        {
-            caller.add(Facts::AUDIT);
-            let recorded = audit.decision(event, &caller, path, &decision);
-            if recorded == Recorded::Lost && decision.allowed() && !audit.fail_open() {
-                return Err(Errno::EIO);
-            }
-        }
-        match decision {
-            Decision::Allow => Ok(caller),
-            Decision::Deny(_) => Err(Errno::EACCES),
-        }
+        gate.check(req, event, path, event != "lookup" && event != "access")
     }
 
     /// Whether the policy admits the caller of `req` (not audited).

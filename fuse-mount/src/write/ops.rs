@@ -16,6 +16,7 @@ use vault_core::vault::valid_name;
 use super::file::{FileData, errno};
 use super::nodes::{Kind, ROOT};
 use super::{Handle, OutputFs, TTL};
+use crate::gate::list_dir;
 
 /// `O_TRUNC` and `O_EXCL` as FUSE passes them in open flags.
 const O_TRUNC: i32 = rustix::fs::OFlags::TRUNC.bits() as i32;
@@ -54,6 +55,20 @@ impl OutputFs {
                 eprintln!("mvault: sealing a written file failed: {e}");
                 Err(errno(&e))
             }
+        }
+    }
+}
+
+impl OutputFs {
+    /// Seals what handle `fh` wrote and answers with the outcome.
+    fn seal_reply(&self, fh: FileHandle, reply: ReplyEmpty) {
+        let sealed = match self.handle(fh.0).filter(|h| h.writable) {
+            Some(handle) => self.seal(&handle),
+            None => Ok(()),
+        };
+        match sealed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
     }
 }
@@ -366,13 +381,7 @@ impl Filesystem for OutputFs {
     ) {
         // Every close(2): seal what this handle wrote, so close reports
         // a failure (ENOSPC) to the writer.
-        match self.handle(fh.0).filter(|h| h.writable) {
-            Some(handle) => match self.seal(&handle) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
-            },
-            None => reply.ok(),
-        }
+        self.seal_reply(fh, reply);
     }
 
     fn fsync(
@@ -383,13 +392,8 @@ impl Filesystem for OutputFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.handle(fh.0).filter(|h| h.writable) {
-            Some(handle) => match self.seal(&handle) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
-            },
-            None => reply.ok(),
-        }
+        // The content sealed durably; its commit follows (see committer).
+        self.seal_reply(fh, reply);
     }
 
     fn release(
@@ -523,7 +527,7 @@ impl Filesystem for OutputFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         let nodes = self.nodes();
         let Some(node) = nodes.get(ino.0) else {
@@ -532,23 +536,14 @@ impl Filesystem for OutputFs {
         let Kind::Dir(children) = &node.kind else {
             return reply.error(Errno::ENOTDIR);
         };
-        let dots = [(ino.0, OsStr::new(".")), (node.parent, OsStr::new(".."))];
-        let entries = dots
-            .into_iter()
-            .map(|(i, name)| (i, FileType::Directory, name))
-            .chain(children.iter().map(|(name, &child)| {
-                let kind = match nodes.get(child).map(|n| &n.kind) {
-                    Some(Kind::Dir(_)) => FileType::Directory,
-                    _ => FileType::RegularFile,
-                };
-                (child, kind, name.as_os_str())
-            }));
-        for (i, (child, kind, name)) in entries.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        let children = children.iter().map(|(name, &child)| {
+            let kind = match nodes.get(child).map(|n| &n.kind) {
+                Some(Kind::Dir(_)) => FileType::Directory,
+                _ => FileType::RegularFile,
+            };
+            (child, kind, name.as_os_str())
+        });
+        list_dir(reply, offset, (ino.0, node.parent), children);
     }
 
     fn fsyncdir(
