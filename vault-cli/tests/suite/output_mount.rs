@@ -80,7 +80,8 @@ fn generation(env: &Env, vault: &Path) -> u64 {
 }
 
 fn cat(env: &Env, vault: &Path, path: &str) -> Vec<u8> {
-    let out = env.cmd().arg("cat").arg(vault).arg(path).assert().success();
+    let spec = format!("{}:{path}", vault.display());
+    let out = env.cmd().arg("cat").arg(spec).assert().success();
     out.get_output().stdout.clone()
 }
 
@@ -328,9 +329,8 @@ fn large_file_streams_in_bounded_memory() {
     unmount(&env, guard);
     let out = env
         .cmd()
-        .args(["cat"])
-        .arg(&v)
-        .arg("big.bin")
+        .arg("cat")
+        .arg(format!("{}:big.bin", v.display()))
         .assert()
         .success();
     let bytes = &out.get_output().stdout;
