@@ -10,6 +10,7 @@
 #   BENCH_DIR (/dev/shm) where the files go (a fresh folder, removed after)
 #   RUNS (3)            rounds; every operation keeps its best time
 #   MOUNT (1)           0 skips the FUSE comparison (gocryptfs vs mvault mount)
+#   WRITE (1)           0 skips writing into the mounts (benches/output_write.sh)
 #   MOUNT_SECONDS (5)   seconds per random-read measurement
 #   INSTALL (1)         0 never installs missing peers
 #   MVAULT (unset)      use this mvault binary instead of building target/release/mvault
@@ -292,3 +293,11 @@ echo "Ceiling for any tool that writes the output file here (write only / peer):
   "$(ratio "write only" "age dec")x age decrypt, $(ratio "write only" "rage dec")x rage decrypt."
 echo "Scaling, 1 -> 2 threads: seal $(ratio "seal 2t" "seal 1t")x, open $(ratio "open 2t" "open 1t")x," \
   "keyed verify $(ratio "verify 2t" "verify 1t")x, keyless verify $(ratio "keyless verify 2t" "keyless verify 1t")x"
+
+# ---------------------------------------------------------------- writing into a mount (issue 15)
+# dd bs=1M and tar x into `mvault mount --writable` vs gocryptfs vs plain
+# (benches/output_write.sh; WRITE=0 skips it).
+if [ "${WRITE:-1}" = 1 ] && [ "$mount_cmp" = 1 ]; then
+  echo
+  MVAULT="$mvault" SIZE_MIB="$size_mib" RUNS="$runs" "$root/benches/output_write.sh"
+fi

@@ -3,7 +3,8 @@
 # seal a checkpoint, inspect it without a key, verify it, open it, compare;
 # then seal a checkpoint folder into a signed vault, verify it keylessly as CI
 # would, and serve it through FUSE to one job with `mvault run` (an outsider
-# is refused and the audit log says so).
+# is refused and the audit log says so); finally the job saves a checkpoint
+# through `mvault run --output` straight into a vault, which then verifies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,6 +98,16 @@ if [ -w /dev/fuse ] || [ "$(id -u)" = 0 ]; then
   else echo "outsider (this shell): refused"; fi
   wait "$job"
   echo "audit log:"; cut -c1-160 audit.jsonl
+
+  echo "== 11. mvault run --output: the job saves a checkpoint straight into a vault"
+  mkdir empty && "$mvault" -q seal empty -o ckpt.vault
+  "$mvault" run --mount run1.vault:"$demo/mnt" --output ckpt.vault:"$demo/out" -- sh -c '
+    head -c $((32 << 20)) /dev/urandom > "$0/out/step-100.pt.tmp" && sync
+    mv "$0/out/step-100.pt.tmp" "$0/out/step-100.pt"
+    cp "$0/mnt/config.json" "$0/out/config.json"
+    echo "job: saved step-100.pt through the mount (no plaintext on disk)"' "$demo"
+  "$mvault" ls ckpt.vault
+  "$mvault" verify ckpt.vault
 else
   echo "(skipped: /dev/fuse is not usable here; install fuse3 and run as a user with FUSE access)"
 fi

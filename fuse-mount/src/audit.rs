@@ -95,6 +95,13 @@ pub struct Record<'a> {
     /// reads answered by the kernel page cache are not counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_read: Option<u64>,
+    /// Writable mounts: plaintext bytes written (a release) or sealed (a
+    /// commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
+    /// Writable mounts: the vault generation a commit made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// On `deny_summary`: denials of this process at this kind of request
     /// (`of`) for this reason that were counted instead of logged since
     /// its last logged denial.
@@ -250,6 +257,25 @@ impl AuditLog {
     }
 
     /// Writes the summaries of all counted denials (at unmount).
+    /// Writable mounts: a handle that wrote was closed; `bytes` written.
+    pub fn written(&self, caller: &Caller, path: &str, bytes: u64) -> Recorded {
+        self.lock().write(&Record {
+            bytes_written: Some(bytes),
+            ..base("release", caller, path)
+        })
+    }
+
+    /// Writable mounts: generation `generation` was committed by mvault
+    /// itself (`caller`), sealing `bytes` new bytes in `files` files.
+    pub fn commit(&self, caller: &Caller, generation: u64, bytes: u64, files: u64) -> Recorded {
+        self.lock().write(&Record {
+            bytes_written: Some(bytes),
+            generation: Some(generation),
+            count: Some(files),
+            ..base("commit", caller, "/")
+        })
+    }
+
     pub fn flush(&self) {
         let mut state = self.lock();
         let ended = state.denials.drain();
@@ -364,6 +390,8 @@ fn base<'a>(event: &'a str, caller: &'a Caller, path: &'a str) -> Record<'a> {
         cmdline: caller.cmdline.as_deref(),
         path,
         bytes_read: None,
+        bytes_written: None,
+        generation: None,
         count: None,
         of: None,
     }

@@ -15,9 +15,10 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
-use crate::audit::{AuditLog, Recorded};
+use crate::audit::AuditLog;
 use crate::cache::{BufferPool, ChunkCache, ChunkKey, Plain};
-use crate::policy::{Decision, Policy};
+use crate::gate::{Gate, list_dir};
+use crate::policy::Policy;
 use crate::procinfo::{Caller, Facts};
 use crate::tree::{Node, NodeKind, ROOT, Tree};
 
@@ -229,28 +230,12 @@ impl VaultFs {
     /// `open`, grants) to the audit log. An allowed open whose record is
     /// lost is refused with EIO unless the log fails open.
     fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
-        let audited = self.audit.is_some() && event == "open";
-        let facts = if audited {
-            self.facts_needed.union(Facts::AUDIT)
-        } else {
-            self.facts_needed
+        let gate = Gate {
+            policy: &self.policy,
+            facts_needed: self.facts_needed,
+            audit: self.audit.as_ref(),
         };
-        let mut caller = Caller::inspect(req.pid(), req.uid(), req.gid(), facts);
-        let decision = self.policy.check(&caller);
-        if let Some(audit) = &self.audit
-            && (event == "open" || !decision.allowed())
-        {
-            caller.add(Facts::AUDIT);
-            let recorded = audit.decision(event, &caller, path, &decision);
-            // Fail closed: no unaudited plaintext (alarm.rs says why).
-            if recorded == Recorded::Lost && decision.allowed() && !audit.fail_open() {
-                return Err(Errno::EIO);
-            }
-        }
-        match decision {
-            Decision::Allow => Ok(caller),
-            Decision::Deny(_) => Err(Errno::EACCES),
-        }
+        gate.check(req, event, path, event == "open")
     }
 
     /// Whether the policy admits the caller of `req` (not audited).
@@ -514,7 +499,7 @@ impl Filesystem for VaultFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         // Access was decided at opendir.
         let Some(node) = self.node(ino) else {
@@ -523,26 +508,14 @@ impl Filesystem for VaultFs {
         let NodeKind::Dir { children } = &node.kind else {
             return reply.error(Errno::ENOTDIR);
         };
-        let dots = [
-            (u64::from(ino), OsStr::new(".")),
-            (node.parent, OsStr::new("..")),
-        ];
-        let entries = dots
-            .into_iter()
-            .map(|(ino, name)| (ino, FileType::Directory, name))
-            .chain(children.iter().map(|(name, &child)| {
-                let kind = match self.shared.tree.get(child).map(|n| &n.kind) {
-                    Some(NodeKind::Dir { .. }) => FileType::Directory,
-                    _ => FileType::RegularFile,
-                };
-                (child, kind, name.as_os_str())
-            }));
-        for (i, (child, kind, name)) in entries.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        let children = children.iter().map(|(name, &child)| {
+            let kind = match self.shared.tree.get(child).map(|n| &n.kind) {
+                Some(NodeKind::Dir { .. }) => FileType::Directory,
+                _ => FileType::RegularFile,
+            };
+            (child, kind, name.as_os_str())
+        });
+        list_dir(reply, offset, (u64::from(ino), node.parent), children);
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -13,12 +13,14 @@
 pub mod audit;
 mod cache;
 mod fs;
+mod gate;
 mod harden;
 mod integrity;
 mod job;
 mod policy;
 mod procinfo;
 mod tree;
+mod write;
 
 use std::io;
 use std::path::Path;
@@ -32,6 +34,7 @@ pub use job::JobTree;
 pub use policy::{Decision, Policy};
 pub use procinfo::ProcessId;
 pub use tree::Tree;
+pub use write::{OutputFs, OutputOptions, OutputStatus};
 
 /// How to mount.
 #[derive(Clone, Debug)]
@@ -75,6 +78,37 @@ pub fn spawn_mount(
     audit: Option<AuditLog>,
     options: &MountOptions,
 ) -> io::Result<BackgroundSession> {
+    let (config, owner) = fuse_config(&policy, options, true)?;
+    let fs = VaultFs::new(tree, policy, audit, owner, options.fs.clone());
+    let session = fuser::spawn_mount(fs, mountpoint, &config)?;
+    raise_readahead(mountpoint, options.fs.max_read);
+    Ok(session)
+}
+
+/// Mounts the writable folder of `out` at `mountpoint` (see
+/// [`OutputFs`]): files written there are sealed into the vault. The last
+/// commit happens when the session ends; [`OutputStatus`] tells how it went.
+pub fn spawn_output_mount(
+    out: vault_core::vault::OutputVault,
+    mountpoint: &Path,
+    policy: Policy,
+    audit: Option<AuditLog>,
+    options: &MountOptions,
+    output: OutputOptions,
+) -> io::Result<(BackgroundSession, OutputStatus)> {
+    let (config, owner) = fuse_config(&policy, options, false)?;
+    let (fs, status) = OutputFs::new(out, policy, audit, owner, output);
+    let session = fuser::spawn_mount(fs, mountpoint, &config)?;
+    Ok((session, status))
+}
+
+/// The FUSE configuration of a mount owned by this process's user, and
+/// that owner (uid, gid).
+fn fuse_config(
+    policy: &Policy,
+    options: &MountOptions,
+    read_only: bool,
+) -> io::Result<(fuser::Config, (u32, u32))> {
     let owner = (
         rustix::process::geteuid().as_raw(),
         rustix::process::getegid().as_raw(),
@@ -83,7 +117,11 @@ pub fn spawn_mount(
     config.mount_options = vec![
         fuser::MountOption::FSName("mvault".into()),
         fuser::MountOption::Subtype("mvault".into()),
-        fuser::MountOption::RO,
+        if read_only {
+            fuser::MountOption::RO
+        } else {
+            fuser::MountOption::RW
+        },
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
     ];
@@ -107,10 +145,7 @@ pub fn spawn_mount(
     }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
-    let fs = VaultFs::new(tree, policy, audit, owner, options.fs.clone());
-    let session = fuser::spawn_mount(fs, mountpoint, &config)?;
-    raise_readahead(mountpoint, options.fs.max_read);
-    Ok(session)
+    Ok((config, owner))
 }
 
 /// Raises the kernel read-ahead of a fresh mount to `bytes`, so sequential

@@ -218,6 +218,26 @@ pub struct MountArgs {
     pub foreground: bool,
     #[arg(long, hide = true)]
     pub ready_fd: Option<i32>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Writable mounts (`mount --writable`, `run --output`).
+#[derive(Debug, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Mount a directory vault writable: files created there are sealed into the vault as
+    /// they are written and committed (a new generation) after close, fsync, rename and at
+    /// unmount; policy and audit log apply to writers as to readers.
+    #[arg(long)]
+    pub writable: bool,
+    /// Writable mounts of a signed vault: its Ed25519 signing key (default
+    /// $MVAULT_SIGNING_KEY); without it the mount is refused.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Where files written out of order are spilled, encrypted under a key that never
+    /// leaves memory (default: $TMPDIR or /tmp).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -232,8 +252,22 @@ pub struct UmountArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// SOURCE:MOUNTPOINT to serve to the command (mountpoint created if missing). Repeatable.
-    #[arg(long = "mount", value_name = "SRC:MOUNTPOINT", required = true)]
+    #[arg(
+        long = "mount",
+        value_name = "SRC:MOUNTPOINT",
+        required_unless_present = "outputs"
+    )]
     pub mounts: Vec<String>,
+    /// VAULT:MOUNTPOINT: a writable folder for the command whose files are sealed into
+    /// directory vault VAULT (see `mount --writable`; --sign, --spill-dir apply). Repeatable.
+    #[arg(long = "output", value_name = "VAULT:MOUNTPOINT")]
+    pub outputs: Vec<String>,
+    /// Signing key of the --output vaults that are signed (default $MVAULT_SIGNING_KEY).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Where --output files written out of order are spilled, encrypted (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Further rules; the command's process tree is always required.

@@ -95,6 +95,7 @@ mod seal;
 pub mod secret_file;
 mod sink;
 mod source;
+mod spill;
 mod stream_open;
 pub mod vault;
 mod wrap;
@@ -115,6 +116,7 @@ pub use rewrap::rewrap_header;
 pub use seal::{SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use sink::HashingWriter;
 pub use source::{Sink, Source};
+pub use spill::{SPILL_BLOCK, SpillFile};
 pub use stream_open::decrypt_stream;
 pub use wrap::{Identities, Recipients};
 

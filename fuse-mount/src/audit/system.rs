@@ -31,6 +31,9 @@ pub const MESSAGE_ALLOWED: &str = "910afc83881e42c8a25f39f4889cf44e";
 pub const MESSAGE_DENIED: &str = "3dac312c1961451da31dc959c72696a5";
 pub const MESSAGE_RELEASE: &str = "6ca75b7e8efa4aa98ee3d8567757ce71";
 pub const MESSAGE_DENY_SUMMARY: &str = "1bf5479260c0466fb13e062ca77b966d";
+/// `MESSAGE_ID`s of writable mounts: a file written (at release), a commit.
+pub const MESSAGE_WRITTEN: &str = "765d78412258468aaca4d3a93aa53b14";
+pub const MESSAGE_COMMIT: &str = "6db345f7cbfb4912b0fd51285285f32c";
 
 /// The SD-ID of the RFC 5424 structured data (32473 is the enterprise
 /// number RFC 5612 sets aside for examples and private use).
@@ -147,6 +150,16 @@ fn message(record: &Record<'_>) -> String {
             record.path,
             record.bytes_read.unwrap_or(0)
         ),
+        ("written", _) => format!(
+            "mvault: wrote {} by {who}, {} bytes written",
+            record.path,
+            record.bytes_written.unwrap_or(0)
+        ),
+        ("commit", _) => format!(
+            "mvault: committed generation {} ({} bytes written)",
+            record.generation.unwrap_or(0),
+            record.bytes_written.unwrap_or(0)
+        ),
         ("deny_summary", _) => format!(
             "mvault: {} more {} denials of {who} ({}), last {}",
             record.count.unwrap_or(0),
@@ -166,6 +179,8 @@ fn message(record: &Record<'_>) -> String {
 fn message_id(record: &Record<'_>) -> &'static str {
     match (record.event, record.decision) {
         ("release", _) => MESSAGE_RELEASE,
+        ("written", _) => MESSAGE_WRITTEN,
+        ("commit", _) => MESSAGE_COMMIT,
         ("deny_summary", _) => MESSAGE_DENY_SUMMARY,
         (_, Some("deny")) => MESSAGE_DENIED,
         _ => MESSAGE_ALLOWED,
@@ -262,6 +277,8 @@ mod tests {
             cmdline: Some(cmdline),
             path: "/ckpt/model.pt",
             bytes_read: None,
+            bytes_written: None,
+            generation: None,
             count: None,
             of: None,
         }

@@ -13,6 +13,7 @@ mod mount;
 mod mountinfo;
 mod mountpoint;
 mod open;
+mod output;
 mod recipients;
 mod rekey;
 mod rekey_file;

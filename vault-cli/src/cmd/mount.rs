@@ -10,6 +10,7 @@ use fuse_mount::{AuditLog, MountOptions, Policy, ProcessId, Tree, harden_process
 
 use super::mountinfo;
 use super::mountpoint::{Pinned, Rules};
+use super::output;
 use super::served::{Serve, Served, finish};
 use super::stop::Stop;
 use crate::cli::{MountArgs, PolicyArgs, ServeArgs, UmountArgs};
@@ -158,9 +159,19 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     };
     let pin = Pinned::prepare(&args.mountpoint, rules)?;
     let policy = args.policy.policy()?;
-    let tree = build_tree(&args.source, &args.serve.identities, quiet)?;
-    let files = tree.len();
-    let bytes = tree.total_bytes();
+    let writable = args.output.writable;
+    let (tree, vault) = if writable {
+        let o = &args.output;
+        let vault = output::open(&args.source, &args.serve.identities, o.sign.clone())?;
+        (None, Some(vault))
+    } else {
+        (
+            Some(build_tree(&args.source, &args.serve.identities, quiet)?),
+            None,
+        )
+    };
+    let files = tree.as_ref().map_or(1, Tree::len);
+    let bytes = tree.as_ref().map_or(0, Tree::total_bytes);
     let audit = super::remote::audit_naming(&args.source, args.serve.open_audit_log()?);
     for warning in harden_process().into_iter().chain(args.policy.warnings()) {
         if !quiet {
@@ -169,13 +180,29 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
     }
     let stop = Stop::install(args.serve.grace)?;
     let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
-    let serve = Serve {
-        tree,
-        policy,
-        audit,
-        options: &options,
+    let (served, status) = match (tree, vault) {
+        (Some(tree), _) => {
+            let serve = Serve {
+                tree,
+                policy,
+                audit,
+                options: &options,
+            };
+            (Served::mount(pin, serve, &stop)?, None)
+        }
+        (None, Some(vault)) => {
+            let out = output::Output {
+                vault,
+                policy,
+                audit,
+                options: &options,
+                spill_dir: args.output.spill_dir.clone(),
+            };
+            let (served, status) = output::mount(pin, out, &stop)?;
+            (served, Some(status))
+        }
+        (None, None) => unreachable!("one of the two was opened"),
     };
-    let served = Served::mount(pin, serve, &stop)?;
     if let Some(fd) = args.ready_fd {
         // Tell the waiting parent we are mounted, then leave its session.
         let _ = rustix::process::setsid();
@@ -204,7 +231,9 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    finish(vec![served], &stop).context("the FUSE session ended with an error")?;
+    let finished = finish(vec![served], &stop).context("the FUSE session ended with an error");
+    output::finish(status.as_slice(), quiet)?;
+    finished?;
     Ok(Exit::Ok)
 }
 

@@ -16,6 +16,7 @@ use fuse_mount::{JobTree, ProcessId, harden_process};
 
 use super::mount::{build_tree, mount_options};
 use super::mountpoint::{Pinned, Rules};
+use super::output;
 use super::served::{Serve, Served, finish};
 use super::stop::Stop;
 use crate::cli::RunArgs;
@@ -52,10 +53,15 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
         .iter()
         .map(|m| parse_mount(m))
         .collect::<Result<Vec<_>>>()?;
-    if specs.is_empty() {
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<Result<Vec<_>>>()?;
+    if specs.is_empty() && outputs.is_empty() {
         return Err(fail(
             Exit::Usage,
-            "give at least one --mount SOURCE:MOUNTPOINT",
+            "give at least one --mount SOURCE:MOUNTPOINT or --output VAULT:MOUNTPOINT",
         ));
     }
     let me = ProcessId::of(std::process::id() as i32)
@@ -70,12 +76,17 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     for spec in &specs {
         trees.push(build_tree(&spec.source, &args.serve.identities, quiet)?);
     }
+    let mut vaults = Vec::new();
+    for spec in &outputs {
+        let sign = args.sign.clone();
+        vaults.push(output::open(&spec.source, &args.serve.identities, sign)?);
+    }
     let rules = Rules {
         create: true,
         nonempty: args.serve.nonempty,
     };
     let mut pins = Vec::new();
-    for spec in &specs {
+    for spec in specs.iter().chain(&outputs) {
         match Pinned::prepare(&spec.mountpoint, rules) {
             Ok(pin) => pins.push(pin),
             Err(e) => {
@@ -102,7 +113,11 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     }
     let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
     let mut mounts = Vec::new();
+    let mut statuses = Vec::new();
     let outcome = (|| -> Result<i32> {
+        // The first pins are the --mount points, the rest the --output ones.
+        let mut pins = pins;
+        let output_pins = pins.split_off(specs.len());
         for ((pin, tree), spec) in pins.into_iter().zip(trees).zip(&specs) {
             let serve = Serve {
                 tree,
@@ -117,6 +132,21 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
                 return Ok(128 + signal);
             }
         }
+        for (pin, vault) in output_pins.into_iter().zip(vaults) {
+            let out = output::Output {
+                vault,
+                policy: policy.clone(),
+                audit: args.serve.open_audit_log()?,
+                options: &options,
+                spill_dir: args.spill_dir.clone(),
+            };
+            let (served, status) = output::mount(pin, out, &stop)?;
+            mounts.push(served);
+            statuses.push(status);
+            if let Some(signal) = stop.requested() {
+                return Ok(128 + signal);
+            }
+        }
         run_command(&args.command, &job, &stop)
     })();
     job.end();
@@ -124,8 +154,10 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     let finished = finish(mounts, &stop);
     reap_adopted(None);
     remove_created(&created);
+    let committed = output::finish(&statuses, quiet);
     let code = outcome?;
     finished.context("a FUSE session ended with an error")?;
+    committed?;
     Ok(code)
 }
 

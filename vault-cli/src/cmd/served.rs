@@ -37,25 +37,32 @@ impl Served {
     /// Mounts at the pinned path and confirms it names our mount; the
     /// watchdog of `stop` learns about it before anything can be served.
     pub fn mount(pin: Pinned, serve: Serve<'_>, stop: &Stop) -> Result<Served> {
+        let (served, ()) = Self::mount_with(pin, stop, |path| {
+            fuse_mount::spawn_mount(serve.tree, path, serve.policy, serve.audit, serve.options)
+                .map(|session| (session, ()))
+        })?;
+        Ok(served)
+    }
+
+    /// [`Served::mount`] with the filesystem that `spawn` mounts at the
+    /// path it is given; `T` is what else `spawn` returns.
+    pub fn mount_with<T>(
+        pin: Pinned,
+        stop: &Stop,
+        spawn: impl FnOnce(&Path) -> std::io::Result<(BackgroundSession, T)>,
+    ) -> Result<(Served, T)> {
         stop.add_mount(Cleanup {
             path: pin.path.clone(),
             dev: None,
         });
-        let session = fuse_mount::spawn_mount(
-            serve.tree,
-            &pin.path,
-            serve.policy,
-            serve.audit,
-            serve.options,
-        )
-        .map_err(|e| mount_error(e, &pin.path))?;
+        let (session, extra) = spawn(&pin.path).map_err(|e| mount_error(e, &pin.path))?;
         // Dropping the session on error unmounts what it mounted.
         let dev = pin.confirm_mounted()?;
         stop.add_mount(Cleanup {
             path: pin.path.clone(),
             dev: Some(dev),
         });
-        Ok(Served { pin, dev, session })
+        Ok((Served { pin, dev, session }, extra))
     }
 
     /// The canonical mount point.

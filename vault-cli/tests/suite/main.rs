@@ -47,6 +47,7 @@ mod mount_io;
 mod mount_leaks;
 mod mount_mountpoint;
 mod mount_policy;
+mod output_mount;
 mod python_e2e;
 mod remote;
 mod remote_mount;

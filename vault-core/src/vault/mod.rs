@@ -65,7 +65,8 @@ pub use verify::{
 #[cfg(feature = "hazmat")]
 pub use write::replace_manifest_unchecked;
 pub use write::{
-    NewVault, WriteOptions, WriteSummary, add_paths, rekey, remove_paths, rotate_key, seal_dir,
+    CommittedFile, FileRef, NewVault, ObjectStream, OutputEntry, OutputVault, SealedFile,
+    WriteOptions, WriteSummary, add_paths, rekey, remove_paths, rotate_key, seal_dir,
 };
 
 /// Name of the objects folder inside a vault.

@@ -306,7 +306,7 @@ impl UnlockedVault {
 }
 
 /// Opens object `id` of `vault`: size check, header check, key derivation.
-fn open_object(
+pub(crate) fn open_object(
     vault: &dyn Store,
     key: &VaultKey,
     id: &ObjectId,

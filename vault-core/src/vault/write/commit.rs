@@ -242,103 +242,15 @@ impl Installer<'_> {
         sealed: Vec<Sealed>,
         reused: u64,
     ) -> Result<WriteSummary> {
-        // Where every new file landed.
-        let mut placed: HashMap<Vec<u8>, (ObjectId, u64, Blake3Digest)> = HashMap::new();
-        for s in &sealed {
-            for (path, offset, hash) in &s.files {
-                placed.insert(path.clone(), (s.info.id, *offset, *hash));
-            }
-        }
-        // Objects still referenced, old ones first (stable), then new ones.
-        let mut used: HashSet<ObjectId> = HashSet::new();
-        for p in tree.values() {
-            if let Content::Kept { object, .. } = p.content {
-                used.insert(object);
-            }
-        }
-        let mut objects: Vec<ObjectInfo> = old_objects
-            .iter()
-            .filter(|o| used.contains(&o.id))
-            .cloned()
-            .collect();
-        objects.extend(sealed.iter().map(|s| s.info.clone()));
-        let object_index: HashMap<ObjectId, u32> = objects
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.id, i as u32))
-            .collect();
-
-        let mut entries = Vec::with_capacity(tree.len());
-        let mut entry_index: HashMap<&[u8], u32> = HashMap::with_capacity(tree.len());
-        let mut summary = WriteSummary {
+        let (manifest, mut summary) = manifest_of(
+            self.key,
+            self.keyring,
             generation,
-            files_reused: reused,
-            objects_written: sealed.len() as u64,
-            ..WriteSummary::default()
-        };
-        for (path, p) in &tree {
-            let (parent_path, name) = match path.iter().rposition(|&b| b == b'/') {
-                Some(slash) => (&path[..slash], &path[slash + 1..]),
-                None => (&path[..0], &path[..]),
-            };
-            let parent = if parent_path.is_empty() {
-                0
-            } else {
-                *entry_index.get(parent_path).ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "internal: no parent for {}",
-                        String::from_utf8_lossy(path)
-                    ))
-                })?
-            };
-            let kind = match &p.content {
-                Content::Dir => EntryKind::Dir,
-                Content::Kept {
-                    size,
-                    blake3,
-                    object,
-                    offset,
-                } => EntryKind::File {
-                    size: *size,
-                    blake3: *blake3,
-                    object: object_index[object],
-                    offset: *offset,
-                },
-                Content::New { size, .. } => {
-                    let (object, offset, blake3) = placed[path];
-                    summary.files_sealed += 1;
-                    summary.bytes_sealed += size;
-                    EntryKind::File {
-                        size: *size,
-                        blake3,
-                        object: object_index[&object],
-                        offset,
-                    }
-                }
-            };
-            if let EntryKind::File { size, .. } = kind {
-                summary.files += 1;
-                summary.bytes += size;
-            }
-            entries.push(Entry {
-                parent,
-                name: name.to_vec(),
-                mode: p.mode,
-                mtime: p.mtime,
-                mtime_nsec: p.mtime_nsec,
-                kind,
-            });
-            entry_index.insert(path.as_slice(), entries.len() as u32);
-        }
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            vault_id: *self.key.id(),
-            generation,
-            keyring_blake3: Blake3Digest::of(self.keyring),
-            objects,
-            entries,
-        };
-        manifest.validate()?;
+            &old_objects,
+            &tree,
+            &sealed,
+        )?;
+        summary.files_reused = reused;
         let temps: Vec<&PendingObject> = sealed.iter().map(|s| &s.temp).collect();
         let garbage = self.install(&manifest, &temps)?;
         summary.objects_removed = garbage.removed;
@@ -353,6 +265,133 @@ impl Installer<'_> {
         manifest: &Manifest,
         new_objects: &[&PendingObject],
     ) -> Result<GarbageReport> {
+        self.switch(manifest, new_objects)?;
+        // 3. Garbage: objects nothing references, leftovers in tmp/ (only
+        // when no reader has the vault open).
+        let keep: HashSet<ObjectId> = manifest.objects.iter().map(|o| o.id).collect();
+        Ok(self.writable.collect_garbage(&keep))
+    }
+}
+
+/// The manifest of `tree` as generation `generation`: the old objects
+/// still referenced (stable order), then the newly `sealed` ones; and the
+/// summary's counts of files and bytes.
+pub(super) fn manifest_of(
+    key: &VaultKey,
+    keyring: &[u8],
+    generation: u64,
+    old_objects: &[ObjectInfo],
+    tree: &BTreeMap<Vec<u8>, Planned>,
+    sealed: &[Sealed],
+) -> Result<(Manifest, WriteSummary)> {
+    // Where every new file landed.
+    let mut placed: HashMap<Vec<u8>, (ObjectId, u64, Blake3Digest)> = HashMap::new();
+    for s in sealed {
+        for (path, offset, hash) in &s.files {
+            placed.insert(path.clone(), (s.info.id, *offset, *hash));
+        }
+    }
+    // Objects still referenced, old ones first (stable), then new ones.
+    let mut used: HashSet<ObjectId> = HashSet::new();
+    for p in tree.values() {
+        if let Content::Kept { object, .. } = p.content {
+            used.insert(object);
+        }
+    }
+    let mut objects: Vec<ObjectInfo> = old_objects
+        .iter()
+        .filter(|o| used.contains(&o.id))
+        .cloned()
+        .collect();
+    objects.extend(sealed.iter().map(|s| s.info.clone()));
+    let object_index: HashMap<ObjectId, u32> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id, i as u32))
+        .collect();
+
+    let mut entries = Vec::with_capacity(tree.len());
+    let mut entry_index: HashMap<&[u8], u32> = HashMap::with_capacity(tree.len());
+    let mut summary = WriteSummary {
+        generation,
+        objects_written: sealed.len() as u64,
+        ..WriteSummary::default()
+    };
+    for (path, p) in tree {
+        let (parent_path, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(slash) => (&path[..slash], &path[slash + 1..]),
+            None => (&path[..0], &path[..]),
+        };
+        let parent = if parent_path.is_empty() {
+            0
+        } else {
+            *entry_index.get(parent_path).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "internal: no parent for {}",
+                    String::from_utf8_lossy(path)
+                ))
+            })?
+        };
+        let kind = match &p.content {
+            Content::Dir => EntryKind::Dir,
+            Content::Kept {
+                size,
+                blake3,
+                object,
+                offset,
+            } => EntryKind::File {
+                size: *size,
+                blake3: *blake3,
+                object: object_index[object],
+                offset: *offset,
+            },
+            Content::New { size, .. } => {
+                let (object, offset, blake3) = placed[path];
+                summary.files_sealed += 1;
+                summary.bytes_sealed += size;
+                EntryKind::File {
+                    size: *size,
+                    blake3,
+                    object: object_index[&object],
+                    offset,
+                }
+            }
+        };
+        if let EntryKind::File { size, .. } = kind {
+            summary.files += 1;
+            summary.bytes += size;
+        }
+        entries.push(Entry {
+            parent,
+            name: name.to_vec(),
+            mode: p.mode,
+            mtime: p.mtime,
+            mtime_nsec: p.mtime_nsec,
+            kind,
+        });
+        entry_index.insert(path.as_slice(), entries.len() as u32);
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        vault_id: *key.id(),
+        generation,
+        keyring_blake3: Blake3Digest::of(keyring),
+        objects,
+        entries,
+    };
+    manifest.validate()?;
+    Ok((manifest, summary))
+}
+
+impl Installer<'_> {
+    /// Steps 1 and 2 of the commit protocol: new objects into place
+    /// durably, then the index in one rename (no garbage collection).
+    /// Returns the BLAKE3 of the new index (what the next write expects).
+    pub(super) fn switch(
+        &self,
+        manifest: &Manifest,
+        new_objects: &[&PendingObject],
+    ) -> Result<Blake3Digest> {
         let Installer {
             writable,
             key,
@@ -385,11 +424,7 @@ impl Installer<'_> {
         };
         let bytes = Index::encode(public, keyring, &sealed_manifest, signer);
         writable.replace_index(&bytes, expect)?;
-
-        // 3. Garbage: objects nothing references, leftovers in tmp/ (only
-        // when no reader has the vault open).
-        let keep: HashSet<ObjectId> = manifest.objects.iter().map(|o| o.id).collect();
-        Ok(writable.collect_garbage(&keep))
+        Ok(Blake3Digest::of(&bytes))
     }
 }
 

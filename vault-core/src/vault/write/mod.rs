@@ -9,7 +9,9 @@
 //!   the store's scratch space, in parallel;
 //! - `commit`: the commit protocol (new objects into place, the index
 //!   switch, garbage collection);
-//! - `rekey`: a new keyring, or a new vault key with every object resealed.
+//! - `rekey`: a new keyring, or a new vault key with every object resealed;
+//! - `output`: a vault held open for writing while a job runs (the
+//!   writable mount), files sealed as they are written.
 //!
 //! Commit order (crash-safe at every point):
 //! 1. new objects are sealed into `tmp/`, fsynced, renamed into
@@ -22,6 +24,7 @@
 //! A new vault is built in a hidden sibling folder and renamed into place.
 
 mod commit;
+mod output;
 mod pack;
 mod rekey;
 mod scan;
@@ -45,6 +48,7 @@ use crate::wrap::Recipients;
 use commit::Commit;
 #[cfg(feature = "hazmat")]
 pub use commit::replace_manifest_unchecked;
+pub use output::{CommittedFile, FileRef, ObjectStream, OutputEntry, OutputVault, SealedFile};
 pub use rekey::{rekey, rotate_key};
 use scan::{dev_ino, dir_now, planned_from, scan};
 

@@ -1,0 +1,277 @@
+//! One file of the writable mount: where its bytes are while it is
+//! written, and what the vault records of it.
+//!
+//! A file written in order from its start streams into a new object
+//! ([`vault_core::vault::ObjectStream`]), sealed chunk by chunk. Anything
+//! else (a write elsewhere, a read or a truncation of a file being
+//! written, a rewrite of a stored file) moves it to a [`SpillFile`],
+//! encrypted under a key of its own, which is sealed into a new object
+//! when the file is closed or synced. Plaintext is never on disk.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::Errno;
+use vault_core::SpillFile;
+use vault_core::vault::{FileReader, FileRef, ObjectStream, OutputVault, SealedFile};
+
+/// Bytes copied at a time between objects and spill files.
+const COPY_STEP: usize = 1 << 20;
+
+/// Where the bytes of a file are now.
+enum Body {
+    /// Nothing written (size 0).
+    Empty,
+    /// A sealed or committed version; `reader` is opened on first read.
+    Stored(FileRef, Option<FileReader>),
+    /// Sealed as it arrives, in order.
+    Streaming(ObjectStream),
+    /// Written out of order: encrypted scratch.
+    Spilled(SpillFile),
+}
+
+/// One regular file of the mount.
+pub(super) struct FileData {
+    body: Body,
+    size: u64,
+    /// What the next commit records at this file's path: the last sealed
+    /// or committed version (None: never sealed, not in the vault yet).
+    pub visible: Option<FileRef>,
+    /// Changed since it was last sealed.
+    dirty: bool,
+    /// A write or seal failed (a full disk): the content is incomplete and
+    /// is never sealed; the vault keeps the last version.
+    broken: bool,
+    pub mode: u32,
+    pub mtime: SystemTime,
+}
+
+/// A vault error as the errno a writer sees (ENOSPC stays ENOSPC).
+pub(super) fn errno(e: &vault_core::Error) -> Errno {
+    match e {
+        vault_core::Error::Io(io) => io.raw_os_error().map_or(Errno::EIO, Errno::from_i32),
+        _ => Errno::EIO,
+    }
+}
+
+impl FileData {
+    /// A file just created: empty, not in the vault until sealed.
+    pub fn created(mode: u32) -> Self {
+        FileData {
+            body: Body::Empty,
+            size: 0,
+            visible: None,
+            dirty: true,
+            broken: false,
+            mode,
+            mtime: SystemTime::now(),
+        }
+    }
+
+    /// A file already in the vault.
+    pub fn stored(file: FileRef, mode: u32, mtime: SystemTime) -> Self {
+        FileData {
+            size: file.size(),
+            visible: Some(file.clone()),
+            body: Body::Stored(file, None),
+            dirty: false,
+            broken: false,
+            mode,
+            mtime,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Moves the content into a spill file (see the module doc). On
+    /// failure the content stays where it was (a stream is sealed first).
+    fn spill(&mut self, out: &OutputVault, dir: &Path) -> vault_core::Result<&mut SpillFile> {
+        if !matches!(self.body, Body::Spilled(_)) {
+            let source = match std::mem::replace(&mut self.body, Body::Empty) {
+                Body::Streaming(stream) => {
+                    Some((FileRef::Sealed(Arc::new(stream.finish()?)), None))
+                }
+                Body::Stored(file, reader) => Some((file, reader)),
+                Body::Empty | Body::Spilled(_) => None,
+            };
+            let mut spill = SpillFile::create(dir);
+            if let (Ok(spill), Some((file, reader))) = (&mut spill, &source) {
+                let copied = match reader {
+                    Some(r) => copy_into(r, spill),
+                    None => out.reader(file).and_then(|r| copy_into(&r, spill)),
+                };
+                if let Err(e) = copied {
+                    self.body = Body::Stored(file.clone(), None);
+                    return Err(e);
+                }
+            }
+            match spill {
+                Ok(spill) => self.body = Body::Spilled(spill),
+                Err(e) => {
+                    if let Some((file, reader)) = source {
+                        self.body = Body::Stored(file, reader);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        match &mut self.body {
+            Body::Spilled(spill) => Ok(spill),
+            _ => unreachable!("spilled above"),
+        }
+    }
+
+    /// Writes `data` at `offset`; a failure breaks the file (see `broken`).
+    pub fn write(
+        &mut self,
+        out: &OutputVault,
+        dir: &Path,
+        offset: u64,
+        data: &[u8],
+    ) -> vault_core::Result<()> {
+        self.check_intact()?;
+        let result = self.write_inner(out, dir, offset, data);
+        self.broken = result.is_err();
+        result
+    }
+
+    fn check_intact(&self) -> vault_core::Result<()> {
+        if self.broken {
+            return Err(vault_core::Error::Io(std::io::Error::other(
+                "an earlier write to this file failed; it is not saved (write it again)",
+            )));
+        }
+        Ok(())
+    }
+
+    fn write_inner(
+        &mut self,
+        out: &OutputVault,
+        dir: &Path,
+        offset: u64,
+        data: &[u8],
+    ) -> vault_core::Result<()> {
+        if matches!(self.body, Body::Empty) && offset == 0 && self.size == 0 {
+            self.body = Body::Streaming(out.start()?);
+        }
+        match &mut self.body {
+            Body::Streaming(stream) if stream.written() == offset => stream.write(data)?,
+            _ => self.spill(out, dir)?.write_at(data, offset)?,
+        }
+        self.size = self.size.max(offset + data.len() as u64);
+        self.dirty = true;
+        self.mtime = SystemTime::now();
+        Ok(())
+    }
+
+    /// Reads at `offset` into `buf`; returns how many bytes.
+    pub fn read(
+        &mut self,
+        out: &OutputVault,
+        dir: &Path,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> vault_core::Result<usize> {
+        if matches!(self.body, Body::Streaming(_)) {
+            self.spill(out, dir)?;
+        }
+        match &mut self.body {
+            Body::Empty => Ok(0),
+            Body::Stored(file, reader) => {
+                if reader.is_none() {
+                    *reader = Some(out.reader(file)?);
+                }
+                reader.as_ref().map_or(Ok(0), |r| r.read_at(buf, offset))
+            }
+            Body::Spilled(spill) => spill.read_at(buf, offset),
+            Body::Streaming(_) => unreachable!("spilled above"),
+        }
+    }
+
+    /// Truncates or extends to `len`.
+    pub fn set_len(&mut self, out: &OutputVault, dir: &Path, len: u64) -> vault_core::Result<()> {
+        if len == self.size && !matches!(self.body, Body::Streaming(_)) {
+            return Ok(());
+        }
+        if len == 0 {
+            self.body = Body::Empty;
+            self.broken = false;
+        } else {
+            self.check_intact()?;
+            self.spill(out, dir)?.set_len(len)?;
+        }
+        self.size = len;
+        self.dirty = true;
+        self.mtime = SystemTime::now();
+        Ok(())
+    }
+
+    /// Seals what was written into an object that the next commit records
+    /// (a no-op when nothing changed). Returns whether anything was sealed.
+    pub fn seal(&mut self, out: &OutputVault) -> vault_core::Result<bool> {
+        if !self.dirty {
+            return Ok(false);
+        }
+        self.check_intact()?;
+        let result = self.seal_inner(out);
+        self.broken = result.is_err();
+        result
+    }
+
+    fn seal_inner(&mut self, out: &OutputVault) -> vault_core::Result<bool> {
+        let sealed: SealedFile = match std::mem::replace(&mut self.body, Body::Empty) {
+            Body::Empty => out.start()?.finish()?,
+            Body::Streaming(stream) => stream.finish()?,
+            Body::Spilled(mut spill) => {
+                let mut stream = out.start()?;
+                let copied = spill.copy_to(&mut stream);
+                if let Err(e) = copied {
+                    self.body = Body::Spilled(spill);
+                    return Err(e);
+                }
+                stream.finish()?
+            }
+            Body::Stored(file, reader) => {
+                self.body = Body::Stored(file, reader);
+                self.dirty = false;
+                return Ok(false);
+            }
+        };
+        let file = FileRef::Sealed(Arc::new(sealed));
+        self.visible = Some(file.clone());
+        self.body = Body::Stored(file, None);
+        self.dirty = false;
+        Ok(true)
+    }
+
+    /// After a commit: a sealed version that is now in the vault becomes
+    /// the committed one (releasing its place among objects in flight).
+    pub fn committed(&mut self, sealed: &Arc<SealedFile>) {
+        let now = FileRef::Committed(sealed.committed());
+        let same = |f: &FileRef| matches!(f, FileRef::Sealed(s) if Arc::ptr_eq(s, sealed));
+        if self.visible.as_ref().is_some_and(same) {
+            self.visible = Some(now.clone());
+        }
+        if let Body::Stored(file, reader) = &mut self.body
+            && same(file)
+        {
+            *file = now;
+            *reader = None;
+        }
+    }
+}
+
+/// Copies all of `reader` into `spill`.
+fn copy_into(reader: &FileReader, spill: &mut SpillFile) -> vault_core::Result<()> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; COPY_STEP.min(reader.len() as usize).max(1)]);
+    let mut pos = 0u64;
+    while pos < reader.len() {
+        let n = reader.read_at(&mut buf, pos)?;
+        spill.write_at(&buf[..n], pos)?;
+        pos += n as u64;
+    }
+    Ok(())
+}
