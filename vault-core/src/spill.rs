@@ -36,8 +36,9 @@ pub struct SpillFile {
     /// One bit per block: whether its slot holds sealed bytes.
     present: Vec<u64>,
     /// A block's plaintext while it is read, changed and sealed again;
-    /// zeroized after every use.
-    block: Zeroizing<Vec<u8>>,
+    /// zeroized after every use. A boxed slice, not a `Vec`: zeroizing a
+    /// `Vec` also empties it.
+    block: Zeroizing<Box<[u8]>>,
 }
 
 impl SpillFile {
@@ -53,7 +54,7 @@ impl SpillFile {
             key: LessSafeKey::new(key),
             len: 0,
             present: Vec::new(),
-            block: Zeroizing::new(vec![0u8; SPILL_BLOCK]),
+            block: Zeroizing::new(vec![0u8; SPILL_BLOCK].into_boxed_slice()),
         })
     }
 
@@ -105,7 +106,7 @@ impl SpillFile {
             nonce,
             Aad::from(index.to_le_bytes()),
             tag,
-            self.block.as_mut_slice(),
+            &mut self.block[..],
         );
         if opened.is_err() {
             self.block.zeroize();
