@@ -64,9 +64,12 @@ pub struct RemoteWriter<'a> {
     store: &'a RemoteStore,
     /// `None` on the conditional path.
     lock: Option<HeldLock>,
-    /// Objects this writer uploaded (removed again by `clean_scratch`, and
-    /// when the index switch is lost).
+    /// Objects this writer uploaded that no index it wrote refers to yet
+    /// (removed again when the index switch is lost).
     created: Mutex<Vec<ObjectId>>,
+    /// Of those, the ones installed for the next index switch: not scratch
+    /// any more (`clean_scratch` leaves them).
+    installed: Mutex<HashSet<ObjectId>>,
 }
 
 fn busy(message: String) -> Error {
@@ -91,6 +94,7 @@ impl<'a> RemoteWriter<'a> {
             store,
             lock,
             created: Mutex::new(Vec::new()),
+            installed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -106,11 +110,35 @@ impl<'a> RemoteWriter<'a> {
         ))
     }
 
-    /// The switch was lost: the objects this writer uploaded are
-    /// referenced by nothing; delete them now rather than after the grace.
+    /// The switch was lost: the objects this writer uploaded since its
+    /// last switch are referenced by nothing; delete them now rather than
+    /// after the grace.
     fn lost(&self) -> Error {
-        self.clean_scratch();
+        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        self.installed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.delete_objects(&created);
         self.changed()
+    }
+
+    /// The index now refers to the installed objects: they are no longer
+    /// this writer's to delete (a later lost switch must not touch them).
+    fn switched(&self) {
+        let installed =
+            std::mem::take(&mut *self.installed.lock().unwrap_or_else(|e| e.into_inner()));
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id| !installed.contains(id));
+    }
+
+    fn delete_objects(&self, ids: &[ObjectId]) {
+        let backend = &self.store.backend;
+        for id in ids {
+            let _ = backend.block_on(backend.store.delete(&self.store.object_path(id)));
+        }
     }
 }
 
@@ -123,8 +151,11 @@ impl StoreWriter for RemoteWriter<'_> {
         Ok((Box::new(upload), PendingObject::new(*id)))
     }
 
-    /// Nothing to do: a completed upload is the object, durably.
-    fn install_objects(&self, _objects: &[&PendingObject]) -> Result<()> {
+    /// Nothing to store: a completed upload is the object, durably. The
+    /// objects stop being scratch (see `clean_scratch`).
+    fn install_objects(&self, objects: &[&PendingObject]) -> Result<()> {
+        let mut installed = self.installed.lock().unwrap_or_else(|e| e.into_inner());
+        installed.extend(objects.iter().map(|o| *o.id()));
         Ok(())
     }
 
@@ -155,13 +186,16 @@ impl StoreWriter for RemoteWriter<'_> {
             backend.block_on(backend.store.put_opts(&path, payload, options))
         };
         match put(mode) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.switched();
+                Ok(())
+            }
             Err(
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
             ) => Err(self.lost()),
             Err(object_store::Error::NotImplemented { .. }) => put(PutMode::Overwrite)
-                .map(drop)
+                .map(|_| self.switched())
                 .map_err(|e| Error::Io(io_error(backend, e))),
             Err(e) => Err(Error::Io(io_error(backend, e))),
         }
@@ -202,10 +236,21 @@ impl StoreWriter for RemoteWriter<'_> {
     }
 
     fn clean_scratch(&self) {
-        let backend = &self.store.backend;
-        let created = self.created.lock().map(|c| c.clone()).unwrap_or_default();
-        for id in created {
-            let _ = backend.block_on(backend.store.delete(&self.store.object_path(&id)));
-        }
+        let installed = self.installed.lock().map(|i| i.clone()).unwrap_or_default();
+        let scratch: Vec<ObjectId> = {
+            let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+            let (keep, scratch) = created.iter().partition(|id| installed.contains(*id));
+            *created = keep;
+            scratch
+        };
+        self.delete_objects(&scratch);
+    }
+
+    fn discard_object(&self, id: &ObjectId) {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| c != id);
+        self.delete_objects(&[*id]);
     }
 }

@@ -135,6 +135,11 @@ impl FileData {
         self.check_intact()?;
         let result = self.write_inner(out, dir, offset, data);
         self.broken = result.is_err();
+        if self.broken && matches!(self.body, Body::Streaming(_)) {
+            // Drop the half-written object now: its space (on a full disk,
+            // the space the next write needs) comes back at once.
+            self.body = Body::Empty;
+        }
         result
     }
 

@@ -417,12 +417,13 @@ fn run_output_refuses_outsiders_and_audits_writes() {
             .any(|l| l["decision"] == "allow" && l["path"] == "/job.bin"),
         "{lines:?}"
     );
+    // The outsider is refused at its first request for the name (the
+    // lookup before the create).
     assert!(
-        find("create")
+        lines
             .iter()
-            .any(|l| l["decision"] == "deny"
-                || find("deny_summary").iter().any(|s| s["of"] == "create")),
-        "the outsider's create is audited: {lines:?}"
+            .any(|l| l["decision"] == "deny" && l["path"] == "/outsider.txt"),
+        "the outsider's refusal is audited: {lines:?}"
     );
     assert!(
         find("release")
@@ -514,7 +515,6 @@ fn enospc_on_the_backing_store() {
         .arg(&v)
         .assert()
         .success();
-    let before = generation(&env, &v);
     let spill = env.path("spill");
     fs::create_dir(&spill).unwrap();
     let spill_arg = spill.to_str().unwrap().to_string();
@@ -529,16 +529,23 @@ fn enospc_on_the_backing_store() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a 32 MiB write into 8 MiB succeeded");
     assert!(err.contains("No space left on device"), "{err}");
-    assert_eq!(
-        generation(&env, &v),
-        before,
-        "nothing half-written committed"
-    );
+    // Nothing half-written is committed: at most the empty version the
+    // shell's redirection sealed (see below). (`verify` waits for the
+    // unmount: a live mount may have installed objects ahead of its index.)
+    if listed(&env, &v).contains(&"huge.bin".to_string()) {
+        assert!(cat(&env, &v, "huge.bin").is_empty());
+    }
     // Space comes back with the failed file's scratch: the mount goes on.
     fs::write(mnt.join("small.txt"), b"fits").unwrap();
     unmount(&env, guard);
     verify(&env, &v);
     assert_eq!(cat(&env, &v, "a.txt"), b"kept");
     assert_eq!(cat(&env, &v, "small.txt"), b"fits");
-    assert!(!listed(&env, &v).contains(&"huge.bin".to_string()));
+    // The shell's `>` closes one descriptor of the new, still empty file
+    // before `head` writes (open, dup2, close): that close seals an empty
+    // version, like `touch`. What the vault may hold is that, never part
+    // of the failed write.
+    if listed(&env, &v).contains(&"huge.bin".to_string()) {
+        assert!(cat(&env, &v, "huge.bin").is_empty());
+    }
 }

@@ -161,6 +161,12 @@ pub trait StoreWriter: Send + Sync {
     /// still need them). Never fails: leftovers are harmless.
     fn collect_garbage(&self, keep: &HashSet<ObjectId>) -> GarbageReport;
 
-    /// Empties scratch space after a failed write, where that is safe.
+    /// Empties scratch space (objects created and not installed) after a
+    /// failed write, where that is safe.
     fn clean_scratch(&self);
+
+    /// Removes object `id`, created by this writer and never installed (an
+    /// abandoned or failed stream), so its space comes back at once. Never
+    /// fails: a leftover is collected later.
+    fn discard_object(&self, id: &ObjectId);
 }

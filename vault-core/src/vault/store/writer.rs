@@ -55,6 +55,10 @@ impl StoreWriter for Writable<'_> {
     fn clean_scratch(&self) {
         self.clean_tmp()
     }
+
+    fn discard_object(&self, id: &ObjectId) {
+        let _ = rustix::fs::unlinkat(&self.tmp, id.to_hex().as_str(), AtFlags::empty());
+    }
 }
 
 impl<'a> Writable<'a> {

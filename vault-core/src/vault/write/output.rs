@@ -68,17 +68,31 @@ impl Drop for InFlight {
     }
 }
 
-/// A new object being sealed as its plaintext arrives, in order.
+/// Objects of streams dropped unfinished (or whose finish failed): the
+/// writer thread removes them before its next request, so the space a
+/// failed write took (a full disk) comes back at once.
+type Abandoned = Arc<Mutex<Vec<ObjectId>>>;
+
+/// A new object being sealed as its plaintext arrives, in order. Dropped
+/// unfinished, its object is discarded.
 pub struct ObjectStream {
-    object: NewObject,
+    /// `Some` until `finish`.
+    object: Option<NewObject>,
+    id: ObjectId,
     written: u64,
-    guard: InFlight,
+    /// `Some` until `finish` hands it to the [`SealedFile`].
+    guard: Option<InFlight>,
+    abandoned: Abandoned,
 }
 
 impl ObjectStream {
     /// Appends plaintext (sealed chunk by chunk as chunks fill).
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.object.sealer.write_all(data)?;
+        let object = self
+            .object
+            .as_mut()
+            .expect("an ObjectStream's object lives until finish");
+        object.sealer.write_all(data)?;
         self.written += data.len() as u64;
         Ok(())
     }
@@ -90,13 +104,32 @@ impl ObjectStream {
 
     /// Seals the last chunk and makes the object durable (not yet part
     /// of the vault: a commit does that).
-    pub fn finish(self) -> Result<SealedFile> {
-        let (info, blake3, _pending) = self.object.finish()?;
+    pub fn finish(mut self) -> Result<SealedFile> {
+        let object = self
+            .object
+            .take()
+            .expect("an ObjectStream's object lives until finish");
+        // On failure `self` drops here and discards the object.
+        let (info, blake3, _pending) = object.finish()?;
+        let guard = self.guard.take().expect("taken only here");
         Ok(SealedFile {
             info,
             blake3,
-            _guard: self.guard,
+            _guard: guard,
         })
+    }
+}
+
+impl Drop for ObjectStream {
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            // Close the sink before the object is removed.
+            drop(self.object.take());
+            self.abandoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.id);
+        }
     }
 }
 
@@ -187,6 +220,7 @@ pub struct OutputVault {
     in_flight: Arc<AtomicUsize>,
     generation: Arc<AtomicU64>,
     chunk_size: ChunkSize,
+    abandoned: Abandoned,
 }
 
 impl OutputVault {
@@ -204,15 +238,19 @@ impl OutputVault {
         let vault = Arc::new(vault);
         let generation = Arc::new(AtomicU64::new(vault.index().public.generation));
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let abandoned = Abandoned::default();
         let (tx, rx) = channel();
         let (ready_tx, ready_rx) = sync_channel(1);
         let worker = {
             let vault = Arc::clone(&vault);
-            let generation = Arc::clone(&generation);
-            let in_flight = Arc::clone(&in_flight);
+            let shared = Shared {
+                generation: Arc::clone(&generation),
+                in_flight: Arc::clone(&in_flight),
+                abandoned: Arc::clone(&abandoned),
+            };
             std::thread::Builder::new()
                 .name("mvault-output".into())
-                .spawn(move || serve(&vault, signer, &generation, &in_flight, &rx, &ready_tx))?
+                .spawn(move || serve(&vault, signer, shared, &rx, &ready_tx))?
         };
         let opened = ready_rx.recv().unwrap_or_else(|_| {
             Err(Error::Io(std::io::Error::other(
@@ -226,6 +264,7 @@ impl OutputVault {
             in_flight,
             generation,
             chunk_size: ChunkSize::default(),
+            abandoned,
         };
         opened.map(|()| output)
     }
@@ -291,9 +330,11 @@ impl OutputVault {
         let guard = InFlight::new(&self.in_flight);
         let object = self.ask(Request::Start)?;
         Ok(ObjectStream {
-            object,
+            id: object.id(),
+            object: Some(object),
             written: 0,
-            guard,
+            guard: Some(guard),
+            abandoned: Arc::clone(&self.abandoned),
         })
     }
 
@@ -362,6 +403,14 @@ struct State<'a> {
     installed: HashSet<ObjectId>,
     generation: &'a AtomicU64,
     in_flight: &'a AtomicUsize,
+    abandoned: &'a Mutex<Vec<ObjectId>>,
+}
+
+/// The counters the writer thread shares with its [`OutputVault`].
+struct Shared {
+    generation: Arc<AtomicU64>,
+    in_flight: Arc<AtomicUsize>,
+    abandoned: Abandoned,
 }
 
 /// The writer thread: takes the lock, then serves requests until the
@@ -369,8 +418,7 @@ struct State<'a> {
 fn serve(
     vault: &UnlockedVault,
     signer: Option<SigningKey>,
-    generation: &AtomicU64,
-    in_flight: &AtomicUsize,
+    shared: Shared,
     rx: &Receiver<Request>,
     ready: &SyncSender<Result<()>>,
 ) {
@@ -392,12 +440,14 @@ fn serve(
         version: *vault.index_version(),
         objects: vault.manifest().objects.clone(),
         installed: HashSet::new(),
-        generation,
-        in_flight,
+        generation: &shared.generation,
+        in_flight: &shared.in_flight,
+        abandoned: &shared.abandoned,
     };
     state.collect_garbage();
     let _ = ready.send(Ok(()));
     for request in rx {
+        state.discard_abandoned();
         match request {
             Request::Start(reply) => {
                 let options = SealOptions {
@@ -414,9 +464,17 @@ fn serve(
             }
         }
     }
+    state.discard_abandoned();
 }
 
 impl State<'_> {
+    fn discard_abandoned(&self) {
+        let ids = std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in &ids {
+            self.writer.discard_object(id);
+        }
+    }
+
     fn collect_garbage(&mut self) {
         let keep: HashSet<ObjectId> = self.objects.iter().map(|o| o.id).collect();
         self.writer.collect_garbage(&keep);

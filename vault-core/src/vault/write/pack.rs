@@ -246,6 +246,11 @@ impl NewObject {
         })
     }
 
+    /// The object's id.
+    pub(super) fn id(&self) -> ObjectId {
+        self.id
+    }
+
     /// Seals the last chunk and makes the object durable: what the
     /// manifest records of it, the BLAKE3 of its plaintext, and the handle
     /// to install it with.
