@@ -132,11 +132,11 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
                 return Ok(128 + signal);
             }
         }
-        for (pin, vault) in output_pins.into_iter().zip(vaults) {
+        for ((pin, vault), spec) in output_pins.into_iter().zip(vaults).zip(&outputs) {
             let out = output::Output {
                 vault,
                 policy: policy.clone(),
-                audit: args.serve.open_audit_log()?,
+                audit: super::remote::audit_naming(&spec.source, args.serve.open_audit_log()?),
                 options: &options,
                 spill_dir: args.spill_dir.clone(),
             };

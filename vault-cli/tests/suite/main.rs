@@ -51,6 +51,7 @@ mod output_mount;
 mod python_e2e;
 mod remote;
 mod remote_mount;
+mod remote_output;
 mod remote_write;
 mod run_lifecycle;
 
