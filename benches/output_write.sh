@@ -9,10 +9,15 @@
 #
 # Environment: SIZE_MIB (2048), BENCH_DIR (/dev/shm), RUNS (3), FILES
 # (10000, for the `tar x` row), MVAULT (a built mvault; default
-# target/release/mvault, built if missing).
+# target/release/mvault, built if missing), PYTHON (a python with torch
+# and safetensors, for the checkpoint rows; default the venv of
+# scripts/setup-python.sh when it has them, else the rows are skipped),
+# CKPT_MIB (1024, the state dict those rows save).
 #
 # Rows: `dd if=/dev/zero bs=1M` of one file (the time includes close,
-# where mvault seals the last chunk), and `tar x` of FILES 1 KiB files.
+# where mvault seals the last chunk), `tar x` of FILES 1 KiB files, and
+# `torch.save` / `safetensors.save_file` of a CKPT_MIB state dict
+# (benches/save_state_dict.py).
 # mvault's commit at unmount is timed on its own row. Compare ratios
 # measured in one run: the machines are shared and noisy.
 set -euo pipefail
@@ -23,6 +28,12 @@ files="${FILES:-10000}"
 mvault="${MVAULT:-$PWD/target/release/mvault}"
 [ -x "$mvault" ] || cargo build --release -q -p vault-cli
 command -v gocryptfs > /dev/null || { echo "output_write: gocryptfs missing (apt-get install gocryptfs)" >&2; exit 1; }
+ckpt_mib="${CKPT_MIB:-1024}"
+python="${PYTHON:-${MVAULT_PY_VENV:-$HOME/.cache/mvault/venv-py}/bin/python}"
+if ! "$python" -c 'import torch, safetensors' 2> /dev/null; then
+  echo "output_write: no python with torch and safetensors ($python): skipping the checkpoint rows" >&2
+  python=""
+fi
 
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-write.XXXXXX")
 cleanup() {
@@ -53,6 +64,14 @@ timed() { # name command...
   keep "$name" $((t1 - t0))
 }
 dd_into() { dd if=/dev/zero of="$1" bs=1M count="$size_mib" status=none; }
+saves() { # where-label folder
+  [ -n "$python" ] || return 0
+  local kind
+  for kind in torch safetensors; do
+    keep "$kind $1" "$("$python" benches/save_state_dict.py "$kind" "$2/ckpt.$kind" "$ckpt_mib")"
+    rm -f "$2/ckpt.$kind"
+  done
+}
 
 printf 'pass\n' > "$dir/gpass"
 for round in $(seq "$runs"); do
@@ -63,6 +82,7 @@ for round in $(seq "$runs"); do
   mkdir "$dir/ptar"
   timed "tar plain" tar -C "$dir/ptar" -xf "$dir/small.tar"
   rm -rf "$dir/ptar"
+  saves plain "$dir"
   # gocryptfs
   rm -rf "$dir/gcipher" && mkdir "$dir/gcipher"
   gocryptfs -q -init -passfile "$dir/gpass" "$dir/gcipher" > /dev/null
@@ -70,6 +90,7 @@ for round in $(seq "$runs"); do
   timed "dd gocryptfs" dd_into "$dir/gmnt/data.bin"
   mkdir "$dir/gmnt/t"
   timed "tar gocryptfs" tar -C "$dir/gmnt/t" -xf "$dir/small.tar"
+  saves gocryptfs "$dir/gmnt"
   fusermount3 -u "$dir/gmnt"
   # mvault --writable
   rm -rf "$dir/out.vault"
@@ -78,6 +99,7 @@ for round in $(seq "$runs"); do
   timed "dd mvault" dd_into "$dir/mmnt/data.bin"
   mkdir "$dir/mmnt/t"
   timed "tar mvault" tar -C "$dir/mmnt/t" -xf "$dir/small.tar"
+  saves mvault "$dir/mmnt"
   unmount_wait() {
     "$mvault" -q umount "$dir/mmnt"
     while pgrep -f "mount --writable $dir/out.vault" > /dev/null; do sleep 0.02; done
@@ -97,3 +119,8 @@ echo "| --- | --- | --- | --- | --- | --- |"
 echo "| dd bs=1M, GB/s | $(gbs "dd plain") | $(gbs "dd gocryptfs") | $(gbs "dd mvault") | $(ratio "dd mvault" "dd gocryptfs") | $(ratio "dd mvault" "dd plain") |"
 echo "| tar x $files files, s | $(secs "tar plain") | $(secs "tar gocryptfs") | $(secs "tar mvault") | $(ratio "tar mvault" "tar gocryptfs") | $(ratio "tar mvault" "tar plain") |"
 echo "| mvault commit at unmount, s | | | $(secs "commit mvault") | | |"
+if [ -n "$python" ]; then
+  for kind in torch safetensors; do
+    echo "| $kind save of $ckpt_mib MiB, s | $(secs "$kind plain") | $(secs "$kind gocryptfs") | $(secs "$kind mvault") | $(ratio "$kind mvault" "$kind gocryptfs") | $(ratio "$kind mvault" "$kind plain") |"
+  done
+fi

@@ -5,9 +5,12 @@
 #   seal -o s3://…/f.mvlt           vs a plain multipart upload of the same bytes
 #   open s3://…/f.mvlt -o /dev/shm  vs ranged GETs of the object, same concurrency
 #   cat through run --mount s3://…  vs ranged GETs of the vault's objects
-# and the peak RSS of each mvault process. Not a timed test: numbers only.
+# and the peak RSS of each mvault process; with --files N, files/s for a
+# dataset vault of N files of 1-64 KiB: signed seal to the store, keyless
+# verify, cat of every file through run --mount (4 readers). Not a timed
+# test: numbers only.
 #
-#   benches/remote.sh [--release] [--size SIZE] [--concurrency N]
+#   benches/remote.sh [--release] [--size SIZE] [--concurrency N] [--files N]
 #
 # SIZE defaults to 2G (the issue's size); --release builds optimised
 # binaries first (slow on a small machine; debug numbers understate mvault,
@@ -17,17 +20,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=debug flag=()
-size=2G concurrency=8
+size=2G concurrency=8 files=0
 while (($#)); do
   case "$1" in
     --release) profile=release flag=(--release); shift ;;
     --size) size="$2"; shift 2 ;;
     --concurrency) concurrency="$2"; shift 2 ;;
+    --files) files="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "remote.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 cargo build "${flag[@]}" -p vault-cli --bin mvault
-cargo build "${flag[@]}" -p vault-remote --example remote_bench
+cargo build "${flag[@]}" -p vault-remote --features test-cluster --example remote_bench
 exec "target/$profile/examples/remote_bench" --mvault "target/$profile/mvault" \
-  --size "$size" --concurrency "$concurrency"
+  --size "$size" --concurrency "$concurrency" --files "$files"

@@ -11,11 +11,14 @@
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
 //!
-//! with the peak RSS of each mvault process (VmHWM). Prints
-//! one tab-separated row per measurement.
+//! with the peak RSS of each mvault process (VmHWM); then, with `--files
+//! N`, files/s for a dataset vault of N files of 1–64 KiB in 100 class
+//! folders: signed seal to the store, keyless `verify --pubkey`, and `cat`
+//! of every file through `run --mount s3://…`. Prints one tab-separated
+//! row per measurement.
 //!
 //! `cargo run -p vault-remote --example remote_bench -- --mvault PATH
-//! [--size BYTES] [--concurrency N] [--work DIR]`
+//! [--size BYTES] [--concurrency N] [--work DIR] [--files N]`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,7 @@ struct Args {
     size: u64,
     concurrency: usize,
     work: PathBuf,
+    files: u64,
 }
 
 fn args() -> Args {
@@ -45,6 +49,7 @@ fn args() -> Args {
         size: 512 << 20,
         concurrency: vault_remote::config::DEFAULT_CONCURRENCY,
         work: PathBuf::from("/dev/shm"),
+        files: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +59,7 @@ fn args() -> Args {
             "--size" => a.size = vault_remote::config::parse_size(&value).expect("--size"),
             "--concurrency" => a.concurrency = value.parse().expect("--concurrency"),
             "--work" => a.work = value.into(),
+            "--files" => a.files = value.parse().expect("--files"),
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -92,6 +98,43 @@ fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
         "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB",
         bytes as f64 / (1 << 20) as f64
     );
+}
+
+fn files_row(what: &str, files: u64, seconds: f64, rss_kib: u64) {
+    println!(
+        "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB",
+        files as f64 / seconds,
+        rss_kib / 1024
+    );
+}
+
+/// `n` files of 1–64 KiB (pseudo-random sizes and bytes) in 100 class
+/// folders under `root`; returns their total size.
+fn small_files(root: &Path, n: u64) -> u64 {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut total = 0;
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let dir = root.join(format!("class{:03}", i % 100));
+        if i < 100 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        let len = 1024 + (next() % (63 * 1024)) as usize;
+        buf.clear();
+        while buf.len() < len {
+            buf.extend_from_slice(&next().to_le_bytes());
+        }
+        buf.truncate(len);
+        std::fs::write(dir.join(format!("{i:06}.bin")), &buf).unwrap();
+        total += len as u64;
+    }
+    total
 }
 
 /// Ranged GETs of `block` bytes over every object, `concurrency` in flight.
@@ -256,5 +299,58 @@ fn main() {
         t.elapsed().as_secs_f64(),
         None,
     );
+    std::fs::remove_dir_all(work.join("ds")).unwrap();
+    if a.files > 0 {
+        dataset_rows(&a, &work, &cluster, &mvault);
+    }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The `--files` rows (see the module doc).
+fn dataset_rows(
+    a: &Args,
+    work: &Path,
+    cluster: &GarageCluster,
+    mvault: &dyn Fn(&[&str]) -> Command,
+) {
+    let small = work.join("small");
+    let bytes = small_files(&small, a.files);
+    println!(
+        "# dataset: {} files, {} MiB in 100 folders",
+        a.files,
+        bytes >> 20
+    );
+    let key = work.join("signing.key");
+    assert!(
+        mvault(&["sign-keygen", "-o"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let vault = cluster.url("bench/small.vault");
+    let (s, rss) = timed(
+        mvault(&["seal"])
+            .arg(&small)
+            .args(["-o", &vault, "--sign"])
+            .arg(&key),
+    );
+    files_row("mvault seal DIR -o s3:// (signed)", a.files, s, rss);
+    let (s, rss) = timed(
+        mvault(&["verify", &vault, "--pubkey"])
+            .arg(format!("{}.pub", key.display()))
+            .env_remove("MVAULT_IDENTITY"),
+    );
+    files_row("mvault verify --pubkey s3:// (keyless)", a.files, s, rss);
+    let mnt = work.join("mnt-small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let script = format!(
+        "find '{}' -type f -print0 | xargs -0 -P 4 -n 256 cat > /dev/null",
+        mnt.display()
+    );
+    let spec = format!("{vault}:{}", mnt.display());
+    let (s, rss) = timed(&mut mvault(&[
+        "run", "--mount", &spec, "--", "bash", "-c", &script,
+    ]));
+    files_row("cat every file through run --mount s3:// (4 readers)", a.files, s, rss);
 }
