@@ -73,6 +73,11 @@ impl Tree {
         if Vault::is_vault(source) {
             return Self::build_vault(source, identities).map(|t| (t, Vec::new()));
         }
+        if let Some(remote) = vault_core::remote::resolve(source) {
+            let (remote, url) = remote?;
+            return Self::build_remote_file(url, remote.open_file(url)?, identities)
+                .map(|t| (t, Vec::new()));
+        }
         let meta = std::fs::metadata(source)?;
         let mut tree = Tree::with_root(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
         let mut skipped = Vec::new();
@@ -87,6 +92,24 @@ impl Tree {
             return Err(skipped.remove(0).error);
         }
         Ok((tree, skipped))
+    }
+
+    /// The tree of one sealed file at a URL, read in place: the root holds
+    /// it under its plaintext name (the URL's last segment without
+    /// `.mvlt`). A URL has no modification time to show: it is dated now.
+    fn build_remote_file(
+        url: &str,
+        source: Box<dyn vault_core::Source>,
+        identities: &Identities,
+    ) -> Result<Tree, vault_core::Error> {
+        let last = url.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let sealed_name = if last.is_empty() { "file" } else { last };
+        let plaintext: Arc<dyn ChunkedPlaintext> = Arc::new(Opener::new(source, identities)?);
+        let now = SystemTime::now();
+        let mut tree = Tree::with_root(now);
+        let name = plaintext_name(OsStr::new(sealed_name));
+        tree.push(ROOT, &name, now, NodeKind::File { plaintext });
+        Ok(tree)
     }
 
     /// A tree holding only its root folder, dated `mtime`.

@@ -352,5 +352,10 @@ fn dataset_rows(
     let (s, rss) = timed(&mut mvault(&[
         "run", "--mount", &spec, "--", "bash", "-c", &script,
     ]));
-    files_row("cat every file through run --mount s3:// (4 readers)", a.files, s, rss);
+    files_row(
+        "cat every file through run --mount s3:// (4 readers)",
+        a.files,
+        s,
+        rss,
+    );
 }

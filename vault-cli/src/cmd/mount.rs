@@ -94,6 +94,11 @@ pub fn build_tree(source: &Path, identity_files: &[PathBuf], quiet: bool) -> Res
         .with_context(|| format!("cannot open {}", source.display()))?
     {
         maybe_add_passphrase(&mut identities, &vault.keyring_header()?, !files.is_empty())?;
+    } else if super::remote::is_url(source) {
+        let file = super::remote::open(source)?;
+        let (header, _) = vault_core::read_header(file.as_ref())
+            .with_context(|| format!("cannot read {}", source.display()))?;
+        maybe_add_passphrase(&mut identities, &header, !files.is_empty())?;
     } else if let Some(first) = first_sealed_file(source)? {
         let file = std::fs::File::open(&first)?;
         let (header, _) = vault_core::read_header(&file)

@@ -157,3 +157,56 @@ fn a_mounted_job_survives_a_stopped_garage_node() {
         "wrong bytes after the stop"
     );
 }
+
+/// A single sealed file at a URL mounts as a folder holding it under its
+/// plaintext name, read in place with ranged GETs; the audit names the URL.
+#[test]
+fn a_single_sealed_file_at_a_url_mounts() {
+    if !fuse_available() {
+        return;
+    }
+    let Some(cluster) = GarageCluster::start_or_skip("single_file_mount") else {
+        return;
+    };
+    let env = Env::new();
+    env.keygen();
+    let data = pattern(31, 5 << 20);
+    fs::write(env.path("weights.bin"), &data).unwrap();
+    let url = cluster.url("single/weights.bin.mvlt");
+    env.cmd()
+        .envs(cluster.env())
+        .args(["-q", "seal", "weights.bin", "-o", &url])
+        .assert()
+        .success();
+    let mnt = env.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let audit = env.path("audit.jsonl");
+    let guard = MountGuard::new(&mnt);
+    let script = format!(
+        "ls '{m}' && cmp '{m}/weights.bin' '{src}'",
+        m = mnt.display(),
+        src = env.path("weights.bin").display()
+    );
+    env.cmd()
+        .envs(cluster.env())
+        .args(["-q", "run", "--audit-log"])
+        .arg(&audit)
+        .arg("--mount")
+        .arg(format!("{url}:{}", mnt.display()))
+        .args(["--", "bash", "-ec", &script])
+        .timeout(READY_TIMEOUT)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("weights.bin"));
+    drop(guard);
+    let lines = audit_lines(&audit);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "open" && l["path"] == "/weights.bin"),
+        "{lines:?}"
+    );
+    for line in &lines {
+        assert_eq!(line["vault"], url.as_str(), "{line}");
+    }
+}
