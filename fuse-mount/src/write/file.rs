@@ -159,7 +159,11 @@ impl FileData {
         offset: u64,
         data: &[u8],
     ) -> vault_core::Result<()> {
-        if matches!(self.body, Body::Empty) && offset == 0 && self.size == 0 {
+        // An empty file written from its start streams, whether it was
+        // never sealed or sealed empty (a close before the first write, as
+        // a shell's `>` or `touch` then `cp` does): nothing to copy.
+        let empty = matches!(self.body, Body::Empty | Body::Stored(..)) && self.size == 0;
+        if empty && offset == 0 {
             self.body = Body::Streaming(out.start()?);
         }
         match &mut self.body {
