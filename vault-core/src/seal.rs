@@ -289,6 +289,9 @@ fn read_chunk_plaintext(
         })
 }
 
+/// The first allocation of a [`Sealer`]'s batch buffer.
+const MIN_PLAIN_BUFFER: usize = 64 << 10;
+
 /// Options for a streaming [`Sealer`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SealOptions {
@@ -395,6 +398,25 @@ impl<W: Write + Send> Sealer<W> {
         Ok(())
     }
 
+    /// Makes room in the batch buffer for `more` bytes (up to a batch),
+    /// never by reallocating in place: the bytes move to a new buffer and
+    /// the old one is zeroized as it drops. The buffer grows geometrically
+    /// from [`MIN_PLAIN_BUFFER`], so a small file never allocates (and
+    /// zeroizes) a whole batch.
+    fn grow_for(&mut self, more: usize) {
+        let want = (self.plain.len() + more).min(self.batch_bytes);
+        if self.plain.capacity() >= want {
+            return;
+        }
+        let capacity = want
+            .max(self.plain.capacity() * 2)
+            .max(MIN_PLAIN_BUFFER)
+            .min(self.batch_bytes);
+        let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+        grown.extend_from_slice(&self.plain);
+        self.plain = grown;
+    }
+
     fn write_inner(&mut self, mut data: &[u8]) -> Result<()> {
         if let Some(expected) = self.expected
             && self.written + data.len() as u64 > expected
@@ -416,9 +438,7 @@ impl<W: Write + Send> Sealer<W> {
                 data = rest;
                 continue;
             }
-            if self.plain.capacity() == 0 {
-                self.plain.reserve_exact(self.batch_bytes);
-            }
+            self.grow_for(data.len());
             let take = (self.batch_bytes - self.plain.len()).min(data.len());
             self.plain.extend_from_slice(&data[..take]);
             data = &data[take..];
