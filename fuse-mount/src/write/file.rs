@@ -108,6 +108,14 @@ impl FileData {
                     return Err(e);
                 }
             }
+            // Bytes past what was written (a length set ahead of the
+            // writes) read as zeros.
+            let spill = spill.and_then(|mut spill| {
+                if spill.len() < self.size {
+                    spill.set_len(self.size)?;
+                }
+                Ok(spill)
+            });
             match spill {
                 Ok(spill) => self.body = Body::Spilled(spill),
                 Err(e) => {
@@ -159,11 +167,11 @@ impl FileData {
         offset: u64,
         data: &[u8],
     ) -> vault_core::Result<()> {
-        // An empty file written from its start streams, whether it was
-        // never sealed or sealed empty (a close before the first write, as
-        // a shell's `>` or `touch` then `cp` does): nothing to copy.
-        let empty = matches!(self.body, Body::Empty | Body::Stored(..)) && self.size == 0;
-        if empty && offset == 0 {
+        // A file with no bytes written yet streams when written from its
+        // start: never sealed, sealed empty (a close before the first
+        // write, as a shell's `>` does), or only given a length (the
+        // `ftruncate(N)` before sequential writes that safetensors does).
+        if offset == 0 && self.holds_no_bytes() {
             self.body = Body::Streaming(out.start()?);
         }
         match &mut self.body {
@@ -176,6 +184,15 @@ impl FileData {
         Ok(())
     }
 
+    /// Whether nothing was ever written (the length may still be set).
+    fn holds_no_bytes(&self) -> bool {
+        match &self.body {
+            Body::Empty => true,
+            Body::Stored(file, _) => file.size() == 0,
+            Body::Streaming(_) | Body::Spilled(_) => false,
+        }
+    }
+
     /// Reads at `offset` into `buf`; returns how many bytes.
     pub fn read(
         &mut self,
@@ -184,7 +201,7 @@ impl FileData {
         offset: u64,
         buf: &mut [u8],
     ) -> vault_core::Result<usize> {
-        if matches!(self.body, Body::Streaming(_)) {
+        if matches!(self.body, Body::Streaming(_)) || (self.size > 0 && self.holds_no_bytes()) {
             self.spill(out, dir)?;
         }
         match &mut self.body {
@@ -210,7 +227,16 @@ impl FileData {
             self.broken = false;
         } else {
             self.check_intact()?;
-            self.spill(out, dir)?.set_len(len)?;
+            // Growing past every byte written so far only records the
+            // length (zeros follow, sealed at the end); anything else is
+            // random access.
+            let grows_past_the_bytes = match &self.body {
+                Body::Streaming(stream) => len >= stream.written(),
+                _ => self.holds_no_bytes(),
+            };
+            if !grows_past_the_bytes {
+                self.spill(out, dir)?.set_len(len)?;
+            }
         }
         self.size = len;
         self.dirty = true;
@@ -232,8 +258,11 @@ impl FileData {
 
     fn seal_inner(&mut self, out: &OutputVault) -> vault_core::Result<bool> {
         let sealed: SealedFile = match std::mem::replace(&mut self.body, Body::Empty) {
-            Body::Empty => out.start()?.finish()?,
-            Body::Streaming(stream) => stream.finish()?,
+            Body::Empty => zero_filled(out.start()?, self.size)?.finish()?,
+            Body::Stored(file, _) if file.size() == 0 && self.size > 0 => {
+                zero_filled(out.start()?, self.size)?.finish()?
+            }
+            Body::Streaming(stream) => zero_filled(stream, self.size)?.finish()?,
             Body::Spilled(mut spill) => {
                 let mut stream = out.start()?;
                 let copied = spill.copy_to(&mut stream);
@@ -271,6 +300,17 @@ impl FileData {
             *reader = None;
         }
     }
+}
+
+/// `stream` with zeros appended up to `len` (a length set ahead of the
+/// writes that the writes did not reach).
+fn zero_filled(mut stream: ObjectStream, len: u64) -> vault_core::Result<ObjectStream> {
+    let zeros = vec![0u8; COPY_STEP.min(len.saturating_sub(stream.written()) as usize)];
+    while stream.written() < len {
+        let n = (len - stream.written()).min(zeros.len() as u64) as usize;
+        stream.write(&zeros[..n])?;
+    }
+    Ok(stream)
 }
 
 /// Copies all of `reader` into `spill`.

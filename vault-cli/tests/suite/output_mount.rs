@@ -152,6 +152,64 @@ fn atomic_save_commits_once() {
     verify(&env, &v);
 }
 
+/// A length set before the writes (`ftruncate(N)`, as safetensors does
+/// before writing its file in order) keeps the file on the streaming path:
+/// whatever the writes do not reach reads as zeros, while open and in the
+/// vault; a write past the written bytes, a read, or a shrink below them
+/// still come out right.
+#[test]
+fn length_set_before_sequential_writes() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let v = vault(&env);
+    let (guard, mnt) = mount_writable(&env, &v, &[]);
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let open = |name: &str| {
+        fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(mnt.join(name))
+            .unwrap()
+    };
+    // Written whole after the length was set.
+    let whole = pattern(21, 3 << 20);
+    let mut f = open("whole.st");
+    f.set_len(whole.len() as u64).unwrap();
+    f.write_all(&whole).unwrap();
+    drop(f);
+    // Written only in part: the rest is zeros.
+    let part = pattern(22, 1 << 20);
+    let mut f = open("part.st");
+    f.set_len(2 << 20).unwrap();
+    f.write_all(&part).unwrap();
+    let mut part_expect = part.clone();
+    part_expect.resize(2 << 20, 0);
+    let mut back = vec![0u8; 2 << 20];
+    f.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == part_expect, "read back while open");
+    drop(f);
+    // Length set, a write past the written bytes, then one at the start.
+    let mut f = open("gap.st");
+    f.set_len(1 << 20).unwrap();
+    f.write_all_at(b"TAIL", 900_000).unwrap();
+    f.write_all_at(b"HEAD", 0).unwrap();
+    let mut gap_expect = vec![0u8; 1 << 20];
+    gap_expect[900_000..900_004].copy_from_slice(b"TAIL");
+    gap_expect[..4].copy_from_slice(b"HEAD");
+    f.flush().unwrap();
+    drop(f);
+    unmount(&env, guard);
+    verify(&env, &v);
+    assert!(cat(&env, &v, "whole.st") == whole);
+    assert!(cat(&env, &v, "part.st") == part_expect);
+    assert!(cat(&env, &v, "gap.st") == gap_expect);
+}
+
 /// Out-of-order writes and rewrites (spilled, encrypted) come out right,
 /// read back while open and after the commit.
 #[test]
