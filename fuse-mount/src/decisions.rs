@@ -61,20 +61,14 @@ impl ThreadKey {
         if tid == 0 {
             return None;
         }
-        let mut file = std::fs::File::open(format!("/proc/{tid}/stat")).ok()?;
-        let mut buf = [0u8; 1024];
-        let mut len = 0;
-        while len < buf.len() {
-            match file.read(&mut buf[len..]) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
+        // `take` keeps `read_to_end` from asking the size first (procfs
+        // files report 0): one open, one or two reads, one close.
+        let file = std::fs::File::open(format!("/proc/{tid}/stat")).ok()?;
+        let mut stat = Vec::with_capacity(512);
+        file.take(4096).read_to_end(&mut stat).ok()?;
         Some(ThreadKey {
             tid,
-            start_time: start_time_of(&buf[..len])?,
+            start_time: start_time_of(&stat)?,
             uid,
             gid,
         })
