@@ -11,6 +11,8 @@
 #   RUNS (3)            rounds; every operation keeps its best time
 #   MOUNT (1)           0 skips the FUSE comparison (gocryptfs vs mvault mount)
 #   WRITE (1)           0 skips writing into the mounts (benches/output_write.sh)
+#   SMALL (1)           0 skips the small-file rows (benches/small_files.sh)
+#   SMALL_FILES (20000) files in the small-file tree
 #   MOUNT_SECONDS (5)   seconds per random-read measurement
 #   INSTALL (1)         0 never installs missing peers
 #   MVAULT (unset)      use this mvault binary instead of building target/release/mvault
@@ -300,4 +302,13 @@ echo "Scaling, 1 -> 2 threads: seal $(ratio "seal 2t" "seal 1t")x, open $(ratio 
 if [ "${WRITE:-1}" = 1 ] && [ "$mount_cmp" = 1 ]; then
   echo
   MVAULT="$mvault" SIZE_MIB="$size_mib" RUNS="$runs" "$root/benches/output_write.sh"
+fi
+
+# ---------------------------------------------------------------- many small files (issue 16)
+# Per-file stat/open cost and 4-process whole reads of a small-file tree
+# through `mvault run`, `mvault mount`, gocryptfs and plain files
+# (benches/small_files.sh; SMALL=0 skips it, SMALL_FILES sets the count).
+if [ "${SMALL:-1}" = 1 ] && [ "$mount_cmp" = 1 ]; then
+  echo
+  MVAULT="$mvault" RUNS="$runs" FILES="${SMALL_FILES:-20000}" "$root/benches/small_files.sh"
 fi

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
 use crate::audit::AuditLog;
 use crate::cache::{BufferPool, ChunkCache, ChunkKey, Plain};
+use crate::decisions::Decisions;
 use crate::gate::{Gate, list_dir};
 use crate::policy::Policy;
 use crate::procinfo::{Caller, Facts};
@@ -24,7 +25,9 @@ use crate::tree::{Node, NodeKind, ROOT, Tree};
 
 /// How long the kernel may cache names and attributes. The files never
 /// change while mounted; the short TTL bounds how long a denied process can
-/// see entries that a permitted process looked up.
+/// see entries that a permitted process looked up (the kernel answers
+/// every process from its cache without asking us). docs/PERFORMANCE.md
+/// says what a longer one would buy.
 const TTL: Duration = Duration::from_secs(1);
 
 /// Chunks decrypted ahead of a sequential reader.
@@ -132,6 +135,8 @@ pub struct VaultFs {
     /// What the policy reads about each caller, computed once.
     facts_needed: Facts,
     audit: Option<AuditLog>,
+    /// Allows remembered per thread ([`crate::decisions`]).
+    decisions: Decisions,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     owner: (u32, u32),
@@ -175,6 +180,7 @@ impl VaultFs {
             facts_needed: policy.facts_needed(),
             policy,
             audit,
+            decisions: Decisions::default(),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             owner,
@@ -230,18 +236,21 @@ impl VaultFs {
     /// `open`, grants) to the audit log. An allowed open whose record is
     /// lost is refused with EIO unless the log fails open.
     fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
-        let gate = Gate {
-            policy: &self.policy,
-            facts_needed: self.facts_needed,
-            audit: self.audit.as_ref(),
-        };
-        gate.check(req, event, path, event == "open")
+        self.gate()
+            .check_remembered(&self.decisions, req, event, path, event == "open")
     }
 
     /// Whether the policy admits the caller of `req` (not audited).
     fn allowed(&self, req: &Request) -> bool {
-        let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
-        self.policy.check(&caller).allowed()
+        self.gate().admits(&self.decisions, req)
+    }
+
+    fn gate(&self) -> Gate<'_> {
+        Gate {
+            policy: &self.policy,
+            facts_needed: self.facts_needed,
+            audit: self.audit.as_ref(),
+        }
     }
 
     fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
@@ -289,6 +298,10 @@ impl Filesystem for VaultFs {
         // never sees writes, so both serve large reads.
         let _ = config.set_max_readahead(self.options.max_read);
         let _ = config.set_max_write(self.options.max_read);
+        // Lookups in one folder need not queue behind each other: the tree
+        // never changes while mounted (a DataLoader's workers open files
+        // of the same class folder at once).
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         Ok(())
     }
 

@@ -1,12 +1,14 @@
 //! What the read-only and the writable filesystems share at the door:
-//! the policy decision for one request with its audit record, and the
-//! listing of a folder into a `readdir` reply.
+//! the policy decision for one request with its audit record (optionally
+//! remembered per thread, [`crate::decisions`]), and the listing of a
+//! folder into a `readdir` reply.
 
 use std::ffi::OsStr;
 
 use fuser::{Errno, FileType, INodeNo, ReplyDirectory, Request};
 
 use crate::audit::{AuditLog, Recorded};
+use crate::decisions::{Decisions, ThreadKey};
 use crate::policy::{Decision, Policy};
 use crate::procinfo::{Caller, Facts};
 
@@ -41,16 +43,92 @@ impl Gate<'_> {
             && (audited || !decision.allowed())
         {
             caller.add(Facts::AUDIT);
-            let recorded = audit.decision(event, &caller, path, &decision);
-            if recorded == Recorded::Lost && decision.allowed() && !audit.fail_open() {
-                return Err(Errno::EIO);
-            }
+            record(audit, event, &caller, path, &decision)?;
         }
         match decision {
             Decision::Allow => Ok(caller),
             Decision::Deny(_) => Err(Errno::EACCES),
         }
     }
+
+    /// [`Gate::check`], answered from `decisions` when they hold an allow
+    /// for this thread (an audited allow is still written, with the facts
+    /// read now), and remembering a new allow. Denials take the full path.
+    pub fn check_remembered(
+        &self,
+        decisions: &Decisions,
+        req: &Request,
+        event: &str,
+        path: &str,
+        audited: bool,
+    ) -> Result<Caller, Errno> {
+        let key = self.key(req);
+        if let Some(pid) = key.and_then(|key| decisions.allowed(self.policy, &key)) {
+            let (tid, uid, gid) = (req.pid(), req.uid(), req.gid());
+            let Some(audit) = self.audit.filter(|_| audited) else {
+                return Ok(Caller {
+                    tid,
+                    pid: Some(pid),
+                    uid,
+                    gid,
+                    ..Caller::default()
+                });
+            };
+            let caller = Caller::inspect(tid, uid, gid, Facts::AUDIT);
+            // A thread that vanished meanwhile is decided (denied) afresh.
+            if caller.pid == Some(pid) {
+                record(audit, event, &caller, path, &Decision::Allow)?;
+                return Ok(caller);
+            }
+        }
+        let settled = self.policy.job_settled();
+        let caller = self.check(req, event, path, audited)?;
+        if let (Some(key), Some(pid)) = (key, caller.pid) {
+            decisions.remember(self.policy, settled, key, pid);
+        }
+        Ok(caller)
+    }
+
+    /// Whether the policy admits the caller of `req`, not audited (what
+    /// `getattr` and `statfs` ask), answered from and kept in `decisions`.
+    pub fn admits(&self, decisions: &Decisions, req: &Request) -> bool {
+        let key = self.key(req);
+        if key.is_some_and(|key| decisions.allowed(self.policy, &key).is_some()) {
+            return true;
+        }
+        let settled = self.policy.job_settled();
+        let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
+        let allowed = self.policy.check(&caller).allowed();
+        if allowed && let (Some(key), Some(pid)) = (key, caller.pid) {
+            decisions.remember(self.policy, settled, key, pid);
+        }
+        allowed
+    }
+
+    /// The decision-cache key of `req`'s thread, read only when the policy
+    /// lets decisions be remembered.
+    fn key(&self, req: &Request) -> Option<ThreadKey> {
+        if !self.policy.decisions_are_stable() {
+            return None;
+        }
+        ThreadKey::read(req.pid(), req.uid(), req.gid())
+    }
+}
+
+/// Writes the record of `decision`; a lost record of an allow refuses it
+/// with EIO unless the log fails open.
+fn record(
+    audit: &AuditLog,
+    event: &str,
+    caller: &Caller,
+    path: &str,
+    decision: &Decision,
+) -> Result<(), Errno> {
+    let recorded = audit.decision(event, caller, path, decision);
+    if recorded == Recorded::Lost && decision.allowed() && !audit.fail_open() {
+        return Err(Errno::EIO);
+    }
+    Ok(())
 }
 
 /// Answers `readdir` from `offset` with `.` (`ino`), `..` (`parent`) and

@@ -55,6 +55,12 @@ impl JobTree {
         self.ended.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the command is recorded and has not exited: from then on a
+    /// member stays a member until [`JobTree::end`].
+    pub fn settled(&self) -> bool {
+        self.command.get().is_some() && !self.ended.load(Ordering::SeqCst)
+    }
+
     /// Whether `caller` (inspected with its lineage) belongs to the job.
     pub fn admits(&self, caller: &Caller) -> Result<(), String> {
         if self.ended.load(Ordering::SeqCst) {

@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod cache;
+mod decisions;
 mod fs;
 mod gate;
 mod harden;

@@ -88,6 +88,25 @@ impl Policy {
         Ok(self)
     }
 
+    /// Whether an allow stays right for as long as the requesting thread
+    /// lives with the same uid and gid, so it may be remembered
+    /// ([`crate::decisions`]): true for the mounting-user default,
+    /// `--allow-uid` and the `mvault run` job rule. Executable, group,
+    /// process-tree and cgroup rules look at what a process can change
+    /// while it runs (`exec`, `setgroups`, re-parenting, cgroup moves).
+    pub(crate) fn decisions_are_stable(&self) -> bool {
+        self.gids.is_empty()
+            && self.exes.is_empty()
+            && self.pid_trees.is_empty()
+            && self.cgroups.is_empty()
+    }
+
+    /// Whether the job (if any) is running with its command recorded: only
+    /// then is an allow remembered, or a remembered one used.
+    pub(crate) fn job_settled(&self) -> bool {
+        self.job.as_ref().is_none_or(|job| job.settled())
+    }
+
     /// The caller facts [`Policy::check`] looks at beyond uid and groups.
     pub fn facts_needed(&self) -> Facts {
         Facts {

@@ -360,3 +360,93 @@ fn allow_pid_tree_admits_that_process_and_its_children_only() {
     assert!(wait_until(READY_TIMEOUT, || !is_mounted(&mnt)));
     drop(guard);
 }
+
+/// Allows are remembered per thread (fuse-mount's `decisions` module): a
+/// job that opens, stats and tests one file again and again is answered
+/// from that memory, yet an outsider is refused exactly as before, and
+/// every open is still audited, once per open.
+#[test]
+fn remembered_allows_of_the_job_admit_no_outsider_and_every_open_is_audited() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let (sealed, _) = sealed_fixture(&env);
+    let mnt = env.path("mnt");
+    let audit = env.path("audit.jsonl");
+    let mut args = mount_arg(&sealed, &mnt);
+    args.extend(["--audit-log".into(), audit.clone().into()]);
+    const OPENS: usize = 25;
+    // One bash process: `: <` opens and closes, `[ -r ]` asks access, `[ -f ]`
+    // stats, all from the same thread, so all but the first are remembered.
+    let script = format!(
+        "echo $$ > '{pid}'; for _ in $(seq {OPENS}); do : < '{m}/x.bin'; [ -r '{m}/x.bin' ]; [ -f '{m}/x.bin' ]; done",
+        pid = env.path("job.pid").display(),
+        m = mnt.display(),
+    );
+    let (guard, _, _) = start_run(env.dir.path(), &args, &script, &mnt);
+
+    // The job's allows are remembered now; outsiders still get EACCES.
+    let inner = mnt.join("x.bin");
+    assert_eq!(errno_of_open(&inner), Some(EACCES), "open by an outsider");
+    assert_eq!(
+        errno_of_open(&mnt.join("no-such-name")),
+        Some(EACCES),
+        "lookup by an outsider"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let stat_err = fs::metadata(&inner).err().and_then(|e| e.raw_os_error());
+    assert_eq!(stat_err, Some(EACCES), "stat by an outsider, past the TTL");
+    for _ in 0..3 {
+        let cat = Command::new("cat")
+            .arg(&inner)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !cat.status.success() && cat.stdout.is_empty(),
+            "cat outside"
+        );
+    }
+    let job: u64 = fs::read_to_string(env.path("job.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (status, stderr) = finish_run(guard);
+    assert_eq!(status.code(), Some(0), "the job was admitted: {stderr}");
+
+    let lines = audit_lines(&audit);
+    let of_job = |event: &str| {
+        lines
+            .iter()
+            .filter(|r| {
+                r["event"] == event && r["pid"].as_u64() == Some(job) && r["path"] == "/x.bin"
+            })
+            .collect::<Vec<_>>()
+    };
+    let opens = of_job("open");
+    assert_eq!(opens.len(), OPENS, "one allow line per open: {lines:?}");
+    assert!(opens.iter().all(|r| {
+        r["decision"] == "allow"
+            && r["exe"].as_str().is_some_and(|e| e.ends_with("bash"))
+            && r["cmdline"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("bash "))
+    }));
+    assert_eq!(of_job("release").len(), OPENS, "one release line per open");
+    assert!(
+        lines
+            .iter()
+            .filter(|r| r["pid"].as_u64() == Some(job))
+            .all(|r| r["decision"] != "deny"),
+        "the job was never refused"
+    );
+    let me = denials_for(&audit, std::process::id(), "/x.bin");
+    assert!(
+        !me.is_empty(),
+        "the outsider's denials are logged: {lines:?}"
+    );
+    assert!(me[0]["reason"].as_str().unwrap().contains("process tree"));
+}
