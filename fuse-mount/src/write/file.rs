@@ -25,8 +25,8 @@ enum Body {
     Empty,
     /// A sealed or committed version; `reader` is opened on first read.
     Stored(FileRef, Option<FileReader>),
-    /// Sealed as it arrives, in order.
-    Streaming(ObjectStream),
+    /// Sealed as it arrives, in order (boxed: the largest variant).
+    Streaming(Box<ObjectStream>),
     /// Written out of order: encrypted scratch.
     Spilled(SpillFile),
 }
@@ -172,7 +172,7 @@ impl FileData {
         // write, as a shell's `>` does), or only given a length (the
         // `ftruncate(N)` before sequential writes that safetensors does).
         if offset == 0 && self.holds_no_bytes() {
-            self.body = Body::Streaming(out.start()?);
+            self.body = Body::Streaming(Box::new(out.start()?));
         }
         match &mut self.body {
             Body::Streaming(stream) if stream.written() == offset => stream.write(data)?,
@@ -262,7 +262,7 @@ impl FileData {
             Body::Stored(file, _) if file.size() == 0 && self.size > 0 => {
                 zero_filled(out.start()?, self.size)?.finish()?
             }
-            Body::Streaming(stream) => zero_filled(stream, self.size)?.finish()?,
+            Body::Streaming(stream) => zero_filled(*stream, self.size)?.finish()?,
             Body::Spilled(mut spill) => {
                 let mut stream = out.start()?;
                 let copied = spill.copy_to(&mut stream);
