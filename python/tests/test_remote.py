@@ -187,9 +187,10 @@ def test_file_urls_work_like_paths(tmp_path, key):
         f.write(data)
     cli("open", tmp_path / "g.mvlt", "-i", key.path, "-o", tmp_path / "g.bin")
     assert (tmp_path / "g.bin").read_bytes() == data
-    # Sealed to the URL: a vault sealed to the local path holds the local
-    # readers' lock file, which a file:// verify reports as an extra key.
-    make_vault(tmp_path, key, f"file://{tmp_path}/ds.vault", n=3)
+    # A vault folder made locally (with its empty readers' lock file) is
+    # the same vault through file://, and verifies there.
+    make_vault(tmp_path, key, tmp_path / "ds.vault", n=3)
+    cli("verify", f"file://{tmp_path}/ds.vault", "-i", key.path)
     v = mvault.Vault(f"file://{tmp_path}/ds.vault", key.identity)
     assert v.read("train/0002.bin") == bytes([2]) * 102 and v.verify()["ok"]
     got = pd.read_csv(f"mvault://file://{tmp_path}/ds.vault/table.csv", storage_options={"identity": key.identity})
