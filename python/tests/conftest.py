@@ -125,10 +125,19 @@ def garage(tmp_path_factory):
     script = str(ROOT / "scripts" / "s3-test-cluster.sh")
     env = dict(os.environ, MVAULT_S3_CLUSTER_DIR=str(state))
     env.setdefault("MVAULT_GARAGE", _garage_binary())
-    start = subprocess.run([script, "start"], env=env, capture_output=True)
     try:
-        if start.returncode != 0:
-            pytest.fail(f"the Garage test cluster did not start: {start.stderr.decode()}")
+        failures = []
+        # One retry: on a loaded machine a node can miss the start-up
+        # deadline, or lose a just-picked free port to another process.
+        for _ in range(2):
+            start = subprocess.run([script, "start"], env=env, capture_output=True)
+            if start.returncode == 0:
+                break
+            log = state / "log"
+            failures.append(start.stderr.decode() + (log.read_text()[-2000:] if log.exists() else ""))
+            subprocess.run([script, "stop"], env=env, capture_output=True)
+        else:
+            pytest.fail("the Garage test cluster did not start:\n" + "\n---\n".join(failures))
         text = subprocess.run([script, "env"], env=env, capture_output=True, check=True).stdout
         values = {}
         for line in text.decode().splitlines():
