@@ -3,7 +3,9 @@
 # maturin (debug profile: reuses target/debug), installs it into the venv
 # from scripts/setup-python.sh and runs pytest on python/tests against the
 # CLI in target/debug. Without the venv it skips loudly, unless
-# MVAULT_REQUIRE_E2E=1 (CI), which makes that a failure.
+# MVAULT_REQUIRE_E2E=1 (CI), which makes that a failure. The s3:// tests
+# (test_remote.py) start the Garage test cluster (scripts/s3-test-cluster.sh)
+# and skip without Garage unless MVAULT_REQUIRE_GARAGE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ venv="$(dirname "$(dirname "$py")")"
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 cargo build -p vault-cli --bin mvault
+cargo build -p vault-remote --features test-cluster --bin mvault-test-cluster
 "$venv/bin/maturin" build --quiet -m python/Cargo.toml -i "$py" -o "$wheels"
 "$py" -m pip install --quiet --force-reinstall --no-deps "$wheels"/mvault-*.whl
 MVAULT_BIN="$PWD/target/debug/mvault" "$py" -m pytest -q python/tests "$@"

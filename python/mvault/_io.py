@@ -115,7 +115,10 @@ class _Closed:
 
 
 def open(path, identity=None):
-    """Opens the sealed file at ``path`` for reading.
+    """Opens the sealed file at ``path`` for reading: a local path or an
+    object-store URL (``s3://bucket/model.pt.mvlt``, ``gs://``, ``az://``,
+    ``file://``, ``https://``), read in place by ranged requests; the
+    store's credentials come from the environment as for the CLI.
 
     ``identity``: an ``mvault.Identity``, a path to an identity file, or
     None for the CLI's default (``$MVAULT_IDENTITY``, ``~/.config/mvault/
@@ -178,7 +181,9 @@ class SealedWriter(io.RawIOBase):
 
 
 def create(path, recipients=(), passphrase=None, overwrite=False):
-    """Starts a sealed file at ``path`` for ``recipients`` (``age1...``,
+    """Starts a sealed file at ``path`` (a local path, or an object-store
+    URL: a multipart upload that appears only on ``close()``) for
+    ``recipients`` (``age1...``,
     ``ssh-ed25519 ...`` strings) and/or ``passphrase`` (a str, or an
     ``Identity`` from ``mvault.passphrase_identity()``). Argon2id costs
     come from ``$MVAULT_ARGON2`` as in the CLI. Refuses an existing

@@ -8,7 +8,8 @@ from ._keys import resolve
 
 
 class Vault:
-    """A directory vault (``mvault seal DIR``), unlocked with ``identity``.
+    """A directory vault (``mvault seal DIR``), unlocked with ``identity``:
+    a folder or an object-store URL (``s3://bucket/ds.vault``).
 
     Pickles as its path and the identity's origin (never key bytes): the
     receiving process unlocks it again (see ``mvault.torch``)."""

@@ -1,13 +1,19 @@
 """The ``mvault`` fsspec protocol (registered through the
 ``fsspec.specs`` entry point).
 
-URL syntax: ``mvault://`` followed by a local absolute path.
+URL syntax: ``mvault://`` followed by a local absolute path or by an
+object-store URL (``s3://``, ``gs://``, ``az://``, ``file://``,
+``https://``, as the CLI takes them; credentials from the environment).
 
 - ``mvault:///data/model.safetensors.mvlt``: a sealed file; reads return
   its plaintext.
 - ``mvault:///data/ds.vault/train/0001.parquet``: a file inside the
   directory vault ``/data/ds.vault`` (the longest leading part of the path
   that is a vault folder).
+- ``mvault://s3://bucket/ds.vault/train/0001.parquet``: the same for a
+  vault under an object-store prefix (the longest leading part that has a
+  vault index), and ``mvault://s3://bucket/model.pt.mvlt`` for a sealed
+  object.
 
 The identity comes from the storage option ``identity`` (an
 ``mvault.Identity`` or the path of an identity file), else the CLI's
@@ -24,15 +30,26 @@ import os
 
 from fsspec.spec import AbstractFileSystem
 
+from . import _mvault
 from ._io import open as _open_sealed
 from ._keys import resolve
 from ._vault import Vault
 
 
 def _is_vault(path):
+    if _url_scheme(path):
+        return _mvault.is_vault(path)
     return os.path.isfile(os.path.join(path, "index")) and os.path.isdir(
         os.path.join(path, "objects")
     )
+
+
+def _url_scheme(path):
+    """``"s3://"`` for ``"s3://bucket/key"``; ``""`` for a local path."""
+    scheme, sep, _ = path.partition("://")
+    if sep and scheme[:1].isalpha() and all(c.isalnum() or c in "+-." for c in scheme):
+        return scheme + sep
+    return ""
 
 
 class MvaultFileSystem(AbstractFileSystem):
@@ -48,6 +65,7 @@ class MvaultFileSystem(AbstractFileSystem):
         super().__init__(**kwargs)
         self.identity = resolve(identity)
         self._vaults = {}
+        self._is_vault = {}
 
     @classmethod
     def _strip_protocol(cls, path):
@@ -58,17 +76,28 @@ class MvaultFileSystem(AbstractFileSystem):
             path = path[len("mvault://") :]
         elif path.startswith("mvault:"):
             path = path[len("mvault:") :]
+        if _url_scheme(path):
+            return path
         return "/" + path.lstrip("/") if path else "/"
 
     def _split(self, path):
-        """(vault folder, member path) or (None, sealed file path)."""
-        path = self._strip_protocol(path).rstrip("/") or "/"
-        parts = path.split("/")
+        """(vault folder or URL, member path) or (None, sealed file path)."""
+        path = self._strip_protocol(path)
+        scheme = _url_scheme(path)
+        rest = path[len(scheme) :].rstrip("/")
+        if not scheme:
+            rest = rest or "/"
+        parts = rest.split("/")
         for i in range(len(parts), 0, -1):
-            head = "/".join(parts[:i]) or "/"
-            if _is_vault(head):
+            head = scheme + ("/".join(parts[:i]) or "/")
+            if self._vault_at(head):
                 return head, "/".join(parts[i:])
-        return None, path
+        return None, scheme + rest
+
+    def _vault_at(self, head):
+        if head not in self._is_vault:
+            self._is_vault[head] = _is_vault(head)
+        return self._is_vault[head]
 
     def _vault(self, root):
         if root not in self._vaults:

@@ -5,6 +5,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `errors` | the exception classes and the mapping from vault-core errors |
+//! | `location` | local paths vs URLs (the object-storage back end) |
 //! | `identity` | `Identity`: key material kept in Rust memory |
 //! | `reader` | `PlainFile`: positional, thread-safe, GIL-free reads |
 //! | `writer` | `SealWriter`: streaming sealing with an atomic commit |
@@ -13,6 +14,7 @@
 
 mod errors;
 mod identity;
+mod location;
 mod pool;
 mod reader;
 mod vault;
@@ -25,6 +27,7 @@ use vault_core::age::cli_common::{StdinGuard, read_recipients};
 use vault_core::{Argon2Params, ErrorKind, Recipients};
 
 use crate::errors::raise;
+use crate::pool::detached;
 
 /// Starts sealing to `path` for `recipients` (age1..., ssh-... strings)
 /// and/or `passphrase`; Argon2id costs come from `$MVAULT_ARGON2` as in
@@ -79,8 +82,17 @@ fn create_sealed(
     writer::SealWriter::start(path, &set, overwrite)
 }
 
+/// Whether `path` (a local path or a URL) is a directory vault.
+#[pyfunction]
+fn is_vault(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
+    location::check(&path)?;
+    detached(py, || vault_core::vault::Vault::is_vault(&path))
+}
+
 #[pymodule]
 fn _mvault(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Every path argument also takes a URL (s3://, gs://, file://, ...).
+    location::install();
     errors::register(m)?;
     m.add_class::<identity::Identity>()?;
     m.add_class::<reader::PlainFile>()?;
@@ -88,5 +100,6 @@ fn _mvault(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::VaultHandle>()?;
     m.add_function(wrap_pyfunction!(reader::open_sealed, m)?)?;
     m.add_function(wrap_pyfunction!(create_sealed, m)?)?;
+    m.add_function(wrap_pyfunction!(is_vault, m)?)?;
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! file position. The GIL is released while chunks are read and decrypted,
 //! and large reads decrypt their chunks in parallel.
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
@@ -12,10 +11,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rayon::prelude::*;
 use vault_core::vault::FileReader;
-use vault_core::{Opener, Result};
+use vault_core::{Opener, Result, Source};
 
 use crate::errors::to_py;
 use crate::identity::Identity;
+use crate::location;
 use crate::pool::detached;
 
 /// Anything that reads authenticated plaintext at an offset.
@@ -28,7 +28,7 @@ pub trait Positional: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
 }
 
-impl Positional for Opener<File> {
+impl<S: Source> Positional for Opener<S> {
     fn len(&self) -> u64 {
         Opener::len(self)
     }
@@ -159,15 +159,17 @@ impl PlainFile {
     }
 }
 
-/// Opens the sealed file at `path` with `identity`.
+/// Opens the sealed file at `path` (a local path or a URL) with
+/// `identity`.
 #[pyfunction]
 pub fn open_sealed(py: Python<'_>, path: PathBuf, identity: &Identity) -> PyResult<PlainFile> {
-    let name = path.display().to_string();
-    // Unwrapping may run Argon2id: without the GIL.
+    location::check(&path)?;
+    let name = location::display(&path);
+    // Unwrapping may run Argon2id, and a URL is fetched: without the GIL.
     let opener = detached(py, || {
         let identities = identity.identities()?;
-        let file = File::open(&path).map_err(|e| to_py(e.into()))?;
-        Opener::new(file, &identities).map_err(to_py)
+        let source = location::open_source(&path)?;
+        Opener::new(source, &identities).map_err(to_py)
     })??;
     Ok(PlainFile::new(Box::new(opener), name))
 }

@@ -1,5 +1,6 @@
 //! `mvault.Vault`: a directory vault unlocked in-process: list its files,
 //! open or read one (authenticated positional reads), verify everything.
+//! The vault is a folder or a URL (`s3://bucket/ds.vault`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use vault_core::{ErrorKind, Opener};
 
 use crate::errors::{raise, to_py};
 use crate::identity::Identity;
+use crate::location;
 use crate::pool::detached;
 use crate::reader::PlainFile;
 
@@ -75,7 +77,7 @@ impl VaultHandle {
             .ok_or_else(|| {
                 raise(
                     ErrorKind::Io,
-                    format!("no file {name:?} in {}", self.path.display()),
+                    format!("no file {name:?} in {}", location::display(&self.path)),
                     Some(2), // ENOENT
                 )
             })
@@ -87,6 +89,7 @@ impl VaultHandle {
     /// Unlocks the vault at `path` with `identity`.
     #[new]
     fn new(py: Python<'_>, path: PathBuf, identity: Py<Identity>) -> PyResult<Self> {
+        location::check(&path)?;
         let id = identity.get();
         let inner = detached(py, || unlock(&path, id))??;
         let files = (0..inner.manifest().entries.len())

@@ -43,7 +43,7 @@ pub mod writer;
 
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStore;
 use vault_core::remote::Remote;
@@ -95,19 +95,33 @@ impl Backend {
     }
 }
 
-/// The one runtime all back ends share (two worker threads: the work is
-/// waiting on the network).
+/// The one runtime all back ends of this process share (two worker
+/// threads: the work is waiting on the network). A forked child (a Python
+/// `DataLoader` worker under the fork start method) inherits the parent's
+/// runtime without its threads, where blocking on it would wait forever:
+/// it gets a runtime of its own (the inherited one is leaked, never used).
 fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
-    static RUNTIME: OnceLock<Arc<tokio::runtime::Runtime>> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
+    static RUNTIME: Mutex<Option<(u32, Arc<tokio::runtime::Runtime>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, rt)) = slot.as_ref()
+        && *owner == pid
+    {
         return Ok(rt.clone());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mvault-remote")
-        .enable_all()
-        .build()?;
-    Ok(RUNTIME.get_or_init(|| Arc::new(rt)).clone())
+    if let Some((_, inherited)) = slot.take() {
+        // Its threads exist only in the parent: dropping it would wait on them.
+        std::mem::forget(inherited);
+    }
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mvault-remote")
+            .enable_all()
+            .build()?,
+    );
+    *slot = Some((pid, rt.clone()));
+    Ok(rt)
 }
 
 /// `n` hex digits no other call (in any process) returns: a BLAKE3 of the

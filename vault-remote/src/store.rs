@@ -20,8 +20,8 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, UpdateVersion};
 use vault_core::vault::{
-    Blake3Digest, INDEX_FILE, INDEX_MAGIC, MAX_INDEX_LEN, OBJECTS_DIR, ObjectId, ObjectReader,
-    Store, StoreWriter,
+    Blake3Digest, INDEX_FILE, INDEX_MAGIC, LOCK_FILE, MAX_INDEX_LEN, OBJECTS_DIR, ObjectId,
+    ObjectReader, Store, StoreWriter,
 };
 use vault_core::{Error, Result};
 
@@ -210,7 +210,10 @@ impl Store for RemoteStore {
                 now.duration_since(std::time::SystemTime::from(meta.last_modified))
                     .is_ok_and(|age| age < grace)
             };
+            // An empty `lock` is the readers' lock file of a vault folder
+            // (made by local mvault commands) seen through `file://`.
             let belongs = rel == INDEX_FILE
+                || (rel == LOCK_FILE && meta.size == 0)
                 || rel.starts_with(&format!("{LOCKS_DIR}/"))
                 || rel.starts_with(&format!("{PROBE_DIR}/"))
                 || object_key(&rel)

@@ -4,6 +4,12 @@
 //! `STATE_DIR/env` (0600: `export AWS_*=…` lines and `MVAULT_TEST_BUCKET`,
 //! for `eval`), then waits until `STATE_DIR/stop` appears, stops every
 //! node, removes the cluster's folder and `env`, and exits.
+//!
+//! `mvault-test-cluster get URL` / `put URL` copy one object's raw bytes to
+//! standard output / from standard input, and `list URL` prints every key
+//! under a prefix (relative, one a line; credentials from the
+//! environment), so that tests in other languages (python/tests) can
+//! tamper with what is stored.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -12,13 +18,57 @@ use std::time::Duration;
 
 use vault_remote::testing::{BUCKET, GarageCluster};
 
+const USAGE: &str = "usage: mvault-test-cluster serve STATE_DIR | get URL | put URL | list URL";
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some("serve"), Some(state)) = (args.get(1).map(String::as_str), args.get(2)) else {
-        eprintln!("usage: mvault-test-cluster serve STATE_DIR");
+    let (Some(command), Some(arg)) = (args.get(1).map(String::as_str), args.get(2)) else {
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
-    let state = PathBuf::from(state);
+    match command {
+        "serve" => serve(&PathBuf::from(arg)),
+        "get" | "put" | "list" => {
+            vault_remote::install();
+            if let Err(e) = copy_object(command, arg) {
+                eprintln!("mvault-test-cluster: {command} {arg}: {e}");
+                std::process::exit(1);
+            }
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `get`: the object at `url` to standard output; `put`: standard input
+/// to the object at `url`; `list`: the keys under the prefix `url`.
+fn copy_object(command: &str, url: &str) -> vault_core::Result<()> {
+    use std::io::{Read, Write};
+    use vault_core::Source;
+    if command == "list" {
+        for key in vault_remote::RemoteStore::open(url, &[])?.keys()? {
+            println!("{key}");
+        }
+    } else if command == "get" {
+        let source = vault_remote::open_file(url, &[])?;
+        let mut buf = vec![0u8; source.len()? as usize];
+        source.read_exact_at(&mut buf, 0)?;
+        std::io::stdout().write_all(&buf)?;
+    } else {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        let mut sink = vault_remote::create_file(url, &[])?;
+        sink.write_all(&buf)?;
+        sink.finish()?;
+    }
+    Ok(())
+}
+
+/// Runs the cluster until `STATE_DIR/stop` appears.
+fn serve(state: &std::path::Path) {
+    let state = state.to_path_buf();
     let Some(garage) = GarageCluster::binary() else {
         eprintln!(
             "mvault-test-cluster: no garage binary (run scripts/setup-garage.sh, or set MVAULT_GARAGE)"
