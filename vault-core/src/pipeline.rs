@@ -164,6 +164,17 @@ impl<W: Write + Send> OverlappedWriter<W> {
         Ok(value)
     }
 
+    /// Writes the pending batch now and flushes the output.
+    pub(crate) fn write_pending(&mut self) -> io::Result<()> {
+        write_batch(
+            &mut self.output,
+            &self.pending,
+            &mut self.has_pending,
+            &mut self.written,
+        )?;
+        self.output.flush()
+    }
+
     /// Writes the last pending batch, flushes, and returns the output with
     /// the number of bytes written.
     pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {

@@ -314,6 +314,7 @@ pub struct Sealer<W: Write + Send> {
     /// Plaintext waiting for a full batch; zeroized when dropped (it may
     /// hold key material, e.g. a vault keyring).
     plain: Zeroizing<Vec<u8>>,
+    chunk_bytes: usize,
     batch_bytes: usize,
     written: u64,
     expected: Option<u64>,
@@ -372,6 +373,7 @@ impl<W: Write + Send> Sealer<W> {
             writer,
             engine: file.engine,
             plain: Zeroizing::new(Vec::new()),
+            chunk_bytes: chunk_size,
             batch_bytes: batch_chunks(chunk_size) * chunk_size,
             written: 0,
             expected: options.plaintext_len,
@@ -443,6 +445,47 @@ impl<W: Write + Send> Sealer<W> {
             self.plain.extend_from_slice(&data[..take]);
             data = &data[take..];
         }
+        Ok(())
+    }
+
+    /// Seals every buffered chunk that cannot be the final one and writes
+    /// all sealed bytes to the output (then flushes it), so that a failing
+    /// output (a full disk) shows now; the stream stays open for more.
+    /// What stays buffered is less than one chunk, or one whole chunk when
+    /// the buffer ends at a chunk boundary (it may be the last).
+    pub fn flush_sealed(&mut self) -> Result<()> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write to this sealer failed",
+            )));
+        }
+        let flushed = self.flush_sealed_inner();
+        self.failed = flushed.is_err();
+        flushed
+    }
+
+    fn flush_sealed_inner(&mut self) -> Result<()> {
+        let len = self.plain.len();
+        let mut ready = len / self.chunk_bytes * self.chunk_bytes;
+        if ready == len {
+            ready = ready.saturating_sub(self.chunk_bytes);
+        }
+        if ready > 0 {
+            let Self {
+                writer,
+                engine,
+                plain,
+                ..
+            } = self;
+            let input: &[u8] = &plain[..ready];
+            writer.overlap(|out| {
+                engine.seal_slice(input, false, out);
+                Ok(())
+            })?;
+            plain.copy_within(ready.., 0);
+            plain.truncate(len - ready);
+        }
+        self.writer.write_pending()?;
         Ok(())
     }
 

@@ -151,6 +151,21 @@ impl FileData {
         result
     }
 
+    /// At a close(2): writes out what a stream can seal so far, so a full
+    /// disk shows at close; the stream stays open (another descriptor may
+    /// still write). Fails if this or an earlier write failed.
+    pub fn flush(&mut self) -> vault_core::Result<()> {
+        self.check_intact()?;
+        if let Body::Streaming(stream) = &mut self.body
+            && let Err(e) = stream.flush()
+        {
+            self.broken = true;
+            self.body = Body::Empty;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn check_intact(&self) -> vault_core::Result<()> {
         if self.broken {
             return Err(vault_core::Error::Io(std::io::Error::other(

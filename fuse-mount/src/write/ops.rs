@@ -379,9 +379,24 @@ impl Filesystem for OutputFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Every close(2): seal what this handle wrote, so close reports
-        // a failure (ENOSPC) to the writer.
-        self.seal_reply(fh, reply);
+        // Every close(2) of a descriptor of the file, including the copy a
+        // forked child closes at exec while the parent still writes: so the
+        // file is not sealed here (that would end a stream mid-file); what
+        // can be sealed is written out, so a full disk fails the close. The
+        // file is sealed at release (its last close), at fsync, and at
+        // unmount.
+        let flushed = match self.handle(fh.0).filter(|h| h.writable) {
+            Some(handle) => handle
+                .file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .flush(),
+            None => Ok(()),
+        };
+        match flushed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn fsync(
@@ -413,7 +428,7 @@ impl Filesystem for OutputFs {
             .remove(&fh.0);
         if let Some(handle) = handle {
             if handle.writable {
-                // Sealed at flush; a failure there was reported to close().
+                // The last close: the file is sealed now (see flush).
                 let _ = self.seal(&handle);
                 if let Some(audit) = &self.shared.audit {
                     let path = self.nodes().display_path(handle.ino);

@@ -210,6 +210,35 @@ fn length_set_before_sequential_writes() {
     assert!(cat(&env, &v, "gap.st") == gap_expect);
 }
 
+/// A forked child that closes its copy of the descriptor while the parent
+/// is still writing (a subshell, a DataLoader worker) does not cut the
+/// file: it is sealed whole at the last close.
+#[test]
+fn a_child_closing_its_copy_mid_write_does_not_cut_the_file() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let v = vault(&env);
+    let (guard, mnt) = mount_writable(&env, &v, &[]);
+    let data = pattern(41, 6 << 20);
+    let src = env.path("src.bin");
+    fs::write(&src, &data).unwrap();
+    sh(&format!(
+        "exec 3>'{dst}'; head -c 3145728 '{src}' >&3; ( sleep 0.01 ); /bin/true; \
+         tail -c +3145729 '{src}' >&3; exec 3>&-",
+        dst = mnt.join("whole.bin").display(),
+        src = src.display()
+    ));
+    assert!(
+        fs::read(mnt.join("whole.bin")).unwrap() == data,
+        "read back"
+    );
+    unmount(&env, guard);
+    verify(&env, &v);
+    assert!(cat(&env, &v, "whole.bin") == data);
+}
+
 /// Out-of-order writes and rewrites (spilled, encrypted) come out right,
 /// read back while open and after the commit.
 #[test]

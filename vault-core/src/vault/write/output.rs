@@ -97,6 +97,16 @@ impl ObjectStream {
         Ok(())
     }
 
+    /// Seals and writes out what can be sealed before the end (see
+    /// [`crate::Sealer::flush_sealed`]), so a failing store shows now.
+    pub fn flush(&mut self) -> Result<()> {
+        self.object
+            .as_mut()
+            .expect("an ObjectStream's object lives until finish")
+            .sealer
+            .flush_sealed()
+    }
+
     /// Plaintext bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
