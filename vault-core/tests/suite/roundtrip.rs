@@ -479,3 +479,29 @@ fn sealing_never_writes_a_header_readers_refuse() {
         }
     }
 }
+
+/// `Sealer::flush_sealed` between writes (at chunk boundaries, inside a
+/// chunk, twice in a row, on an empty buffer) never changes the sealed
+/// stream's meaning: it opens to exactly what was written, whether or not
+/// the plaintext ends at a chunk boundary.
+#[test]
+fn flushing_between_writes_round_trips() {
+    for total in [0, 1, C - 1, C, C + 1, 3 * C, 3 * C + 7] {
+        let plaintext = pattern(23, total);
+        let cuts = [0, 1, C / 2, C, C, C + 1, 2 * C, 3 * C, total];
+        let mut sealer = Sealer::new(Vec::new(), &to_x25519(&ID), options(None)).unwrap();
+        let mut at = 0;
+        for &cut in &cuts {
+            let cut = cut.min(total).max(at);
+            sealer.write_all(&plaintext[at..cut]).unwrap();
+            sealer.flush_sealed().unwrap();
+            at = cut;
+        }
+        sealer.write_all(&plaintext[at..]).unwrap();
+        let (sealed, summary) = sealer.finish().unwrap();
+        assert_eq!(summary.plaintext_len, total as u64);
+        let opener = Opener::new(sealed, &with_x25519(&ID)).unwrap();
+        let (back, _) = opener.decrypt_to(Vec::new(), false, &|_| {}).unwrap();
+        assert!(back == plaintext, "total {total}");
+    }
+}
