@@ -178,13 +178,7 @@ impl<W: Write + Send> OverlappedWriter<W> {
     /// Writes the last pending batch, flushes, and returns the output with
     /// the number of bytes written.
     pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
-        write_batch(
-            &mut self.output,
-            &self.pending,
-            &mut self.has_pending,
-            &mut self.written,
-        )?;
-        self.output.flush()?;
+        self.write_pending()?;
         Ok((self.output, self.written))
     }
 }
