@@ -34,21 +34,9 @@ cp -r "$out/." "$1.copy/"
 
 #[test]
 fn run_output_seals_into_a_vault_on_garage() {
-    if !fuse_available() {
-        return;
-    }
-    let Some(cluster) = GarageCluster::start_or_skip("remote_output") else {
+    let Some((cluster, env, url)) = empty_vault_on_garage("remote_output", "out/ckpt.vault") else {
         return;
     };
-    let env = Env::new();
-    env.keygen();
-    fs::create_dir_all(env.path("empty")).unwrap();
-    let url = cluster.url("out/ckpt.vault");
-    env.cmd()
-        .envs(cluster.env())
-        .args(["-q", "seal", "empty", "-o", &url])
-        .assert()
-        .success();
     let mnt = env.path("out");
     fs::create_dir_all(&mnt).unwrap();
     let audit = env.path("audit.jsonl");
@@ -134,22 +122,11 @@ fn run_output_seals_into_a_vault_on_garage() {
 /// vault has what the mount wrote.
 #[test]
 fn a_second_writer_is_refused_while_an_output_mount_holds_the_vault() {
-    if !fuse_available() {
-        return;
-    }
-    let Some(cluster) = GarageCluster::start_or_skip("remote_output_lock") else {
+    let Some((cluster, env, url)) = empty_vault_on_garage("remote_output_lock", "held/ckpt.vault")
+    else {
         return;
     };
-    let env = Env::new();
-    env.keygen();
-    fs::create_dir_all(env.path("empty")).unwrap();
     fs::write(env.path("other.txt"), b"other").unwrap();
-    let url = cluster.url("held/ckpt.vault");
-    env.cmd()
-        .envs(cluster.env())
-        .args(["-q", "seal", "empty", "-o", &url])
-        .assert()
-        .success();
     let mnt = env.path("out");
     fs::create_dir_all(&mnt).unwrap();
     let child = mvault_std(env.dir.path())
@@ -193,6 +170,26 @@ fn a_second_writer_is_refused_while_an_output_mount_holds_the_vault() {
         .args(["verify", &url])
         .assert()
         .success();
+}
+
+/// A Garage cluster, a test home with a key, and an empty vault sealed at
+/// `key` in the cluster's bucket; `None` (the test skips) without FUSE or
+/// a garage binary.
+fn empty_vault_on_garage(name: &str, key: &str) -> Option<(GarageCluster, Env, String)> {
+    if !fuse_available() {
+        return None;
+    }
+    let cluster = GarageCluster::start_or_skip(name)?;
+    let env = Env::new();
+    env.keygen();
+    fs::create_dir_all(env.path("empty")).unwrap();
+    let url = cluster.url(key);
+    env.cmd()
+        .envs(cluster.env())
+        .args(["-q", "seal", "empty", "-o", &url])
+        .assert()
+        .success();
+    Some((cluster, env, url))
 }
 
 /// Every regular file under `dir`, sorted.
