@@ -57,7 +57,7 @@ pub fn with_passphrase(pass: &str) -> Identities {
 
 pub fn options(recorded_len: Option<u64>) -> SealOptions {
     SealOptions {
-        chunk_size: ChunkSize::MIN,
+        chunk_size: ChunkSize::from_log2(16).unwrap(),
         plaintext_len: recorded_len,
     }
 }
@@ -77,8 +77,14 @@ pub fn seal_stream(plaintext: &[u8], recipients: &Recipients, recorded: bool) ->
 /// Seals `plaintext` with [`seal_source`] (length always recorded).
 pub fn seal_vec(plaintext: &[u8], recipients: &Recipients) -> Vec<u8> {
     let source = plaintext.to_vec();
-    let (sealed, summary) =
-        seal_source(&source, Vec::new(), recipients, ChunkSize::MIN, &|_| {}).unwrap();
+    let (sealed, summary) = seal_source(
+        &source,
+        Vec::new(),
+        recipients,
+        ChunkSize::from_log2(16).unwrap(),
+        &|_| {},
+    )
+    .unwrap();
     assert_eq!(summary.sealed_len, sealed.len() as u64);
     assert_eq!(summary.blake3, blake3::hash(plaintext));
     sealed

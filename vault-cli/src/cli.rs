@@ -378,7 +378,9 @@ pub struct SealArgs {
     /// Output path (one input only; "-" writes to standard output). Default: FILE.mvlt.
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
-    /// Plaintext bytes per authenticated chunk: a power of two from 64K to 16M.
+    /// Plaintext bytes per authenticated chunk: a power of two from 4K to 16M.
+    /// Small chunks (4K-64K) suit files read in small random windows through a
+    /// mount (token files, memmapped arrays); the default suits bulk reads.
     #[arg(long, default_value = "1M", value_parser = parse_chunk_size, value_name = "SIZE")]
     pub chunk_size: vault_core::ChunkSize,
     /// Overwrite existing outputs.

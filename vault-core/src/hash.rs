@@ -1,6 +1,6 @@
 //! BLAKE3 of the plaintext, computed chunk by chunk in parallel.
 //!
-//! Chunk sizes are powers of two of at least 64 KiB, so every payload chunk
+//! Chunk sizes are powers of two of at least 4 KiB, so every payload chunk
 //! is a complete BLAKE3 subtree. Each worker hashes its chunk to a chaining
 //! value with `blake3::hazmat`; [`PlaintextHasher::finish`] merges them into
 //! exactly the hash that `b3sum` prints for the whole plaintext.

@@ -49,31 +49,32 @@ const STANZA_AGE: u8 = 1;
 /// Stanza kind byte for an Argon2id passphrase-wrapped file key.
 const STANZA_PASSPHRASE: u8 = 2;
 
-/// Payload chunk size: a power of two from 64 KiB to 16 MiB.
+/// Payload chunk size: a power of two from 4 KiB to 16 MiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChunkSize(u8);
 
 impl ChunkSize {
-    /// Smallest allowed chunk size, 64 KiB.
-    pub const MIN: ChunkSize = ChunkSize(16);
+    /// Smallest allowed chunk size, 4 KiB (for data read in small random
+    /// windows; see FORMAT.md section 6).
+    pub const MIN: ChunkSize = ChunkSize(12);
     /// Largest allowed chunk size, 16 MiB.
     pub const MAX: ChunkSize = ChunkSize(24);
     /// Default chunk size, 1 MiB.
     pub const DEFAULT: ChunkSize = ChunkSize(20);
 
-    /// Builds a chunk size from its base-2 logarithm (16..=24).
+    /// Builds a chunk size from its base-2 logarithm (12..=24).
     pub fn from_log2(log2: u8) -> Result<Self> {
         if (Self::MIN.0..=Self::MAX.0).contains(&log2) {
             Ok(ChunkSize(log2))
         } else {
             Err(Error::InvalidArgument(format!(
-                "chunk size 2^{log2} is outside 64 KiB..16 MiB"
+                "chunk size 2^{log2} is outside 4 KiB..16 MiB"
             )))
         }
     }
 
     /// Builds a chunk size from a byte count, which must be a power of two
-    /// from 64 KiB to 16 MiB.
+    /// from 4 KiB to 16 MiB.
     pub fn from_bytes(bytes: u64) -> Result<Self> {
         if !bytes.is_power_of_two() {
             return Err(Error::InvalidArgument(format!(
@@ -478,10 +479,31 @@ mod tests {
 
     #[test]
     fn chunk_size_bounds() {
+        assert!(ChunkSize::from_bytes(1 << 12).is_ok());
         assert!(ChunkSize::from_bytes(1 << 16).is_ok());
         assert!(ChunkSize::from_bytes(1 << 24).is_ok());
-        assert!(ChunkSize::from_bytes(1 << 15).is_err());
+        assert!(ChunkSize::from_bytes(1 << 11).is_err());
         assert!(ChunkSize::from_bytes(1 << 25).is_err());
         assert!(ChunkSize::from_bytes(3 << 16).is_err());
+    }
+
+    /// The parser takes every chunk size byte in 12..=24 and refuses the
+    /// rest before anything else of the header is used.
+    #[test]
+    fn chunk_size_byte_is_bounded_by_the_parser() {
+        for log2 in 0..=u8::MAX {
+            let mut bytes = sample().encode();
+            bytes[12] = log2;
+            let parsed = Header::parse(&bytes);
+            if (12..=24).contains(&log2) {
+                let (header, _) = parsed.expect("a chunk size in range parses");
+                assert_eq!(header.chunk_size.bytes(), 1 << log2);
+            } else {
+                assert!(
+                    matches!(parsed, Err(Error::MalformedHeader(_))),
+                    "log2 {log2}"
+                );
+            }
+        }
     }
 }

@@ -191,7 +191,7 @@ fn build_template(i: usize) -> Template {
     };
     let plaintext: Vec<u8> = (0..len).map(|k| (k * 31 + k / 251 + i) as u8).collect();
     let options = SealOptions {
-        chunk_size: ChunkSize::MIN,
+        chunk_size: ChunkSize::from_log2(16).unwrap(),
         plaintext_len: recorded.then_some(len as u64),
     };
     let mut file_id = [0x17; 32];

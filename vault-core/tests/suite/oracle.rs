@@ -289,12 +289,19 @@ fn both_sealing_paths_record_the_same_fields() {
     let plaintext = pattern(3, 2 * C + 1);
     let id = x25519::Identity::generate();
     let recipients = to_x25519(&id);
-    let (a, _) = seal_source(&plaintext, Vec::new(), &recipients, ChunkSize::MIN, &|_| {}).unwrap();
+    let (a, _) = seal_source(
+        &plaintext,
+        Vec::new(),
+        &recipients,
+        ChunkSize::from_log2(16).unwrap(),
+        &|_| {},
+    )
+    .unwrap();
     let mut sealer = Sealer::new(
         Vec::new(),
         &recipients,
         SealOptions {
-            chunk_size: ChunkSize::MIN,
+            chunk_size: ChunkSize::from_log2(16).unwrap(),
             plaintext_len: Some(plaintext.len() as u64),
         },
     )

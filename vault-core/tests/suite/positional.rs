@@ -34,9 +34,15 @@ fn seal_positional(plaintext: &[u8], threads: usize) -> Vec<u8> {
     let progressed = AtomicU64::new(0);
     let summary = pool(threads)
         .install(|| {
-            seal_source_to_file(&plaintext, &out, &to_x25519(&ID), ChunkSize::MIN, &|n| {
-                progressed.fetch_add(n, Ordering::Relaxed);
-            })
+            seal_source_to_file(
+                &plaintext,
+                &out,
+                &to_x25519(&ID),
+                ChunkSize::from_log2(16).unwrap(),
+                &|n| {
+                    progressed.fetch_add(n, Ordering::Relaxed);
+                },
+            )
         })
         .unwrap();
     assert_eq!(summary.plaintext_len, plaintext.len() as u64);
@@ -133,8 +139,14 @@ fn a_source_that_shrinks_is_a_source_change() {
     let data = pattern(1, 5 * C);
     let out = tempfile::tempfile().unwrap();
     let source = Shrinking(data, 6 * C as u64);
-    let err =
-        seal_source_to_file(&source, &out, &to_x25519(&ID), ChunkSize::MIN, &|_| {}).unwrap_err();
+    let err = seal_source_to_file(
+        &source,
+        &out,
+        &to_x25519(&ID),
+        ChunkSize::from_log2(16).unwrap(),
+        &|_| {},
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::SourceChanged(_)), "{err:?}");
 }
 

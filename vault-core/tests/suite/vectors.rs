@@ -13,12 +13,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::util::options;
 use crate::util::oracle;
 use serde_json::{Value, json};
 use vault_core::secrecy::SecretString;
 use vault_core::{
-    Argon2Params, ChunkSize, Error, FileKey, Identities, Opener, PassphraseStanza, Sealer, Stanza,
+    Argon2Params, ChunkSize, Error, FileKey, Identities, Opener, PassphraseStanza, SealOptions,
+    Sealer, Stanza,
 };
 
 const PASSPHRASE: &str = "mvault test vector";
@@ -70,6 +70,8 @@ struct Vector {
     description: &'static str,
     plaintext: Plain,
     recorded: bool,
+    /// Base-2 logarithm of the chunk size.
+    chunk_log2: u8,
 }
 
 fn vectors() -> Vec<Vector> {
@@ -79,24 +81,35 @@ fn vectors() -> Vec<Vector> {
             description: "Empty plaintext: a single empty final chunk (a bare 16-byte tag).",
             plaintext: Plain::Bytes(b""),
             recorded: true,
+            chunk_log2: 16,
         },
         Vector {
             name: "v1-basic",
             description: "Five-byte plaintext in one final chunk, length recorded.",
             plaintext: Plain::Bytes(b"hello"),
             recorded: true,
+            chunk_log2: 16,
         },
         Vector {
             name: "v1-unrecorded-length",
             description: "Five-byte plaintext sealed as a stream of unknown length: the length field holds 0xffffffffffffffff and readers derive the length from the file size.",
             plaintext: Plain::Bytes(b"hello"),
             recorded: false,
+            chunk_log2: 16,
         },
         Vector {
             name: "v1-two-chunks",
             description: "64 KiB + 3 bytes with 64 KiB chunks: one full non-final chunk and a 3-byte final chunk.",
             plaintext: Plain::Pattern((1 << 16) + 3),
             recorded: true,
+            chunk_log2: 16,
+        },
+        Vector {
+            name: "v1-small-chunks",
+            description: "8 KiB + 5 bytes with the smallest chunks, 4 KiB: two full non-final chunks and a 5-byte final chunk.",
+            plaintext: Plain::Pattern((2 << 12) + 5),
+            recorded: true,
+            chunk_log2: 12,
         },
     ]
 }
@@ -116,7 +129,10 @@ fn seal(v: &Vector) -> Vec<u8> {
         &key,
         file_id(),
         vec![Stanza::Passphrase(stanza)],
-        options(v.recorded.then_some(plaintext.len() as u64)),
+        SealOptions {
+            chunk_size: ChunkSize::from_log2(v.chunk_log2).unwrap(),
+            plaintext_len: v.recorded.then_some(plaintext.len() as u64),
+        },
     )
     .unwrap();
     sealer.write_all(&plaintext).unwrap();
@@ -131,7 +147,7 @@ fn generate(v: &Vector) -> Value {
     let plaintext = v.plaintext.bytes();
     let keys = oracle::derive(&file_key(), &file_id());
     let header = oracle::parse_header(&sealed);
-    let chunk_size = ChunkSize::MIN.bytes();
+    let chunk_size = 1usize << v.chunk_log2;
     let kek = oracle::argon2id(PASSPHRASE.as_bytes(), &salt(), 64, 1, 1);
     json!({
         "name": v.name,
