@@ -155,6 +155,21 @@ impl<S: Source> Opener<S> {
             )));
         }
         let offset = self.layout.sealed_offset(index);
+        let last = self.layout.is_last(index);
+        if out.len() <= ONE_READ_MAX {
+            // Small chunks (sealed for random access): one read of the
+            // ciphertext and its tag, decrypted into `out`, instead of two.
+            return SEALED_CHUNK.with_borrow_mut(|sealed| {
+                sealed.resize(out.len() + TAG_LEN, 0);
+                self.source
+                    .read_exact_at(sealed, offset)
+                    .map_err(|e| self.read_error(e))?;
+                let (ct, tag) = sealed.split_at(out.len());
+                self.cipher
+                    .open_into(index, last, ct, tag, out)
+                    .map_err(|e| self.classify_failure(index, e))
+            });
+        }
         let mut tag = [0u8; TAG_LEN];
         self.source
             .read_exact_at(out, offset)
@@ -163,10 +178,52 @@ impl<S: Source> Opener<S> {
                     .read_exact_at(&mut tag, offset + out.len() as u64)
             })
             .map_err(|e| self.read_error(e))?;
-        let last = self.layout.is_last(index);
         self.cipher
             .open_in_place(index, last, out, &tag)
             .map_err(|e| self.classify_failure(index, e))
+    }
+
+    /// Decrypts consecutive whole chunks from `first` into `out` (exactly
+    /// their plaintext lengths summed) with one read of their ciphertext.
+    /// On failure `out` holds zeros.
+    pub fn read_chunks(&self, first: u64, out: &mut [u8]) -> Result<()> {
+        let chunk_size = self.layout.chunk_size as usize;
+        let count = out.len().div_ceil(chunk_size.max(1)) as u64;
+        let last = first.checked_add(count.max(1) - 1);
+        let fits = last.is_some_and(|last| {
+            last < self.layout.chunks
+                && self.layout.plain_offset(last) - self.layout.plain_offset(first)
+                    + self.layout.plain_len(last) as u64
+                    == out.len() as u64
+        });
+        if !fits || out.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "chunks from {first} do not fill the buffer"
+            )));
+        }
+        let stride = chunk_size + TAG_LEN;
+        SEALED_CHUNK.with_borrow_mut(|sealed| {
+            sealed.resize(out.len() + count as usize * TAG_LEN, 0);
+            let mut result = self
+                .source
+                .read_exact_at(sealed, self.layout.sealed_offset(first))
+                .map_err(|e| self.read_error(e));
+            let chunks = out.chunks_mut(chunk_size).zip(sealed.chunks(stride));
+            for (index, (plain, sealed)) in (first..).zip(chunks) {
+                if result.is_err() {
+                    break;
+                }
+                let (ct, tag) = sealed.split_at(plain.len());
+                result = self
+                    .cipher
+                    .open_into(index, self.layout.is_last(index), ct, tag, plain)
+                    .map_err(|e| self.classify_failure(index, e));
+            }
+            if result.is_err() {
+                out.fill(0);
+            }
+            result
+        })
     }
 
     /// A short read of a file whose length was checked at open means the
@@ -413,7 +470,15 @@ impl<S: Source> Opener<S> {
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Ciphertext and tag of one small chunk ([`Opener::read_chunk`]);
+    /// ciphertext, so it need not be zeroized.
+    static SEALED_CHUNK: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Chunks up to this size are read with their tag in one call
+/// ([`Opener::read_chunk`]); larger ones are read in place, where a copy
+/// would cost more than the second read saves.
+const ONE_READ_MAX: usize = 64 << 10;
 
 /// Sequential `Read + Seek` access over an [`Opener`], decrypting one chunk
 /// at a time. Errors are [`io::Error`]s wrapping [`Error`]; recover the

@@ -80,6 +80,33 @@ pub trait ChunkedPlaintext: Send + Sync {
     /// zeros.
     fn read_chunk(&self, index: u64, out: &mut [u8]) -> Result<()>;
 
+    /// Decrypts consecutive chunks from `first` into `out`, which must hold
+    /// exactly whole chunks (their `plain_len`s summed). On failure `out`
+    /// holds zeros. A sealed file reads them in one call; the default reads
+    /// them one by one.
+    fn read_chunks(&self, first: u64, out: &mut [u8]) -> Result<()> {
+        let layout = self.plaintext_layout();
+        let mut index = first;
+        let mut rest = &mut *out;
+        while !rest.is_empty() {
+            let len = layout.plain_len(index);
+            if len == 0 || len > rest.len() {
+                out.fill(0);
+                return Err(Error::InvalidArgument(format!(
+                    "chunks from {first} do not fill the buffer"
+                )));
+            }
+            let (chunk, tail) = rest.split_at_mut(len);
+            if let Err(e) = self.read_chunk(index, chunk) {
+                out.fill(0);
+                return Err(e);
+            }
+            rest = tail;
+            index += 1;
+        }
+        Ok(())
+    }
+
     /// Reads plaintext at `offset` into `buf`, returning the number of
     /// bytes read (0 at or past the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
@@ -92,6 +119,10 @@ impl<S: Source> ChunkedPlaintext for Opener<S> {
 
     fn read_chunk(&self, index: u64, out: &mut [u8]) -> Result<()> {
         Opener::read_chunk(self, index, out)
+    }
+
+    fn read_chunks(&self, first: u64, out: &mut [u8]) -> Result<()> {
+        Opener::read_chunks(self, first, out)
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {

@@ -44,7 +44,7 @@ fn check_opened<S: Source>(
     assert_eq!(opener.len(), n as u64);
     assert_eq!(opener.is_empty(), n == 0);
     let header = opener.header();
-    assert_eq!(header.chunk_size, ChunkSize::MIN);
+    assert_eq!(header.chunk_size, ChunkSize::from_log2(16).unwrap());
     assert_eq!(header.plaintext_len, recorded.then_some(n as u64));
     let layout = *opener.layout();
     assert_eq!(layout.chunks as usize, chunks_for(n));
@@ -200,7 +200,7 @@ proptest! {
             &plaintext,
             Vec::new(),
             &to_x25519(&ID),
-            ChunkSize::MIN,
+            ChunkSize::from_log2(16).unwrap(),
             &|n| { progressed.fetch_add(n, Ordering::Relaxed); },
         )
         .unwrap();
@@ -280,8 +280,14 @@ fn seal_source_and_open_from_files() {
     std::fs::write(&input, &plaintext).unwrap();
     let source = std::fs::File::open(&input).unwrap();
     let output = std::fs::File::create(dir.path().join("model.mvlt")).unwrap();
-    let (_, summary) =
-        seal_source(&source, output, &to_x25519(&ID), ChunkSize::MIN, &|_| {}).unwrap();
+    let (_, summary) = seal_source(
+        &source,
+        output,
+        &to_x25519(&ID),
+        ChunkSize::from_log2(16).unwrap(),
+        &|_| {},
+    )
+    .unwrap();
     assert_eq!(summary.blake3, blake3::hash(&plaintext));
 
     let sealed = std::fs::File::open(dir.path().join("model.mvlt")).unwrap();
@@ -311,7 +317,7 @@ fn seal_source_on_other_thread_counts() {
                     &plaintext,
                     Vec::new(),
                     &to_x25519(&ID),
-                    ChunkSize::MIN,
+                    ChunkSize::from_log2(16).unwrap(),
                     &|_| {},
                 )
             })
@@ -365,7 +371,7 @@ fn seal_source_detects_a_changing_source() {
         &shrinking,
         Vec::new(),
         &to_x25519(&ID),
-        ChunkSize::MIN,
+        ChunkSize::from_log2(16).unwrap(),
         &|_| {},
     );
     assert!(
@@ -375,7 +381,13 @@ fn seal_source_detects_a_changing_source() {
     );
 
     let lying = Lying(pattern(2, C + 5));
-    let result = seal_source(&lying, Vec::new(), &to_x25519(&ID), ChunkSize::MIN, &|_| {});
+    let result = seal_source(
+        &lying,
+        Vec::new(),
+        &to_x25519(&ID),
+        ChunkSize::from_log2(16).unwrap(),
+        &|_| {},
+    );
     assert!(
         matches!(result, Err(Error::SourceChanged(_))),
         "{}",
@@ -386,7 +398,12 @@ fn seal_source_detects_a_changing_source() {
 #[test]
 fn header_fields_are_as_sealed() {
     let plaintext = pattern(3, 100);
-    for chunk_size in [ChunkSize::MIN, ChunkSize::DEFAULT, ChunkSize::MAX] {
+    for chunk_size in [
+        ChunkSize::MIN,
+        ChunkSize::from_log2(16).unwrap(),
+        ChunkSize::DEFAULT,
+        ChunkSize::MAX,
+    ] {
         let mut sealer = Sealer::new(
             Vec::new(),
             &to_x25519(&ID),
@@ -440,7 +457,7 @@ fn empty_recipients_are_refused() {
         &Vec::new(),
         Vec::new(),
         &Recipients::new(),
-        ChunkSize::MIN,
+        ChunkSize::from_log2(16).unwrap(),
         &|_| {},
     );
     assert!(matches!(result, Err(Error::InvalidArgument(_))));
@@ -463,7 +480,13 @@ fn sealing_never_writes_a_header_readers_refuse() {
             s.write_all(&plaintext)?;
             s.finish()
         });
-        let positional = seal_source(&plaintext, Vec::new(), &recipients, ChunkSize::MIN, &|_| {});
+        let positional = seal_source(
+            &plaintext,
+            Vec::new(),
+            &recipients,
+            ChunkSize::from_log2(16).unwrap(),
+            &|_| {},
+        );
         for result in [streamed, positional] {
             if count == 600 {
                 // About 59 KiB of age stanza: fits, and every recipient opens.
@@ -503,5 +526,63 @@ fn flushing_between_writes_round_trips() {
         let opener = Opener::new(sealed, &with_x25519(&ID)).unwrap();
         let (back, _) = opener.decrypt_to(Vec::new(), false, &|_| {}).unwrap();
         assert!(back == plaintext, "total {total}");
+    }
+}
+
+/// `read_chunks` (one read for a run of chunks, what the mount uses for
+/// sequential reads of small chunks) returns exactly what `read_chunk`
+/// returns chunk by chunk, at the smallest chunk size and at 64 KiB;
+/// a run that does not fill the buffer with whole chunks is refused, and
+/// a tampered chunk anywhere in the run fails the whole run with zeros.
+#[test]
+fn runs_of_chunks_read_like_single_chunks() {
+    for log2 in [12u8, 16] {
+        let chunk = 1usize << log2;
+        let plaintext = pattern(7, 9 * chunk + 123);
+        let mut sealer = Sealer::new(
+            Vec::new(),
+            &to_x25519(&ID),
+            SealOptions {
+                chunk_size: ChunkSize::from_log2(log2).unwrap(),
+                plaintext_len: Some(plaintext.len() as u64),
+            },
+        )
+        .unwrap();
+        sealer.write_all(&plaintext).unwrap();
+        let (sealed, _) = sealer.finish().unwrap();
+        let opener = Opener::new(sealed.clone(), &with_x25519(&ID)).unwrap();
+        for (first, count) in [(0u64, 1usize), (0, 10), (3, 4), (8, 2), (9, 1)] {
+            let end = (first as usize + count) * chunk;
+            let want = &plaintext[first as usize * chunk..end.min(plaintext.len())];
+            let mut got = vec![0u8; want.len()];
+            opener.read_chunks(first, &mut got).unwrap();
+            assert!(got == want, "chunks {first}+{count} of 2^{log2}");
+        }
+        // Not whole chunks, or past the end.
+        for (first, len) in [(0u64, chunk - 1), (0, chunk + 1), (9, 124), (10, 1), (2, 0)] {
+            let mut out = vec![0u8; len];
+            assert!(
+                matches!(
+                    opener.read_chunks(first, &mut out),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{first} {len}"
+            );
+        }
+        // Flip one ciphertext byte of chunk 5: a run over it fails, zeroed;
+        // a run before it still reads.
+        let mut bad = sealed;
+        let at = opener.layout().sealed_offset(5) as usize + 10;
+        bad[at] ^= 1;
+        let opener = Opener::new(bad, &with_x25519(&ID)).unwrap();
+        let mut out = vec![0u8; 6 * chunk];
+        assert!(matches!(
+            opener.read_chunks(2, &mut out),
+            Err(Error::ChunkTampered { index: 5 })
+        ));
+        assert!(out.iter().all(|&b| b == 0));
+        let mut out = vec![0u8; 3 * chunk];
+        opener.read_chunks(2, &mut out).unwrap();
+        assert!(out == plaintext[2 * chunk..5 * chunk]);
     }
 }
