@@ -5,8 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fuser::{
@@ -16,12 +15,15 @@ use fuser::{
 };
 
 use crate::audit::AuditLog;
-use crate::cache::{BufferPool, ChunkCache, ChunkKey, Plain};
+use crate::cache::ChunkKey;
+use crate::chunks::Chunks;
 use crate::decisions::Decisions;
 use crate::gate::{Gate, list_dir};
 use crate::policy::Policy;
+use crate::prefetch::{Prefetcher, ReadCursor};
 use crate::procinfo::{Caller, Facts};
 use crate::tree::{Node, NodeKind, ROOT, Tree};
+use vault_core::ChunkedPlaintext;
 
 /// How long the kernel may cache names and attributes. The files never
 /// change while mounted; the short TTL bounds how long a denied process can
@@ -29,9 +31,6 @@ use crate::tree::{Node, NodeKind, ROOT, Tree};
 /// every process from its cache without asking us). docs/PERFORMANCE.md
 /// says what a longer one would buy.
 const TTL: Duration = Duration::from_secs(1);
-
-/// Chunks decrypted ahead of a sequential reader.
-const READ_AHEAD_CHUNKS: u64 = 2;
 
 /// Tunables of a mounted filesystem.
 #[derive(Clone, Debug)]
@@ -54,67 +53,6 @@ impl Default for FsOptions {
     }
 }
 
-/// Idle chunk buffers kept for reuse.
-const POOLED_BUFFERS: usize = 16;
-
-/// The outcome of decrypting one chunk, shared by everyone who waited for it.
-type Loaded = Result<Arc<Plain>, String>;
-
-/// State shared with the prefetch threads.
-struct Shared {
-    tree: Tree,
-    cache: ChunkCache,
-    pool: Arc<BufferPool>,
-    /// Chunks being decrypted right now: a second reader of the same chunk
-    /// (a FUSE thread and a prefetch thread, or two FUSE threads serving
-    /// parts of one chunk) waits for the first instead of decrypting again.
-    loading: Mutex<HashMap<ChunkKey, Arc<OnceLock<Loaded>>>>,
-}
-
-impl Shared {
-    /// Returns chunk `index` of file `ino`, from the cache or by decrypting
-    /// it (once, however many threads ask at the same time).
-    fn chunk(&self, ino: u64, index: u64) -> Loaded {
-        let key = ChunkKey { ino, index };
-        if let Some(plain) = self.cache.get(key) {
-            return Ok(plain);
-        }
-        let slot = {
-            let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(loading.entry(key).or_default())
-        };
-        let loaded = slot
-            .get_or_init(|| {
-                // It may have been cached between our miss and now.
-                if let Some(plain) = self.cache.get(key) {
-                    return Ok(plain);
-                }
-                let plain = self.decrypt(ino, index).map_err(|e| e.to_string())?;
-                self.cache.insert(key, Arc::clone(&plain));
-                Ok(plain)
-            })
-            .clone();
-        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
-        if loading.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-            loading.remove(&key);
-        }
-        loaded
-    }
-
-    fn decrypt(&self, ino: u64, index: u64) -> Result<Arc<Plain>, vault_core::Error> {
-        let Some(NodeKind::File { plaintext }) = self.tree.get(ino).map(|n| &n.kind) else {
-            return Err(vault_core::Error::InvalidArgument("not a file".into()));
-        };
-        let mut buf = self
-            .pool
-            .take(plaintext.plaintext_layout().plain_len(index));
-        // On failure read_chunk leaves zeros, so the buffer can go back.
-        let result = plaintext.read_chunk(index, &mut buf);
-        let plain = Plain::pooled(buf, &self.pool);
-        result.map(|()| Arc::new(plain))
-    }
-}
-
 thread_local! {
     /// Per FUSE thread: gathers a read that spans several chunks.
     static GATHER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -125,12 +63,12 @@ struct Handle {
     ino: u64,
     caller: Caller,
     bytes_read: AtomicU64,
-    next_chunk: AtomicU64,
+    cursor: Arc<ReadCursor>,
 }
 
 /// A read-only filesystem of sealed files.
 pub struct VaultFs {
-    shared: Arc<Shared>,
+    shared: Arc<Chunks>,
     policy: Policy,
     /// What the policy reads about each caller, computed once.
     facts_needed: Facts,
@@ -141,7 +79,7 @@ pub struct VaultFs {
     next_fh: AtomicU64,
     owner: (u32, u32),
     options: FsOptions,
-    prefetch: Option<Mutex<SyncSender<ChunkKey>>>,
+    prefetch: Option<Prefetcher>,
 }
 
 impl VaultFs {
@@ -153,27 +91,17 @@ impl VaultFs {
         owner: (u32, u32),
         options: FsOptions,
     ) -> Self {
-        let cache = ChunkCache::for_chunks(options.cache_bytes, tree.max_chunk_size());
-        let shared = Arc::new(Shared {
-            tree,
-            cache,
-            pool: Arc::new(BufferPool::new(POOLED_BUFFERS)),
-            loading: Mutex::new(HashMap::new()),
-        });
+        let shared = Arc::new(Chunks::new(tree, options.cache_bytes));
         // Without a cache, a prefetched chunk would be decrypted, dropped,
         // and decrypted again by its reader.
         let prefetch = (options.prefetch_threads > 0 && options.cache_bytes > 0).then(|| {
-            let (tx, rx) = sync_channel::<ChunkKey>(64);
-            let rx = Arc::new(Mutex::new(rx));
-            for i in 0..options.prefetch_threads {
-                let shared = Arc::clone(&shared);
-                let rx = Arc::clone(&rx);
-                std::thread::Builder::new()
-                    .name(format!("mvault-prefetch-{i}"))
-                    .spawn(move || prefetch_loop(&shared, &rx))
-                    .expect("spawn prefetch thread");
-            }
-            Mutex::new(tx)
+            let shared = Arc::clone(&shared);
+            Prefetcher::start(options.prefetch_threads, move |ino, index| {
+                if !shared.cache.contains(ChunkKey { ino, index }) {
+                    // Errors surface when the reader itself asks for the chunk.
+                    let _ = shared.chunk(ino, index);
+                }
+            })
         });
         VaultFs {
             shared,
@@ -253,42 +181,43 @@ impl VaultFs {
         }
     }
 
+    /// Answers a read of exactly chunk `key` by decrypting it into this
+    /// thread's buffer, bypassing the chunk cache; the buffer is zeroized
+    /// once the reply is sent.
+    fn read_whole_chunk(
+        &self,
+        handle: &Handle,
+        key: ChunkKey,
+        plaintext: &dyn ChunkedPlaintext,
+        reply: ReplyData,
+    ) {
+        GATHER.with_borrow_mut(|out| {
+            out.clear();
+            // Grown while empty (see `read`).
+            out.resize(plaintext.plaintext_layout().plain_len(key.index), 0);
+            match plaintext.read_chunk(key.index, out) {
+                Ok(()) => {
+                    handle
+                        .bytes_read
+                        .fetch_add(out.len() as u64, Ordering::Relaxed);
+                    reply.data(out);
+                }
+                Err(e) => {
+                    let path = self.node(INodeNo(key.ino)).map_or("?", |n| n.path.as_str());
+                    if crate::integrity::record(path, e.to_string()) {
+                        eprintln!("mvault: {path}: {e}");
+                    }
+                    reply.error(Errno::EIO);
+                }
+            }
+            zeroize::Zeroize::zeroize(out.as_mut_slice());
+            out.clear();
+        });
+    }
+
     fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
         let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
         handles.get(&u64::from(fh)).cloned()
-    }
-
-    fn request_prefetch(&self, ino: u64, from: u64, chunks: u64) {
-        let Some(prefetch) = &self.prefetch else {
-            return;
-        };
-        let tx = prefetch.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for index in from..(from + READ_AHEAD_CHUNKS).min(chunks) {
-            let key = ChunkKey { ino, index };
-            if self.shared.cache.contains(key) {
-                continue;
-            }
-            match tx.try_send(key) {
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
-    }
-}
-
-fn prefetch_loop(shared: &Shared, rx: &Mutex<Receiver<ChunkKey>>) {
-    loop {
-        let key = {
-            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-            match rx.recv() {
-                Ok(key) => key,
-                Err(_) => return,
-            }
-        };
-        if !shared.cache.contains(key) {
-            // Errors surface when the reader itself asks for the chunk.
-            let _ = shared.chunk(key.ino, key.index);
-        }
     }
 }
 
@@ -378,7 +307,7 @@ impl Filesystem for VaultFs {
             ino: u64::from(ino),
             caller,
             bytes_read: AtomicU64::new(0),
-            next_chunk: AtomicU64::new(0),
+            cursor: Arc::default(),
         });
         self.handles
             .write()
@@ -413,14 +342,31 @@ impl Filesystem for VaultFs {
         }
         let first = offset / layout.chunk_size;
         let last = (end - 1) / layout.chunk_size;
-        let sequential = handle.next_chunk.swap(last + 1, Ordering::Relaxed);
-        if sequential == first || sequential == first + 1 {
-            self.request_prefetch(u64::from(ino), last + 1, layout.chunks);
+        let ahead = handle
+            .cursor
+            .advance(first, last, layout.chunks, layout.chunk_size);
+        if let Some(prefetch) = &self.prefetch {
+            prefetch.request(u64::from(ino), ahead, layout.chunk_size, &handle.cursor);
         }
         let path = || self.node(ino).map(|n| n.path.as_str()).unwrap_or("?");
         if first == last {
-            // The common case: answer straight from the cached chunk.
-            let plain = match self.shared.chunk(u64::from(ino), first) {
+            let key = ChunkKey {
+                ino: u64::from(ino),
+                index: first,
+            };
+            let start = layout.plain_offset(first);
+            // A read of one whole chunk that nobody has decrypted (a random
+            // read of small chunks, or the first read of a large one): the
+            // kernel keeps the pages it gets, so caching the chunk would
+            // only cost an insert, an eviction and a zeroize.
+            if offset == start
+                && end - start == layout.plain_len(first) as u64
+                && self.shared.untouched(key)
+            {
+                return self.read_whole_chunk(&handle, key, plaintext.as_ref(), reply);
+            }
+            let plain = self.shared.chunk(key.ino, key.index);
+            let plain = match plain {
                 Ok(plain) => plain,
                 Err(e) => {
                     if crate::integrity::record(path(), e.to_string()) {
@@ -429,7 +375,6 @@ impl Filesystem for VaultFs {
                     return reply.error(Errno::EIO);
                 }
             };
-            let start = layout.plain_offset(first);
             let bytes = &plain.bytes()[(offset - start) as usize..(end - start) as usize];
             handle
                 .bytes_read
@@ -441,27 +386,24 @@ impl Filesystem for VaultFs {
             // Grow while empty: growing a buffer that holds plaintext would
             // free the old copy without zeroizing it.
             out.reserve((end - offset) as usize);
-            for index in first..=last {
-                let plain = match self.shared.chunk(u64::from(ino), index) {
-                    Ok(plain) => plain,
-                    Err(e) => {
-                        if crate::integrity::record(path(), e.to_string()) {
-                            eprintln!("mvault: {}: {e}", path());
-                        }
-                        zeroize::Zeroize::zeroize(out.as_mut_slice());
-                        out.clear();
-                        return reply.error(Errno::EIO);
+            let ino = u64::from(ino);
+            match self
+                .shared
+                .gather(ino, plaintext.as_ref(), offset..end, out)
+            {
+                Ok(()) => {
+                    handle
+                        .bytes_read
+                        .fetch_add(out.len() as u64, Ordering::Relaxed);
+                    reply.data(out);
+                }
+                Err(e) => {
+                    if crate::integrity::record(path(), e.clone()) {
+                        eprintln!("mvault: {}: {e}", path());
                     }
-                };
-                let chunk_start = layout.plain_offset(index);
-                let from = offset.max(chunk_start) - chunk_start;
-                let to = end.min(chunk_start + plain.bytes().len() as u64) - chunk_start;
-                out.extend_from_slice(&plain.bytes()[from as usize..to as usize]);
+                    reply.error(Errno::EIO);
+                }
             }
-            handle
-                .bytes_read
-                .fetch_add(out.len() as u64, Ordering::Relaxed);
-            reply.data(out);
             zeroize::Zeroize::zeroize(out.as_mut_slice());
             out.clear();
         });

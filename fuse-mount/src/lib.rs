@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod cache;
+mod chunks;
 mod decisions;
 mod fs;
 mod gate;
@@ -19,6 +20,7 @@ mod harden;
 mod integrity;
 mod job;
 mod policy;
+mod prefetch;
 mod procinfo;
 mod tree;
 mod write;

@@ -107,6 +107,51 @@ fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
         .code(9);
 }
 
+/// With 4 KiB chunks a 1 MiB read decrypts a run of chunks straight into
+/// its reply (docs/PERFORMANCE.md): one tampered chunk in the middle of
+/// the run fails the whole read with EIO, never returns the chunks around
+/// it as if the run were whole, and fails a 4 KiB read of that chunk too;
+/// the chunks before it still read exactly.
+#[test]
+fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
+    if !fuse_available() {
+        eprintln!("skipping: no FUSE on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mvault(d).args(["-q", "keygen"]).assert().success();
+    let data: Vec<u8> = (0..(2 << 20) + 99).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(d.join("w.bin"), &data).unwrap();
+    mvault(d)
+        .args(["-q", "seal", "--chunk-size", "4K"])
+        .arg(d.join("w.bin"))
+        .assert()
+        .success();
+    let sealed = d.join("w.bin.mvlt");
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    // Chunk 300 (inside the second MiB): header, then 300 chunks of 4 KiB + tag.
+    let header_len = bytes.len() - data.len() - data.len().div_ceil(4096) * 16;
+    bytes[header_len + 300 * (4096 + 16) + 7] ^= 1;
+    std::fs::write(&sealed, bytes).unwrap();
+    let mnt = d.join("mnt");
+    let script = format!(
+        "dd if={m}/w.bin bs=4096 count=300 status=none | cmp - <(head -c 1228800 {o}) || exit 1; \
+         dd if={m}/w.bin of=/dev/null bs=1M status=none 2> {d}/err1 && exit 2; \
+         dd if={m}/w.bin of=/dev/null bs=4096 skip=300 count=1 status=none 2> {d}/err2 && exit 3; \
+         grep -q 'Input/output error' {d}/err1 && grep -q 'Input/output error' {d}/err2 && exit 9",
+        m = mnt.display(),
+        o = d.join("w.bin").display(),
+        d = d.display()
+    );
+    mvault(d)
+        .args(["-q", "run", "--mount"])
+        .arg(format!("{}:{}", sealed.display(), mnt.display()))
+        .args(["--", "bash", "-c", &script])
+        .assert()
+        .code(9);
+}
+
 #[test]
 fn a_mapped_reader_killed_by_a_tampered_chunk_is_told_why() {
     if !fuse_available() {

@@ -43,6 +43,10 @@ fn layout() -> Vec<(&'static str, usize, &'static str)> {
         ("c1m-plus-1.bin", MIB + 1, "1M"),
         ("big-64m.bin", 64 * MIB, "1M"),
         ("sub/nested.bin", 3 * C + 123, "64K"),
+        // The smallest chunks, for data read in small random windows.
+        ("c4k-plus-1.bin", 4097, "4K"),
+        ("c4k-many.bin", 3 * MIB + 5, "4K"),
+        ("c16k-many.bin", MIB + 16385, "16K"),
     ]
 }
 
