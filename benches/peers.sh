@@ -14,6 +14,10 @@
 #   SMALL (1)           0 skips the small-file rows (benches/small_files.sh)
 #   SMALL_FILES (20000) files in the small-file tree
 #   MOUNT_SECONDS (5)   seconds per random-read measurement
+#   MOUNT_CHUNKS ("1M 64K 4K")  chunk sizes the mounted file is sealed with (1M is
+#                       the default; 4K is what docs/PERFORMANCE.md recommends for
+#                       data read in small random windows)
+#   RAND_BS ("4k 2k"), RAND_JOBS ("1 8")  random-read sizes and reader counts
 #   INSTALL (1)         0 never installs missing peers
 #   MVAULT (unset)      use this mvault binary instead of building target/release/mvault
 #
@@ -33,6 +37,10 @@ size_mib="${SIZE_MIB:-2048}"
 runs="${RUNS:-3}"
 mount_cmp="${MOUNT:-1}"
 mount_seconds="${MOUNT_SECONDS:-5}"
+mount_chunks="${MOUNT_CHUNKS:-1M 64K 4K}"
+rand_bs="${RAND_BS:-4k 2k}"
+rand_jobs="${RAND_JOBS:-1 8}"
+read -r -a chunk_list <<< "$mount_chunks"
 install="${INSTALL:-1}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -177,20 +185,20 @@ if [ "$mount_cmp" = 1 ]; then
   fusermount3 -u "$dir/gmnt"
   bash -c "$gmount"
   say "gocryptfs: reading"
-  $reader --label gocryptfs --seconds "$mount_seconds" --runs "$runs" \
+  $reader --label gocryptfs --seconds "$mount_seconds" --runs "$runs" --bs "$rand_bs" --jobs "$rand_jobs" \
     --cold-cmd "fusermount3 -u '$dir/gmnt'; $gmount" "$dir/gmnt/data.bin" > "$dir/gocryptfs.tsv"
   fusermount3 -u "$dir/gmnt"
   rm -rf "$dir/gcipher"
 
-  # The default 1 MiB chunks, and 64 KiB chunks (the smallest: a cold
-  # random 4 KiB read decrypts one whole chunk).
+  # The default 1 MiB chunks and smaller ones: a cold random read decrypts
+  # the whole chunk that holds it.
   mmount="'$mvault' -q mount '$dir/sealed' '$dir/mmnt'"
-  for chunk in 1M 64K; do
+  for chunk in "${chunk_list[@]}"; do
     say "mvault mount ($chunk chunks): reading"
     rm -f "$dir/sealed/data.bin.mvlt"
     "$mvault" -q seal --chunk-size "$chunk" "$data" -o "$dir/sealed/data.bin.mvlt" -r "$recipient"
     bash -c "$mmount"
-    $reader --label "mvault-$chunk" --seconds "$mount_seconds" --runs "$runs" \
+    $reader --label "mvault-$chunk" --seconds "$mount_seconds" --runs "$runs" --bs "$rand_bs" --jobs "$rand_jobs" \
       --cold-cmd "fusermount3 -u '$dir/mmnt'; for _ in \$(seq 100); do mountpoint -q '$dir/mmnt' || break; sleep 0.05; done; $mmount" \
       "$dir/mmnt/data.bin" > "$dir/mvault-$chunk.tsv"
     fusermount3 -u "$dir/mmnt"
@@ -199,7 +207,7 @@ if [ "$mount_cmp" = 1 ]; then
   # label test cache MiB/s IOPS
   while IFS=$'\t' read -r label test cache mibs iops; do
     mnt["$label $test $cache"]="$mibs $iops"
-  done < <(cat "$dir/gocryptfs.tsv" "$dir/mvault-1M.tsv" "$dir/mvault-64K.tsv")
+  done < <(cat "$dir/gocryptfs.tsv" "$dir"/mvault-*.tsv)
 fi
 
 # ---------------------------------------------------------------- report
@@ -237,19 +245,30 @@ done
 
 if [ "$mount_cmp" = 1 ]; then
   echo
-  echo "| read through the mount | gocryptfs | mvault, 1 MiB chunks | x gocryptfs | mvault, 64 KiB chunks | x gocryptfs |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-  for k in "seq cold" "seq warm" "rand4k x1 cold" "rand4k x1 warm"; do
+  head="| read through the mount | gocryptfs |" rule="| --- | ---: |"
+  for chunk in "${chunk_list[@]}"; do
+    head+=" mvault, $chunk chunks | x gocryptfs |" rule+=" ---: | ---: |"
+  done
+  echo "$head"
+  echo "$rule"
+  keys=("seq cold" "seq warm")
+  for bs in $rand_bs; do
+    for jobs in $rand_jobs; do keys+=("rand$bs x$jobs cold"); done
+  done
+  keys+=("rand${rand_bs%% *} x${rand_jobs%% *} warm")
+  for k in "${keys[@]}"; do
     g=${mnt["gocryptfs $k"]:-"0 0"}
-    m=${mnt["mvault-1M $k"]:-"0 0"}
-    s=${mnt["mvault-64K $k"]:-"0 0"}
     case $k in
-      seq*) gv=${g% *} mv=${m% *} sv=${s% *} unit="MiB/s" ;;
-      *) gv=${g#* } mv=${m#* } sv=${s#* } unit="IOPS" ;;
+      seq*) gv=${g% *} unit="MiB/s" ;;
+      *) gv=${g#* } unit="IOPS" ;;
     esac
-    awk -v k="$k" -v u="$unit" -v g="$gv" -v m="$mv" -v s="$sv" 'BEGIN {
-      printf "| %s (%s) | %s | %s | %s | %s | %s |\n", k, u, g, m, (g > 0 ? sprintf("%.2f", m / g) : "-"),
-        s, (g > 0 ? sprintf("%.2f", s / g) : "-") }'
+    line="| $k ($unit) | $gv |"
+    for chunk in "${chunk_list[@]}"; do
+      m=${mnt["mvault-$chunk $k"]:-"0 0"}
+      case $k in seq*) mv=${m% *} ;; *) mv=${m#* } ;; esac
+      line+=$(awk -v g="$gv" -v m="$mv" 'BEGIN { printf " %s | %s |", m, (g > 0 ? sprintf("%.2f", m / g) : "-") }')
+    done
+    echo "$line"
   done
 fi
 
@@ -273,15 +292,23 @@ check "keyless verify (2 threads) vs b3sum" 0.9 "$(ratio "keyless verify 2t" b3s
 check "keyed verify (2 threads) vs cp" 0.5 "$(ratio "verify 2t" cp)"
 if [ "$mount_cmp" = 1 ]; then
   mratio() { awk -v m="$1" -v g="$2" 'BEGIN { if (g + 0 > 0 && m + 0 > 0) printf "%.2f", m / g }'; }
-  for chunk in 1M 64K; do
+  # Issue 5: sequential reads at the default chunk size; issue 16: cold
+  # random windows at the recommended small chunk size, and cold sequential
+  # reads still >= 2x there and at the default.
+  for chunk in "${chunk_list[@]}"; do
     for c in cold warm; do
       g=${mnt["gocryptfs seq $c"]:-"0 0"} m=${mnt["mvault-$chunk seq $c"]:-"0 0"}
       check "mount sequential read ($c, $chunk chunks) vs gocryptfs" 2 "$(mratio "${m% *}" "${g% *}")"
     done
-    for c in cold warm; do
-      g=${mnt["gocryptfs rand4k x1 $c"]:-"0 0"} m=${mnt["mvault-$chunk rand4k x1 $c"]:-"0 0"}
-      check "mount 4 KiB random reads ($c, $chunk chunks) vs gocryptfs" 1.5 "$(mratio "${m#* }" "${g#* }")"
+    for bs in $rand_bs; do
+      for jobs in $rand_jobs; do
+        g=${mnt["gocryptfs rand$bs x$jobs cold"]:-"0 0"} m=${mnt["mvault-$chunk rand$bs x$jobs cold"]:-"0 0"}
+        check "mount $bs random reads, $jobs reader(s) (cold, $chunk chunks) vs gocryptfs" 1.5 "$(mratio "${m#* }" "${g#* }")"
+      done
     done
+    k="rand${rand_bs%% *} x${rand_jobs%% *} warm"
+    g=${mnt["gocryptfs $k"]:-"0 0"} m=${mnt["mvault-$chunk $k"]:-"0 0"}
+    check "mount ${rand_bs%% *} random reads, ${rand_jobs%% *} reader(s) (warm, $chunk chunks) vs gocryptfs" 1.5 "$(mratio "${m#* }" "${g#* }")"
   done
 fi
 peak=0
