@@ -3,7 +3,9 @@
 //! Every file mvault produces is written to a temporary file in the
 //! destination folder, fsynced, then renamed over the final name (and the
 //! folder fsynced), so an interrupted run never leaves a half-written file
-//! under the final name.
+//! under the final name. An output that is a character device or a FIFO
+//! (`-o /dev/null`, a named pipe) is written in place: renaming over it
+//! would replace the device with a regular file.
 
 use std::fs::{self, File, Permissions};
 use std::io;
@@ -19,15 +21,29 @@ use crate::exit::{Exit, fail};
 /// A file being written that appears under its final name only on
 /// [`AtomicFile::commit`]. Dropped uncommitted, it leaves nothing behind.
 pub struct AtomicFile {
-    temp: NamedTempFile,
+    sink: Sink,
     target: PathBuf,
     overwrite: bool,
+}
+
+enum Sink {
+    /// A temporary file renamed over the target at commit.
+    Temp(NamedTempFile),
+    /// A character device or FIFO, written in place.
+    Special(File),
 }
 
 impl AtomicFile {
     /// Starts writing `target` with permission bits `mode`. Fails when the
     /// target exists and `overwrite` is false.
     pub fn create(target: &Path, mode: u32, overwrite: bool) -> Result<Self> {
+        if let Some(file) = open_special(target)? {
+            return Ok(AtomicFile {
+                sink: Sink::Special(file),
+                target: target.to_path_buf(),
+                overwrite,
+            });
+        }
         if !overwrite && target.symlink_metadata().is_ok() {
             return Err(fail(
                 Exit::Refused,
@@ -51,27 +67,41 @@ impl AtomicFile {
         // The umask may have cleared bits the user asked for; set them exactly.
         fs::set_permissions(temp.path(), Permissions::from_mode(mode))?;
         Ok(AtomicFile {
-            temp,
+            sink: Sink::Temp(temp),
             target: target.to_path_buf(),
             overwrite,
         })
     }
 
-    /// The open temporary file.
+    /// Whether the output is a device or pipe written in place: it takes
+    /// only writes in order (no positional writes, no length to set) and
+    /// cannot be read back.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.sink, Sink::Special(_))
+    }
+
+    /// The open temporary file (or the device written in place).
     pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+        match &mut self.sink {
+            Sink::Temp(temp) => temp.as_file_mut(),
+            Sink::Special(file) => file,
+        }
     }
 
     /// Flushes to stable storage and moves the file to its final name.
     pub fn commit(self) -> Result<PathBuf> {
-        self.temp
-            .as_file()
+        let temp = match self.sink {
+            Sink::Temp(temp) => temp,
+            // Nothing to flush or rename: what was written is gone already.
+            Sink::Special(_) => return Ok(self.target),
+        };
+        temp.as_file()
             .sync_all()
             .with_context(|| format!("cannot flush {} to disk", self.target.display()))?;
         let persisted = if self.overwrite {
-            self.temp.persist(&self.target)
+            temp.persist(&self.target)
         } else {
-            self.temp.persist_noclobber(&self.target)
+            temp.persist_noclobber(&self.target)
         };
         persisted.map_err(|e| {
             if e.error.kind() == io::ErrorKind::AlreadyExists {
@@ -90,6 +120,35 @@ impl AtomicFile {
         sync_dir(parent_dir(&self.target));
         Ok(self.target)
     }
+}
+
+/// Opens `target` for writing in place when it is a character device or
+/// a FIFO (following symlinks, as `/dev/stdout` is one); `None` for
+/// anything else. A block device or socket is refused: writing
+/// plaintext onto a disk is never what `-o` means.
+fn open_special(target: &Path) -> Result<Option<File>> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = fs::metadata(target) else {
+        return Ok(None);
+    };
+    let kind = meta.file_type();
+    if kind.is_char_device() || kind.is_fifo() {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(target)
+            .with_context(|| format!("cannot open {} for writing", target.display()))?;
+        return Ok(Some(file));
+    }
+    if kind.is_block_device() || kind.is_socket() {
+        return Err(fail(
+            Exit::Refused,
+            format!(
+                "{} is a block device or socket, not a file; name a file to write",
+                target.display()
+            ),
+        ));
+    }
+    Ok(None)
 }
 
 /// The folder that holds `path` ("." for a bare file name).

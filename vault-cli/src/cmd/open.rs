@@ -298,10 +298,14 @@ fn open_file(
         }
         Some(path) => {
             let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
-            // A fresh temporary file, discarded on failure.
-            let summary = sealed
-                .decrypt_to_file(atomic.file(), identities, &bar.callback())
-                .with_context(|| format!("while writing {}", path.display()))?;
+            // A fresh temporary file, discarded on failure, takes positional
+            // writes; a device or pipe only writes in order.
+            let summary = if atomic.is_stream() {
+                sealed.decrypt_to(atomic.file().try_clone()?, identities, &bar.callback())
+            } else {
+                sealed.decrypt_to_file(atomic.file(), identities, &bar.callback())
+            }
+            .with_context(|| format!("while writing {}", path.display()))?;
             (summary, Some(atomic.commit()?))
         }
     };

@@ -260,10 +260,21 @@ fn seal_to(
         }
         Some(path) => {
             let mut atomic = AtomicFile::create(path, args.mode, args.force)?;
+            if atomic.is_stream() && args.remove_source {
+                return Err(fail(
+                    Exit::Usage,
+                    format!(
+                        "--remove-source needs an output file that can be verified; {} is a device or pipe",
+                        path.display()
+                    ),
+                ));
+            }
             // A fresh temporary file takes positional writes, unless the
-            // sealed bytes must be hashed in order (--remove-source).
-            let writer = HashingWriter::new(atomic.file(), args.remove_source)
-                .allow_positional(!args.remove_source);
+            // sealed bytes must be hashed in order (--remove-source) or the
+            // output is a device or pipe.
+            let positional = !args.remove_source && !atomic.is_stream();
+            let writer =
+                HashingWriter::new(atomic.file(), args.remove_source).allow_positional(positional);
             let (writer, summary) =
                 seal(writer).with_context(|| format!("while writing {}", path.display()))?;
             let (_, hash) = writer.into_parts();

@@ -25,6 +25,16 @@ pub fn run(args: SignKeygenArgs, quiet: bool) -> Result<Exit> {
     let pub_path = PathBuf::from(pub_path);
     // Both files are checked before either is written.
     let mut secret = AtomicFile::create(&output, 0o600, args.force)?;
+    if secret.is_stream() {
+        // A secret key goes to a 0600 file, never to a terminal or pipe.
+        return Err(crate::exit::fail(
+            crate::exit::Exit::Usage,
+            format!(
+                "{} is a device or pipe; a signing key is written only to a file",
+                output.display()
+            ),
+        ));
+    }
     let mut pubfile = AtomicFile::create(&pub_path, 0o644, args.force)?;
     secret.file().write_all(key.to_text().as_bytes())?;
     pubfile.file().write_all(format!("{public}\n").as_bytes())?;

@@ -423,3 +423,73 @@ fn open_of_standard_input_streams_chunk_by_chunk() {
         stderr_of(&out)
     );
 }
+
+/// `-o /dev/null` (a character device) and `-o` a named pipe are written
+/// in place: renaming a temporary file over them, as for a regular output,
+/// replaced a root user's /dev/null with a regular file holding the
+/// plaintext. Both stay what they were, the pipe's reader gets the bytes,
+/// and a regular output is still replaced atomically.
+#[test]
+fn outputs_that_are_devices_or_pipes_are_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    env.keygen();
+    let data = pattern(3, 300_000);
+    let input = env.write("w.bin", &data);
+    env.cmd().arg("seal").arg(&input).assert().success();
+    // A character device like /dev/null, made where the test may replace it.
+    let null = env.path("null");
+    let made = std::process::Command::new("mknod")
+        .args(["-m", "666"])
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        for cmd in [&["open", "-f", "-o"][..], &["open", "-o"][..]] {
+            env.cmd()
+                .args(cmd)
+                .arg(&null)
+                .arg("w.bin.mvlt")
+                .assert()
+                .success();
+            let kind = fs::symlink_metadata(&null).unwrap().file_type();
+            assert!(kind.is_char_device(), "{cmd:?} replaced the device");
+        }
+        env.cmd()
+            .args(["seal", "-f", "-o"])
+            .arg(&null)
+            .arg(&input)
+            .assert()
+            .success();
+        assert!(
+            fs::symlink_metadata(&null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    } else {
+        eprintln!("skipped the device half: mknod needs root");
+    }
+    // A named pipe with a reader on the other end.
+    let fifo = env.path("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).unwrap())
+    };
+    env.cmd()
+        .args(["open", "-o"])
+        .arg(&fifo)
+        .arg("w.bin.mvlt")
+        .assert()
+        .success();
+    assert!(reader.join().unwrap() == data);
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
