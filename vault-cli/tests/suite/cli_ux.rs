@@ -468,6 +468,22 @@ fn outputs_that_are_devices_or_pipes_are_written_in_place() {
                 .file_type()
                 .is_char_device()
         );
+        // Nothing to verify before removing the source: refused, source kept.
+        env.cmd()
+            .args(["seal", "-f", "--remove-source", "-o"])
+            .arg(&null)
+            .arg(&input)
+            .assert()
+            .code(EXIT_USAGE);
+        assert!(input.exists());
+        // A secret key goes only to a file.
+        env.cmd()
+            .args(["sign-keygen", "-f", "-o"])
+            .arg(&null)
+            .assert()
+            .code(EXIT_USAGE);
+        let kind = fs::symlink_metadata(&null).unwrap().file_type();
+        assert!(kind.is_char_device());
     } else {
         eprintln!("skipped the device half: mknod needs root");
     }
