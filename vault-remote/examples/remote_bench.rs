@@ -12,13 +12,13 @@
 //!   against plainly downloading the vault's objects the same way,
 //!
 //! with the peak RSS of each mvault process (VmHWM); then, with `--files
-//! N`, files/s for a dataset vault of N files of 1–64 KiB in 100 class
+//! N`, files/s for a dataset vault of N files of 1–64 KiB (`--file-kib`) in 100 class
 //! folders: signed seal to the store, keyless `verify --pubkey`, and `cat`
 //! of every file through `run --mount s3://…`. Prints one tab-separated
 //! row per measurement.
 //!
 //! `cargo run -p vault-remote --example remote_bench -- --mvault PATH
-//! [--size BYTES] [--concurrency N] [--work DIR] [--files N]`
+//! [--size BYTES] [--concurrency N] [--work DIR] [--files N] [--file-kib K]`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ struct Args {
     concurrency: usize,
     work: PathBuf,
     files: u64,
+    /// Largest dataset file, KiB (files are 1 KiB to this).
+    file_kib: u64,
 }
 
 fn args() -> Args {
@@ -50,6 +52,7 @@ fn args() -> Args {
         concurrency: vault_remote::config::DEFAULT_CONCURRENCY,
         work: PathBuf::from("/dev/shm"),
         files: 0,
+        file_kib: 64,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,6 +63,7 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = value.parse().expect("--concurrency"),
             "--work" => a.work = value.into(),
             "--files" => a.files = value.parse().expect("--files"),
+            "--file-kib" => a.file_kib = value.parse::<u64>().expect("--file-kib").max(2),
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -111,9 +115,9 @@ fn files_row(what: &str, files: u64, seconds: f64, rss_kib: u64) {
     );
 }
 
-/// `n` files of 1–64 KiB (pseudo-random sizes and bytes) in 100 class
-/// folders under `root`; returns their total size.
-fn small_files(root: &Path, n: u64) -> u64 {
+/// `n` files of 1–`max_kib` KiB (pseudo-random sizes and bytes) in 100
+/// class folders under `root`; returns their total size.
+fn small_files(root: &Path, n: u64, max_kib: u64) -> u64 {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         x ^= x << 13;
@@ -128,7 +132,7 @@ fn small_files(root: &Path, n: u64) -> u64 {
         if i < 100 {
             std::fs::create_dir_all(&dir).unwrap();
         }
-        let len = 1024 + (next() % (63 * 1024)) as usize;
+        let len = 1024 + (next() % ((max_kib - 1) * 1024)) as usize;
         buf.clear();
         while buf.len() < len {
             buf.extend_from_slice(&next().to_le_bytes());
@@ -317,10 +321,11 @@ fn dataset_rows(
     mvault: &dyn Fn(&[&str]) -> Command,
 ) {
     let small = work.join("small");
-    let bytes = small_files(&small, a.files);
+    let bytes = small_files(&small, a.files, a.file_kib);
     println!(
-        "# dataset: {} files, {} MiB in 100 folders",
+        "# dataset: {} files of 1-{} KiB, {} MiB in 100 folders",
         a.files,
+        a.file_kib,
         bytes >> 20
     );
     let key = work.join("signing.key");
