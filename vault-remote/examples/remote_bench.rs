@@ -11,7 +11,10 @@
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
 //!
-//! with the peak RSS of each mvault process (VmHWM); then, with `--files
+//! with the peak RSS of each mvault process (VmHWM) and the CPU the whole
+//! machine spent meanwhile (Garage's nodes included); the mount rows also
+//! with `--cache-size 64M` (the decrypted-chunk cache, 256 MiB by
+//! default, is memory the user sizes); then, with `--files
 //! N`, files/s for a dataset vault of N files of 1–64 KiB (`--file-kib`) in 100 class
 //! folders: signed seal to the store, keyless `verify --pubkey`, and `cat`
 //! of every file through `run --mount s3://…`. Prints one tab-separated
@@ -70,9 +73,48 @@ fn args() -> Args {
     a
 }
 
+/// Busy and total jiffies of the whole machine (first line of /proc/stat).
+fn machine_jiffies() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+static MARK: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+
+/// Starts the machine CPU count of the next row.
+fn mark() {
+    *MARK.lock().unwrap() = machine_jiffies();
+}
+
+/// CPU seconds the whole machine (mvault or the baseline, Garage's three
+/// nodes, anything else running) spent since [`mark`], and how busy it
+/// was, for the rows: on a small machine the processes share the cores.
+fn machine_cpu() -> String {
+    let (busy0, total0) = *MARK.lock().unwrap();
+    let (busy1, total1) = machine_jiffies();
+    let busy = busy1.saturating_sub(busy0);
+    let total = (total1.saturating_sub(total0)).max(1);
+    format!(
+        "machine CPU {:.1} s, {}% busy",
+        busy as f64 / 100.0,
+        100 * busy / total
+    )
+}
+
 /// Runs `cmd`, returning seconds and its peak RSS in KiB (VmHWM, read
 /// every 10 ms until it exits).
 fn timed(cmd: &mut Command) -> (f64, u64) {
+    mark();
     let started = Instant::now();
     let mut child = cmd.spawn().expect("start mvault");
     let status_file = format!("/proc/{}/status", child.id());
@@ -102,16 +144,18 @@ fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
     let mib_s = bytes as f64 / (1 << 20) as f64 / seconds;
     let rss = rss_kib.map_or("-".into(), |k| format!("{}", k / 1024));
     println!(
-        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB",
-        bytes as f64 / (1 << 20) as f64
+        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB\t{}",
+        bytes as f64 / (1 << 20) as f64,
+        machine_cpu()
     );
 }
 
 fn files_row(what: &str, files: u64, seconds: f64, rss_kib: u64) {
     println!(
-        "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB",
+        "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB\t{}",
         files as f64 / seconds,
-        rss_kib / 1024
+        rss_kib / 1024,
+        machine_cpu()
     );
 }
 
@@ -251,6 +295,7 @@ fn main() {
     let (s, rss) = timed(mvault(&["seal"]).arg(&input).args(["-o", &url]));
     row("mvault seal -o s3://", a.size, s, Some(rss));
     let store = connect("bench/plain.bin");
+    mark();
     let t = Instant::now();
     rt.block_on(upload(&store, &ObjectPath::from("bench/plain.bin"), &input));
     row(
@@ -267,6 +312,7 @@ fn main() {
     std::fs::remove_file(&out).unwrap();
     let key = ObjectPath::from("bench/data.bin.mvlt");
     let len = rt.block_on(store.head(&key)).unwrap().size;
+    mark();
     let t = Instant::now();
     rt.block_on(download(&store, &[(key, len)], a.concurrency));
     row(
@@ -288,6 +334,25 @@ fn main() {
         "run", "--mount", &spec, "--", "bash", "-c", &script,
     ]));
     row("cat through mvault run --mount s3://", a.size, s, Some(rss));
+    // The same with a smaller decrypted-chunk cache (--cache-size, 256M by
+    // default), the memory a user sizes: what the remote side adds.
+    let (s, rss) = timed(&mut mvault(&[
+        "run",
+        "--cache-size",
+        "64M",
+        "--mount",
+        &spec,
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]));
+    row(
+        "cat through mvault run --cache-size 64M --mount s3://",
+        a.size,
+        s,
+        Some(rss),
+    );
     let objects: Vec<(ObjectPath, u64)> = rt
         .block_on(
             store
@@ -298,6 +363,7 @@ fn main() {
         .into_iter()
         .map(|m| (m.location, m.size))
         .collect();
+    mark();
     let t = Instant::now();
     rt.block_on(download(&store, &objects, a.concurrency));
     row(
@@ -362,6 +428,23 @@ fn dataset_rows(
     ]));
     files_row(
         "cat every file through run --mount s3:// (4 readers)",
+        a.files,
+        s,
+        rss,
+    );
+    let (s, rss) = timed(&mut mvault(&[
+        "run",
+        "--cache-size",
+        "64M",
+        "--mount",
+        &spec,
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]));
+    files_row(
+        "cat every file through run --cache-size 64M --mount s3:// (4 readers)",
         a.files,
         s,
         rss,

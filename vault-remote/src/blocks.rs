@@ -12,6 +12,8 @@
 //!   dropping blocks already read and then blocks fetched ahead but never
 //!   read (so stale read-ahead cannot hold the budget). Blocks of an
 //!   object go when its reader is dropped.
+//! - **Few allocations**: a block's buffer is reused by a later GET once
+//!   the block is gone ([`Buffers`]).
 //! - **Ciphertext only**: blocks are the object's bytes as stored; the
 //!   opener above authenticates every chunk.
 //!
@@ -101,7 +103,11 @@ impl State {
             let victim = self
                 .lru_read
                 .first_key_value()
-                .or_else(|| unread_too.then(|| self.lru_ahead.first_key_value()).flatten())
+                .or_else(|| {
+                    unread_too
+                        .then(|| self.lru_ahead.first_key_value())
+                        .flatten()
+                })
                 .map(|(_, key)| *key);
             match victim {
                 Some(key) => self.remove(&key),
@@ -112,9 +118,60 @@ impl State {
     }
 }
 
+/// Idle block buffers kept for the next GETs: a fresh 4 MiB allocation
+/// is pages the kernel faults in and clears, then unmaps when freed.
+const IDLE_BUFFERS: usize = 4;
+
+/// Recycled block buffers (ciphertext only: nothing to wipe).
+#[derive(Default)]
+pub(crate) struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+impl Buffers {
+    /// An empty buffer with room for `len` bytes.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let idle = self.0.lock().ok().and_then(|mut free| free.pop());
+        let mut buf = idle.unwrap_or_default();
+        buf.clear();
+        buf.reserve_exact(len);
+        buf
+    }
+
+    /// `bytes` as a block whose buffer comes back here when the last
+    /// reference to it goes.
+    pub(crate) fn freeze(self: &Arc<Self>, bytes: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Recycled {
+            bytes,
+            home: self.clone(),
+        })
+    }
+}
+
+struct Recycled {
+    bytes: Vec<u8>,
+    home: Arc<Buffers>,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.home.0.lock()
+            && free.len() < IDLE_BUFFERS
+        {
+            free.push(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
 /// See the module doc.
 pub(crate) struct Blocks {
     budget: u64,
+    /// Buffers of blocks gone, for the next GETs.
+    pub(crate) buffers: Arc<Buffers>,
     /// Ranged GETs in flight at once.
     limit: Arc<Semaphore>,
     state: Mutex<State>,
@@ -124,6 +181,7 @@ impl Blocks {
     pub(crate) fn new(config: &ReadConfig) -> Self {
         Blocks {
             budget: config.budget(),
+            buffers: Arc::default(),
             limit: Arc::new(Semaphore::new(config.concurrency.max(1))),
             state: Mutex::new(State::default()),
         }
@@ -258,7 +316,10 @@ mod tests {
         assert!(b.lock().slots.get(&(r, 0)).is_none());
         // Blocks already read go first (4, the least recently read), then
         // unread ones.
-        assert!(b.obtain((r, 1), 10, Want::Read, || unreachable!()).is_some());
+        assert!(
+            b.obtain((r, 1), 10, Want::Read, || unreachable!())
+                .is_some()
+        );
         assert!(b.obtain((r, 5), 10, Want::Read, || ready(1)).is_some());
         let kept: Vec<u64> = b.lock().slots.keys().map(|k| k.1).collect();
         assert_eq!(kept, vec![1, 2, 5]);
@@ -270,5 +331,21 @@ mod tests {
         b.forget((other, 0));
         assert_eq!(b.held(), 0);
         assert!(b.lock().lru_read.is_empty() && b.lock().lru_ahead.is_empty());
+    }
+
+    #[test]
+    fn block_buffers_come_back_for_the_next_get() {
+        let buffers = Arc::new(Buffers::default());
+        let mut buf = buffers.take(1000);
+        buf.extend_from_slice(&[7; 1000]);
+        let ptr = buf.as_ptr();
+        let block = buffers.freeze(buf);
+        let part = block.slice(10..20);
+        drop(block);
+        assert_eq!(part[..], [7; 10]);
+        assert!(buffers.0.lock().unwrap().is_empty(), "still referenced");
+        drop(part);
+        let again = buffers.take(500);
+        assert!(again.is_empty() && again.as_ptr() == ptr);
     }
 }

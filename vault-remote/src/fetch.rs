@@ -22,12 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use vault_core::{Source, TAG_LEN, read_header};
 
-use crate::blocks::{Block, ReaderId, Want};
+use crate::blocks::{Block, Buffers, ReaderId, Want};
 use crate::config::ReadConfig;
 use crate::{Backend, io_error};
 
@@ -68,6 +68,49 @@ pub(crate) async fn get_exact(
         ));
     }
     Ok(got)
+}
+
+/// One ranged GET of exactly `range`, streamed into a buffer of `into`
+/// (object_store's retries, resuming a cut-off body, as for
+/// `get_range`); a short or long answer is `UnexpectedEof`.
+async fn get_block(
+    backend: &Backend,
+    path: &ObjectPath,
+    range: Range<u64>,
+    into: &Arc<Buffers>,
+) -> io::Result<Bytes> {
+    GETS.fetch_add(1, Ordering::Relaxed);
+    let want = range.end - range.start;
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        ..GetOptions::default()
+    };
+    let mut body = backend
+        .store
+        .get_opts(path, options)
+        .await
+        .map_err(|e| io_error(backend, e))?
+        .into_stream();
+    let mut buf = into.take(want as usize);
+    let mut long = false;
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| io_error(backend, e))?;
+        long = (buf.len() + piece.len()) as u64 > want;
+        if long {
+            break;
+        }
+        buf.extend_from_slice(&piece);
+    }
+    if long || buf.len() as u64 != want {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: the store did not answer exactly the {want} bytes of a range",
+                backend.shown.display(),
+            ),
+        ));
+    }
+    Ok(into.freeze(buf))
 }
 
 /// See the module doc.
@@ -227,6 +270,7 @@ impl Fetcher {
         let path = self.path.clone();
         let range = self.range_of(i);
         let limit = self.backend.blocks.limit();
+        let buffers = self.backend.blocks.buffers.clone();
         let gets = self.gets.clone();
         let block: Block = async move {
             let _permit = limit
@@ -234,7 +278,9 @@ impl Fetcher {
                 .await
                 .map_err(|e| Arc::new(io::Error::other(format!("the fetch pool closed: {e}"))))?;
             gets.fetch_add(1, Ordering::Relaxed);
-            get_exact(&backend, &path, range).await.map_err(Arc::new)
+            get_block(&backend, &path, range, &buffers)
+                .await
+                .map_err(Arc::new)
         }
         .boxed()
         .shared();
