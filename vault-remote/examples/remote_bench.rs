@@ -11,8 +11,8 @@
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
 //!
-//! with the peak RSS of each mvault process (VmHWM) and the CPU the whole
-//! machine spent meanwhile (Garage's nodes included); the mount rows also
+//! with the peak RSS of each mvault process (VmHWM) and the CPU seconds of
+//! the client (mvault, or the baseline) and of Garage's nodes; the mount rows also
 //! with `--cache-size 64M` (the decrypted-chunk cache, 256 MiB by
 //! default, is memory the user sizes); then, with `--files
 //! N`, files/s for a dataset vault of N files of 1–64 KiB (`--file-kib`) in 100 class
@@ -73,41 +73,57 @@ fn args() -> Args {
     a
 }
 
-/// Busy and total jiffies of the whole machine (first line of /proc/stat).
-fn machine_jiffies() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let total: u64 = fields.iter().sum();
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+/// CPU seconds (user + system) of this process, of its children waited
+/// for (the mvault commands), and of its Garage nodes, from /proc.
+fn cpu_seconds() -> [f64; 3] {
+    let fields = |stat: &str| -> Vec<u64> {
+        // After the command name in parentheses: state, ppid, … (stat(5)).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect()
+    };
+    let me = fields(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    // Indices after the name: utime 11, stime 12, cutime 13, cstime 14.
+    let own = at(&me, 11) + at(&me, 12);
+    let children = at(&me, 13) + at(&me, 14);
+    let pid = std::process::id().to_string();
+    let mut garage = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let v = fields(&stat);
+        if stat.contains("(garage)") && at(&v, 1).to_string() == pid {
+            garage += at(&v, 11) + at(&v, 12);
+        }
+    }
+    [own, children, garage].map(|ticks| ticks as f64 / 100.0)
 }
 
-static MARK: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+static MARK: std::sync::Mutex<[f64; 3]> = std::sync::Mutex::new([0.0; 3]);
 
-/// Starts the machine CPU count of the next row.
+/// Starts the CPU count of the next row.
 fn mark() {
-    *MARK.lock().unwrap() = machine_jiffies();
+    *MARK.lock().unwrap() = cpu_seconds();
 }
 
-/// CPU seconds the whole machine (mvault or the baseline, Garage's three
-/// nodes, anything else running) spent since [`mark`], and how busy it
-/// was, for the rows: on a small machine the processes share the cores.
-fn machine_cpu() -> String {
-    let (busy0, total0) = *MARK.lock().unwrap();
-    let (busy1, total1) = machine_jiffies();
-    let busy = busy1.saturating_sub(busy0);
-    let total = (total1.saturating_sub(total0)).max(1);
+/// CPU seconds since [`mark`] of the client (the mvault command, or this
+/// process for a baseline) and of Garage's three nodes: on a small machine
+/// they share the cores (with whatever else runs), so the throughput a
+/// row reaches follows the CPU it needs.
+fn row_cpu(baseline: bool) -> String {
+    let before = *MARK.lock().unwrap();
+    let now = cpu_seconds();
+    let client = if baseline {
+        now[0] - before[0]
+    } else {
+        now[1] - before[1]
+    };
     format!(
-        "machine CPU {:.1} s, {}% busy",
-        busy as f64 / 100.0,
-        100 * busy / total
+        "client CPU {client:.1} s, garage CPU {:.1} s",
+        now[2] - before[2]
     )
 }
 
@@ -146,7 +162,7 @@ fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
     println!(
         "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB\t{}",
         bytes as f64 / (1 << 20) as f64,
-        machine_cpu()
+        row_cpu(rss_kib.is_none())
     );
 }
 
@@ -155,7 +171,7 @@ fn files_row(what: &str, files: u64, seconds: f64, rss_kib: u64) {
         "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB\t{}",
         files as f64 / seconds,
         rss_kib / 1024,
-        machine_cpu()
+        row_cpu(false)
     );
 }
 
@@ -330,23 +346,9 @@ fn main() {
     std::fs::create_dir_all(&mnt).unwrap();
     let script = format!("cat '{}' > /dev/null", mnt.join("data.bin").display());
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = timed(&mut mvault(&[
-        "run", "--mount", &spec, "--", "bash", "-c", &script,
-    ]));
+    let (s, rss) = mount_run(&mvault, &spec, &script, None);
     row("cat through mvault run --mount s3://", a.size, s, Some(rss));
-    // The same with a smaller decrypted-chunk cache (--cache-size, 256M by
-    // default), the memory a user sizes: what the remote side adds.
-    let (s, rss) = timed(&mut mvault(&[
-        "run",
-        "--cache-size",
-        "64M",
-        "--mount",
-        &spec,
-        "--",
-        "bash",
-        "-c",
-        &script,
-    ]));
+    let (s, rss) = mount_run(&mvault, &spec, &script, Some("64M"));
     row(
         "cat through mvault run --cache-size 64M --mount s3://",
         a.size,
@@ -377,6 +379,23 @@ fn main() {
         dataset_rows(&a, &work, &cluster, &mvault);
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// `mvault run [--cache-size SIZE] --mount SPEC -- bash -c SCRIPT`, timed
+/// (the smaller decrypted-chunk cache, 256M by default, is memory the user
+/// sizes: those rows show what the remote side adds).
+fn mount_run(
+    mvault: &dyn Fn(&[&str]) -> Command,
+    spec: &str,
+    script: &str,
+    cache: Option<&str>,
+) -> (f64, u64) {
+    let mut args = vec!["run"];
+    if let Some(size) = cache {
+        args.extend(["--cache-size", size]);
+    }
+    args.extend(["--mount", spec, "--", "bash", "-c", script]);
+    timed(&mut mvault(&args))
 }
 
 /// The `--files` rows (see the module doc).
@@ -423,26 +442,14 @@ fn dataset_rows(
         mnt.display()
     );
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = timed(&mut mvault(&[
-        "run", "--mount", &spec, "--", "bash", "-c", &script,
-    ]));
+    let (s, rss) = mount_run(mvault, &spec, &script, None);
     files_row(
         "cat every file through run --mount s3:// (4 readers)",
         a.files,
         s,
         rss,
     );
-    let (s, rss) = timed(&mut mvault(&[
-        "run",
-        "--cache-size",
-        "64M",
-        "--mount",
-        &spec,
-        "--",
-        "bash",
-        "-c",
-        &script,
-    ]));
+    let (s, rss) = mount_run(mvault, &spec, &script, Some("64M"));
     files_row(
         "cat every file through run --cache-size 64M --mount s3:// (4 readers)",
         a.files,
