@@ -313,7 +313,7 @@ mod tests {
         // ...but a read gets its block, dropping the oldest unread one.
         assert!(b.obtain((r, 4), 10, Want::Read, || ready(1)).is_some());
         assert_eq!(b.held(), 30);
-        assert!(b.lock().slots.get(&(r, 0)).is_none());
+        assert!(!b.lock().slots.contains_key(&(r, 0)));
         // Blocks already read go first (4, the least recently read), then
         // unread ones.
         assert!(
