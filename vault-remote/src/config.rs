@@ -32,7 +32,7 @@ pub const CACHE_SIZE_ENV: &str = "MVAULT_CACHE_SIZE";
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Default read-ahead, in blocks.
 pub const DEFAULT_READAHEAD: usize = 8;
-/// Target bytes per ranged GET (rounded up to whole sealed chunks).
+/// Target bytes per ranged GET (rounded to whole sealed chunks).
 pub const DEFAULT_BLOCK: u64 = 4 << 20;
 /// Default cache bound.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;

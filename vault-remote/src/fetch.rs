@@ -217,11 +217,7 @@ impl Fetcher {
             ),
             Err(_) => (0, 1 << 20),
         };
-        // Whole chunks, at least `config.block` bytes: 4 chunks of 1 MiB
-        // (and their tags) per GET rather than 3, so that a GET spans
-        // about as many of the store's own blocks (Garage's are 1 MiB,
-        // each read and checksummed whole) as a plain 4 MiB GET does.
-        let block = config.block.div_ceil(stride).max(1) * stride;
+        let block = (config.block / stride).max(1) * stride;
         let fetcher = Fetcher {
             backend: backend.clone(),
             path,
