@@ -10,7 +10,7 @@
 //!   started only when it fits, after dropping blocks already read (least
 //!   recently used first); a block a read waits for is always fetched,
 //!   dropping blocks already read and then blocks fetched ahead but never
-//!   read, the one furthest ahead first. Blocks of an
+//!   read (so stale read-ahead cannot hold the budget). Blocks of an
 //!   object go when its reader is dropped.
 //! - **Few allocations**: a block's buffer is reused by a later GET once
 //!   the block is gone ([`Buffers`]).
@@ -95,20 +95,17 @@ impl State {
         }
     }
 
-    /// Drops blocks (read ones, least recently used first, then, when
-    /// `unread_too`, unread ones, the one started last first) until `len`
-    /// more bytes fit in `budget`; whether they do.
+    /// Drops least recently used blocks (read ones, then, when
+    /// `unread_too`, unread ones) until `len` more bytes fit in `budget`;
+    /// whether they do.
     fn make_room(&mut self, len: u64, budget: u64, unread_too: bool) -> bool {
         while self.held + len > budget {
             let victim = self
                 .lru_read
                 .first_key_value()
-                // The read-ahead started last is the furthest from its
-                // reader: dropping the nearest instead would make the next
-                // read wait for it, and drop the next one, and so on.
                 .or_else(|| {
                     unread_too
-                        .then(|| self.lru_ahead.last_key_value())
+                        .then(|| self.lru_ahead.first_key_value())
                         .flatten()
                 })
                 .map(|(_, key)| *key);
@@ -313,11 +310,10 @@ mod tests {
         }
         // Full of unread read-ahead: no more read-ahead...
         assert!(b.obtain((r, 3), 10, Want::Ahead, || ready(1)).is_none());
-        // ...but a read gets its block, dropping the unread one started
-        // last (furthest ahead).
+        // ...but a read gets its block, dropping the oldest unread one.
         assert!(b.obtain((r, 4), 10, Want::Read, || ready(1)).is_some());
         assert_eq!(b.held(), 30);
-        assert!(!b.lock().slots.contains_key(&(r, 2)));
+        assert!(!b.lock().slots.contains_key(&(r, 0)));
         // Blocks already read go first (4, the least recently read), then
         // unread ones.
         assert!(
@@ -326,7 +322,7 @@ mod tests {
         );
         assert!(b.obtain((r, 5), 10, Want::Read, || ready(1)).is_some());
         let kept: Vec<u64> = b.lock().slots.keys().map(|k| k.1).collect();
-        assert_eq!(kept, vec![0, 1, 5]);
+        assert_eq!(kept, vec![1, 2, 5]);
         // A dropped reader's blocks go, other readers' stay.
         let other = ReaderId::fresh();
         assert!(b.obtain((other, 0), 10, Want::Read, || ready(2)).is_some());
