@@ -6,11 +6,11 @@
 #   open s3://…/f.mvlt -o /dev/shm  vs ranged GETs of the object, same concurrency
 #   cat through run --mount s3://…  vs ranged GETs of the vault's objects
 # and the peak RSS of each mvault process; with --files N, files/s for a
-# dataset vault of N files of 1-64 KiB: signed seal to the store, keyless
+# dataset vault of N files of 1-64 KiB (1-K KiB with --file-kib K): signed seal to the store, keyless
 # verify, cat of every file through run --mount (4 readers). Not a timed
 # test: numbers only.
 #
-#   benches/remote.sh [--release] [--size SIZE] [--concurrency N] [--files N]
+#   benches/remote.sh [--release] [--size SIZE] [--concurrency N] [--files N] [--file-kib K]
 #
 # SIZE defaults to 2G (the issue's size); --release builds optimised
 # binaries first (slow on a small machine; debug numbers understate mvault,
@@ -20,13 +20,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=debug flag=()
-size=2G concurrency=8 files=0
+size=2G concurrency=8 files=0 file_kib=64
 while (($#)); do
   case "$1" in
     --release) profile=release flag=(--release); shift ;;
     --size) size="$2"; shift 2 ;;
     --concurrency) concurrency="$2"; shift 2 ;;
     --files) files="$2"; shift 2 ;;
+    --file-kib) file_kib="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "remote.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -34,4 +35,4 @@ done
 cargo build "${flag[@]}" -p vault-cli --bin mvault
 cargo build "${flag[@]}" -p vault-remote --features test-cluster --example remote_bench
 exec "target/$profile/examples/remote_bench" --mvault "target/$profile/mvault" \
-  --size "$size" --concurrency "$concurrency" --files "$files"
+  --size "$size" --concurrency "$concurrency" --files "$files" --file-kib "$file_kib"

@@ -667,11 +667,13 @@ mod tests {
 /// from `MVAULT_REMOTE_*` and `MVAULT_CACHE_*`, see vault-remote's config).
 #[derive(Debug, clap::Args)]
 pub struct RemoteReadArgs {
-    /// Ranged GETs in flight at once per remote object (default: $MVAULT_REMOTE_CONCURRENCY, else 8).
+    /// Ranged GETs in flight at once per remote vault or file, all its objects together (default:
+    /// $MVAULT_REMOTE_CONCURRENCY, else 8).
     #[arg(long, global = true, value_name = "N")]
     pub remote_concurrency: Option<usize>,
     /// Blocks (about 4 MiB each) fetched ahead of a sequential reader (default:
-    /// $MVAULT_REMOTE_READAHEAD, else 8).
+    /// $MVAULT_REMOTE_READAHEAD, else 8); with the GETs in flight, bounds the memory of fetched
+    /// blocks, all objects together, to (concurrency + readahead) blocks.
     #[arg(long, global = true, value_name = "N")]
     pub remote_readahead: Option<usize>,
     /// Keep a local cache of the (sealed, ciphertext) objects of remote vaults in DIR (0700),

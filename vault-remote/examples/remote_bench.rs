@@ -11,14 +11,17 @@
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
 //!
-//! with the peak RSS of each mvault process (VmHWM); then, with `--files
-//! N`, files/s for a dataset vault of N files of 1–64 KiB in 100 class
+//! with the peak RSS of each mvault process (VmHWM) and the CPU seconds of
+//! the client (mvault, or the baseline) and of Garage's nodes; the mount rows also
+//! with `--cache-size 64M` (the decrypted-chunk cache, 256 MiB by
+//! default, is memory the user sizes); then, with `--files
+//! N`, files/s for a dataset vault of N files of 1–64 KiB (`--file-kib`) in 100 class
 //! folders: signed seal to the store, keyless `verify --pubkey`, and `cat`
 //! of every file through `run --mount s3://…`. Prints one tab-separated
 //! row per measurement.
 //!
 //! `cargo run -p vault-remote --example remote_bench -- --mvault PATH
-//! [--size BYTES] [--concurrency N] [--work DIR] [--files N]`
+//! [--size BYTES] [--concurrency N] [--work DIR] [--files N] [--file-kib K]`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,8 @@ struct Args {
     concurrency: usize,
     work: PathBuf,
     files: u64,
+    /// Largest dataset file, KiB (files are 1 KiB to this).
+    file_kib: u64,
 }
 
 fn args() -> Args {
@@ -50,6 +55,7 @@ fn args() -> Args {
         concurrency: vault_remote::config::DEFAULT_CONCURRENCY,
         work: PathBuf::from("/dev/shm"),
         files: 0,
+        file_kib: 64,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,15 +66,71 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = value.parse().expect("--concurrency"),
             "--work" => a.work = value.into(),
             "--files" => a.files = value.parse().expect("--files"),
+            "--file-kib" => a.file_kib = value.parse::<u64>().expect("--file-kib").max(2),
             _ => panic!("unknown flag {flag}"),
         }
     }
     a
 }
 
+/// CPU seconds (user + system) of this process, of its children waited
+/// for (the mvault commands), and of its Garage nodes, from /proc.
+fn cpu_seconds() -> [f64; 3] {
+    let fields = |stat: &str| -> Vec<u64> {
+        // After the command name in parentheses: state, ppid, … (stat(5)).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect()
+    };
+    let me = fields(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    // Indices after the name: utime 11, stime 12, cutime 13, cstime 14.
+    let own = at(&me, 11) + at(&me, 12);
+    let children = at(&me, 13) + at(&me, 14);
+    let pid = std::process::id().to_string();
+    let mut garage = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let v = fields(&stat);
+        if stat.contains("(garage)") && at(&v, 1).to_string() == pid {
+            garage += at(&v, 11) + at(&v, 12);
+        }
+    }
+    [own, children, garage].map(|ticks| ticks as f64 / 100.0)
+}
+
+static MARK: std::sync::Mutex<[f64; 3]> = std::sync::Mutex::new([0.0; 3]);
+
+/// Starts the CPU count of the next row.
+fn mark() {
+    *MARK.lock().unwrap() = cpu_seconds();
+}
+
+/// CPU seconds since [`mark`] of the client (the mvault command, or this
+/// process for a baseline) and of Garage's three nodes: on a small machine
+/// they share the cores (with whatever else runs), so the throughput a
+/// row reaches follows the CPU it needs.
+fn row_cpu(baseline: bool) -> String {
+    let before = *MARK.lock().unwrap();
+    let now = cpu_seconds();
+    let client = if baseline {
+        now[0] - before[0]
+    } else {
+        now[1] - before[1]
+    };
+    format!(
+        "client CPU {client:.1} s, garage CPU {:.1} s",
+        now[2] - before[2]
+    )
+}
+
 /// Runs `cmd`, returning seconds and its peak RSS in KiB (VmHWM, read
 /// every 10 ms until it exits).
 fn timed(cmd: &mut Command) -> (f64, u64) {
+    mark();
     let started = Instant::now();
     let mut child = cmd.spawn().expect("start mvault");
     let status_file = format!("/proc/{}/status", child.id());
@@ -98,22 +160,24 @@ fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
     let mib_s = bytes as f64 / (1 << 20) as f64 / seconds;
     let rss = rss_kib.map_or("-".into(), |k| format!("{}", k / 1024));
     println!(
-        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB",
-        bytes as f64 / (1 << 20) as f64
+        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB\t{}",
+        bytes as f64 / (1 << 20) as f64,
+        row_cpu(rss_kib.is_none())
     );
 }
 
 fn files_row(what: &str, files: u64, seconds: f64, rss_kib: u64) {
     println!(
-        "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB",
+        "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB\t{}",
         files as f64 / seconds,
-        rss_kib / 1024
+        rss_kib / 1024,
+        row_cpu(false)
     );
 }
 
-/// `n` files of 1–64 KiB (pseudo-random sizes and bytes) in 100 class
-/// folders under `root`; returns their total size.
-fn small_files(root: &Path, n: u64) -> u64 {
+/// `n` files of 1–`max_kib` KiB (pseudo-random sizes and bytes) in 100
+/// class folders under `root`; returns their total size.
+fn small_files(root: &Path, n: u64, max_kib: u64) -> u64 {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         x ^= x << 13;
@@ -128,7 +192,7 @@ fn small_files(root: &Path, n: u64) -> u64 {
         if i < 100 {
             std::fs::create_dir_all(&dir).unwrap();
         }
-        let len = 1024 + (next() % (63 * 1024)) as usize;
+        let len = 1024 + (next() % ((max_kib - 1) * 1024)) as usize;
         buf.clear();
         while buf.len() < len {
             buf.extend_from_slice(&next().to_le_bytes());
@@ -247,6 +311,7 @@ fn main() {
     let (s, rss) = timed(mvault(&["seal"]).arg(&input).args(["-o", &url]));
     row("mvault seal -o s3://", a.size, s, Some(rss));
     let store = connect("bench/plain.bin");
+    mark();
     let t = Instant::now();
     rt.block_on(upload(&store, &ObjectPath::from("bench/plain.bin"), &input));
     row(
@@ -263,6 +328,7 @@ fn main() {
     std::fs::remove_file(&out).unwrap();
     let key = ObjectPath::from("bench/data.bin.mvlt");
     let len = rt.block_on(store.head(&key)).unwrap().size;
+    mark();
     let t = Instant::now();
     rt.block_on(download(&store, &[(key, len)], a.concurrency));
     row(
@@ -280,10 +346,15 @@ fn main() {
     std::fs::create_dir_all(&mnt).unwrap();
     let script = format!("cat '{}' > /dev/null", mnt.join("data.bin").display());
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = timed(&mut mvault(&[
-        "run", "--mount", &spec, "--", "bash", "-c", &script,
-    ]));
+    let (s, rss) = mount_run(&mvault, &spec, &script, None);
     row("cat through mvault run --mount s3://", a.size, s, Some(rss));
+    let (s, rss) = mount_run(&mvault, &spec, &script, Some("64M"));
+    row(
+        "cat through mvault run --cache-size 64M --mount s3://",
+        a.size,
+        s,
+        Some(rss),
+    );
     let objects: Vec<(ObjectPath, u64)> = rt
         .block_on(
             store
@@ -294,6 +365,7 @@ fn main() {
         .into_iter()
         .map(|m| (m.location, m.size))
         .collect();
+    mark();
     let t = Instant::now();
     rt.block_on(download(&store, &objects, a.concurrency));
     row(
@@ -309,6 +381,23 @@ fn main() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// `mvault run [--cache-size SIZE] --mount SPEC -- bash -c SCRIPT`, timed
+/// (the smaller decrypted-chunk cache, 256M by default, is memory the user
+/// sizes: those rows show what the remote side adds).
+fn mount_run(
+    mvault: &dyn Fn(&[&str]) -> Command,
+    spec: &str,
+    script: &str,
+    cache: Option<&str>,
+) -> (f64, u64) {
+    let mut args = vec!["run"];
+    if let Some(size) = cache {
+        args.extend(["--cache-size", size]);
+    }
+    args.extend(["--mount", spec, "--", "bash", "-c", script]);
+    timed(&mut mvault(&args))
+}
+
 /// The `--files` rows (see the module doc).
 fn dataset_rows(
     a: &Args,
@@ -317,10 +406,11 @@ fn dataset_rows(
     mvault: &dyn Fn(&[&str]) -> Command,
 ) {
     let small = work.join("small");
-    let bytes = small_files(&small, a.files);
+    let bytes = small_files(&small, a.files, a.file_kib);
     println!(
-        "# dataset: {} files, {} MiB in 100 folders",
+        "# dataset: {} files of 1-{} KiB, {} MiB in 100 folders",
         a.files,
+        a.file_kib,
         bytes >> 20
     );
     let key = work.join("signing.key");
@@ -352,11 +442,16 @@ fn dataset_rows(
         mnt.display()
     );
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = timed(&mut mvault(&[
-        "run", "--mount", &spec, "--", "bash", "-c", &script,
-    ]));
+    let (s, rss) = mount_run(mvault, &spec, &script, None);
     files_row(
         "cat every file through run --mount s3:// (4 readers)",
+        a.files,
+        s,
+        rss,
+    );
+    let (s, rss) = mount_run(mvault, &spec, &script, Some("64M"));
+    files_row(
+        "cat every file through run --cache-size 64M --mount s3:// (4 readers)",
         a.files,
         s,
         rss,

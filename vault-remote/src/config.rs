@@ -15,7 +15,7 @@ use std::time::Duration;
 use object_store::{BackoffConfig, RetryConfig};
 use vault_core::{Error, Result};
 
-/// Ranged GETs in flight at once (per object).
+/// Ranged GETs in flight at once (per store, for all its objects).
 pub const CONCURRENCY_ENV: &str = "MVAULT_REMOTE_CONCURRENCY";
 /// Blocks fetched ahead of a sequential reader.
 pub const READAHEAD_ENV: &str = "MVAULT_REMOTE_READAHEAD";
@@ -28,7 +28,7 @@ pub const CACHE_DIR_ENV: &str = "MVAULT_CACHE_DIR";
 /// Bound of the ciphertext cache (`10G`, `512M`, bytes).
 pub const CACHE_SIZE_ENV: &str = "MVAULT_CACHE_SIZE";
 
-/// Default ranged GETs in flight per object.
+/// Default ranged GETs in flight per store.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Default read-ahead, in blocks.
 pub const DEFAULT_READAHEAD: usize = 8;
@@ -47,7 +47,8 @@ pub struct CacheConfig {
 /// See the module doc.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadConfig {
-    /// Ranged GETs in flight at once, per object (at least 1).
+    /// Ranged GETs in flight at once, for all the objects of a store (at
+    /// least 1).
     pub concurrency: usize,
     /// Blocks fetched ahead of a sequential reader (0: none).
     pub readahead: usize,
@@ -141,6 +142,13 @@ impl ReadConfig {
             });
         }
         Ok(c)
+    }
+
+    /// Bytes of ciphertext blocks one back end keeps fetched or in flight,
+    /// for every object it reads at once: `(concurrency + readahead)`
+    /// blocks (see [`crate::blocks`]).
+    pub fn budget(&self) -> u64 {
+        (self.concurrency.max(1) + self.readahead) as u64 * self.block.max(1)
     }
 
     /// object_store's retry policy: exponential backoff (100 ms doubling

@@ -1,34 +1,33 @@
 //! Reading one sealed object in place: [`Fetcher`] serves positional
 //! reads ([`vault_core::Source`]) from blocks of whole sealed chunks,
-//! each fetched with one ranged GET, up to
-//! [`ReadConfig::concurrency`](crate::config::ReadConfig) GETs in flight,
-//! and [`ReadConfig::readahead`](crate::config::ReadConfig) blocks fetched
-//! ahead of a sequential reader.
+//! each fetched with one ranged GET, and fetches up to
+//! [`ReadConfig::readahead`](crate::config::ReadConfig) blocks ahead of a
+//! sequential reader.
 //!
-//! Block 0 is the header (`0..header_len`, read with the first GET);
-//! block `i ≥ 1` covers whole sealed chunks (ciphertext and tag) from
-//! `header_len + (i - 1) * block`. Transient failures are retried by
-//! object_store (see [`crate::config::ReadConfig::retry`]); what is left
-//! is an error for the read that needed the block (the mount answers
+//! Block 0 is the header (`0..header_len`, read with the first GET, which
+//! also brings the whole object when it is small); block `i ≥ 1` covers
+//! whole sealed chunks (ciphertext and tag) from
+//! `header_len + (i - 1) * block`. The blocks live in the back end's
+//! [`crate::blocks::Blocks`], which bounds the memory and the GETs in
+//! flight of every object read at once. Transient failures are retried
+//! by object_store (see [`crate::config::ReadConfig::retry`]); what is
+//! left is an error for the read that needed the block (the mount answers
 //! EIO), and the block is dropped so that the next read asks again.
-//! Blocks hold ciphertext only, every chunk is still authenticated by
-//! the opener above, and at most `readahead + concurrency + 2` blocks are
-//! kept (least recently used dropped first).
+//! Blocks hold ciphertext only; every chunk is still authenticated by
+//! the opener above.
 
-use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use tokio::sync::Semaphore;
 use vault_core::{Source, TAG_LEN, read_header};
 
+use crate::blocks::{Block, Buffers, ReaderId, Want};
 use crate::config::ReadConfig;
 use crate::{Backend, io_error};
 
@@ -71,20 +70,47 @@ pub(crate) async fn get_exact(
     Ok(got)
 }
 
-type Block = Shared<BoxFuture<'static, Result<Bytes, Arc<io::Error>>>>;
-
-/// A block being fetched or fetched, and when it was last wanted.
-struct Slot {
-    block: Block,
-    used: u64,
-}
-
-#[derive(Default)]
-struct State {
-    slots: HashMap<u64, Slot>,
-    tick: u64,
-    /// The block the last read started in.
-    last: Option<u64>,
+/// One ranged GET of exactly `range`, streamed into a buffer of `into`
+/// (object_store's retries, resuming a cut-off body, as for
+/// `get_range`); a short or long answer is `UnexpectedEof`.
+async fn get_block(
+    backend: &Backend,
+    path: &ObjectPath,
+    range: Range<u64>,
+    into: &Arc<Buffers>,
+) -> io::Result<Bytes> {
+    GETS.fetch_add(1, Ordering::Relaxed);
+    let want = range.end - range.start;
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        ..GetOptions::default()
+    };
+    let mut body = backend
+        .store
+        .get_opts(path, options)
+        .await
+        .map_err(|e| io_error(backend, e))?
+        .into_stream();
+    let mut buf = into.take(want as usize);
+    let mut long = false;
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| io_error(backend, e))?;
+        long = (buf.len() + piece.len()) as u64 > want;
+        if long {
+            break;
+        }
+        buf.extend_from_slice(&piece);
+    }
+    if long || buf.len() as u64 != want {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: the store did not answer exactly the {want} bytes of a range",
+                backend.shown.display(),
+            ),
+        ));
+    }
+    Ok(into.freeze(buf))
 }
 
 /// See the module doc.
@@ -92,12 +118,14 @@ pub struct Fetcher {
     backend: Backend,
     path: ObjectPath,
     len: u64,
+    /// The header (block 0), copied out of the first GET.
+    head: Option<Bytes>,
     header_len: u64,
     block: u64,
     readahead: u64,
-    concurrency: u64,
-    limit: Arc<Semaphore>,
-    state: Mutex<State>,
+    id: ReaderId,
+    /// The block the last read started in.
+    last: Mutex<Option<u64>>,
     /// Block GETs this reader issued.
     gets: Arc<AtomicU64>,
 }
@@ -194,30 +222,25 @@ impl Fetcher {
             backend: backend.clone(),
             path,
             len,
+            // A copy: the first GET's buffer (up to 64 KiB) is not kept
+            // for the few hundred bytes of a header.
+            head: (header_len > 0 && header_len <= prefix.len() as u64)
+                .then(|| Bytes::copy_from_slice(&prefix[..header_len as usize])),
             header_len,
             block,
             readahead: config.readahead as u64,
-            concurrency: config.concurrency.max(1) as u64,
-            limit: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            state: Mutex::new(State::default()),
+            id: ReaderId::fresh(),
+            last: Mutex::new(None),
             gets: Arc::new(AtomicU64::new(0)),
         };
-        if header_len > 0 && header_len <= prefix.len() as u64 {
-            let head = prefix.slice(..header_len as usize);
-            let ready: Block = futures::future::ready(Ok(head)).boxed().shared();
-            fetcher.lock().slots.insert(
-                0,
-                Slot {
-                    block: ready,
-                    used: 0,
-                },
-            );
+        // An object the first GET read whole (a small file) needs no
+        // second GET: its first block is offered to the cache.
+        if fetcher.head.is_some() && prefix.len() as u64 == len && len > header_len {
+            let range = fetcher.range_of(1);
+            let bytes = prefix.slice(range.start as usize..range.end as usize);
+            backend.blocks.offer((fetcher.id, 1), bytes);
         }
         Ok(fetcher)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The block `offset` lies in.
@@ -240,19 +263,14 @@ impl Fetcher {
         range.start.min(self.len)..range.end.min(self.len)
     }
 
-    /// Block `i`, started (on the runtime, within the concurrency limit)
-    /// unless it already is.
-    fn start(&self, state: &mut State, i: u64) -> Block {
-        state.tick += 1;
-        let tick = state.tick;
-        if let Some(slot) = state.slots.get_mut(&i) {
-            slot.used = tick;
-            return slot.block.clone();
-        }
+    /// The future that fetches block `i` within the GET limit, spawned
+    /// on the runtime.
+    fn fetch(&self, i: u64) -> Block {
         let backend = self.backend.clone();
         let path = self.path.clone();
         let range = self.range_of(i);
-        let limit = self.limit.clone();
+        let limit = self.backend.blocks.limit();
+        let buffers = self.backend.blocks.buffers.clone();
         let gets = self.gets.clone();
         let block: Block = async move {
             let _permit = limit
@@ -260,48 +278,49 @@ impl Fetcher {
                 .await
                 .map_err(|e| Arc::new(io::Error::other(format!("the fetch pool closed: {e}"))))?;
             gets.fetch_add(1, Ordering::Relaxed);
-            get_exact(&backend, &path, range).await.map_err(Arc::new)
+            get_block(&backend, &path, range, &buffers)
+                .await
+                .map_err(Arc::new)
         }
         .boxed()
         .shared();
         self.backend.runtime.spawn(block.clone());
-        state.slots.insert(
-            i,
-            Slot {
-                block: block.clone(),
-                used: tick,
-            },
-        );
         block
     }
 
-    /// Block `i` for a read: starts the read-ahead when the reader goes
-    /// forward, trims the cache of blocks.
+    /// Block `i` for a read (the header, or from the back end's blocks);
+    /// starts the read-ahead, within the budget, when the reader goes
+    /// forward.
     fn want(&self, i: u64) -> Block {
-        let mut state = self.lock();
-        let forward = state
-            .last
-            .is_none_or(|last| last <= i && i <= last + self.readahead + 1);
-        state.last = Some(i);
-        let block = self.start(&mut state, i);
+        if i == 0
+            && let Some(head) = &self.head
+        {
+            return futures::future::ready(Ok(head.clone())).boxed().shared();
+        }
+        let forward = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let forward = last.is_none_or(|last| last <= i && i <= last + self.readahead + 1);
+            *last = Some(i);
+            forward
+        };
+        let blocks = &self.backend.blocks;
+        let len = |i| {
+            let r = self.range_of(i);
+            r.end - r.start
+        };
+        let block = blocks
+            .obtain((self.id, i), len(i), Want::Read, || self.fetch(i))
+            .expect("a read's block is always started");
         if forward {
             let last_block = self.block_of(self.len.saturating_sub(1));
             for ahead in i + 1..=(i + self.readahead).min(last_block) {
-                let _started = self.start(&mut state, ahead);
+                let started = blocks.obtain((self.id, ahead), len(ahead), Want::Ahead, || {
+                    self.fetch(ahead)
+                });
+                if started.is_none() {
+                    break;
+                }
             }
-        }
-        let keep = (self.readahead + self.concurrency + 2) as usize;
-        while state.slots.len() > keep {
-            let Some(oldest) = state
-                .slots
-                .iter()
-                .filter(|(k, _)| **k != i)
-                .min_by_key(|(_, s)| s.used)
-                .map(|(k, _)| *k)
-            else {
-                break;
-            };
-            state.slots.remove(&oldest);
         }
         block
     }
@@ -319,7 +338,13 @@ impl Fetcher {
 
     /// Forgets block `i` after a failure, so that the next read retries.
     fn forget(&self, i: u64) {
-        self.lock().slots.remove(&i);
+        self.backend.blocks.forget((self.id, i));
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.backend.blocks.forget_reader(self.id);
     }
 }
 

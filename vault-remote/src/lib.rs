@@ -7,7 +7,8 @@
 //! - [`object`]: ranged reads of one object ([`vault_core::Source`]) and
 //!   streaming multipart uploads in bounded memory ([`vault_core::Sink`]).
 //! - [`fetch`]: sealed objects read in place: chunk-aligned ranged GETs
-//!   in parallel, read-ahead; [`config`]: how (concurrency, read-ahead,
+//!   in parallel, read-ahead, within the memory budget of `blocks`
+//!   (shared by every object a back end reads); [`config`]: how (concurrency, read-ahead,
 //!   retries, cache); [`cache`]: the optional local ciphertext cache;
 //!   [`read`]: which of those a vault object is opened with.
 //! - [`store`]: a directory vault under a key prefix
@@ -26,6 +27,7 @@
 //! end into vault-core ([`vault_core::remote`]) so that every command that
 //! takes a path also takes a URL.
 
+mod blocks;
 pub mod cache;
 pub mod config;
 pub mod fetch;
@@ -63,6 +65,8 @@ pub struct Backend {
     pub(crate) shown: Arc<std::path::Path>,
     /// How objects are read (concurrency, read-ahead, cache).
     pub(crate) read: Arc<config::ReadConfig>,
+    /// The blocks of every object being read, within `read`'s budget.
+    pub(crate) blocks: Arc<blocks::Blocks>,
 }
 
 impl Backend {
@@ -74,6 +78,7 @@ impl Backend {
             store: location.connect_with(options, read.retry())?,
             runtime: runtime()?,
             shown: Arc::from(location.shown()),
+            blocks: Arc::new(blocks::Blocks::new(&read)),
             read,
         })
     }
@@ -81,12 +86,21 @@ impl Backend {
     /// A back end over an already built store (tests: in-memory and
     /// fault-injecting stores); `shown` is the URL as printed.
     pub fn over(store: Arc<dyn ObjectStore>, shown: &str) -> Result<Self> {
+        let read = config::current();
         Ok(Backend {
             store,
             runtime: runtime()?,
             shown: Arc::from(std::path::Path::new(shown)),
-            read: config::current(),
+            blocks: Arc::new(blocks::Blocks::new(&read)),
+            read,
         })
+    }
+
+    /// The same store read with `config`.
+    pub(crate) fn with_read_config(mut self, config: config::ReadConfig) -> Self {
+        self.blocks = Arc::new(blocks::Blocks::new(&config));
+        self.read = Arc::new(config);
+        self
     }
 
     /// Runs `future` to completion on the back end's runtime.

@@ -64,7 +64,7 @@ impl RemoteStore {
     /// The same store, reading with `config` instead of the process-wide
     /// configuration ([`crate::config::set`]).
     pub fn with_read_config(mut self, config: crate::config::ReadConfig) -> Self {
-        self.backend.read = std::sync::Arc::new(config);
+        self.backend = self.backend.with_read_config(config);
         self
     }
 

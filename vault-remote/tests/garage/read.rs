@@ -1,6 +1,6 @@
 //! Reading in place from the Garage cluster: a sealed file read with a
-//! few chunk-aligned ranged GETs (not one per chunk) and the same bytes
-//! as a local read; a vault's objects through the ciphertext cache (a
+//! few chunk-aligned ranged GETs (not one per chunk; none after the first
+//! for a small file) and the same bytes as a local read; a vault's objects through the ciphertext cache (a
 //! repeated read is served from it, a corrupted entry is discarded and
 //! fetched again, the bound holds, only ciphertext is stored).
 
@@ -59,6 +59,18 @@ fn sealed_files_are_read_in_place_with_few_chunk_aligned_gets() {
     let at = (4 << 20) - 50_000;
     opener.read_at(&mut mid, at as u64).unwrap();
     assert!(mid == data[at..at + 100_000]);
+    // A file smaller than the first GET is read with that GET alone.
+    let small = pattern(4, 10_000);
+    let small_url = cluster.url("inplace/small.mvlt");
+    let sink = create_file(&small_url, &opts).unwrap();
+    let (sink, _) = seal_source(&small, sink, &recipients, chunk, &|_| {}).unwrap();
+    sink.finish().unwrap();
+    let small_location = Location::parse(&small_url).unwrap();
+    let fetcher = Fetcher::open(&backend, small_location.key().clone()).unwrap();
+    let opener = Opener::new(fetcher, &identities).unwrap();
+    let (got, _) = opener.decrypt_to(Vec::new(), true, &|_| {}).unwrap();
+    assert!(got == small);
+    assert_eq!(opener.source().gets(), 0, "a second GET for a small file");
     // A one-byte change in the bucket is caught, never returned.
     let mut sealed = cluster.get("inplace/data.mvlt");
     let n = sealed.len();
