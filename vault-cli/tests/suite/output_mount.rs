@@ -21,7 +21,7 @@ use crate::util::vaults::{checkpoint, item_of, sign_keygen};
 use crate::util::{EXIT_REFUSED, Env, pattern};
 
 /// The checkpoint folder sealed as `ckpt.vault`.
-fn vault(env: &Env) -> PathBuf {
+pub(crate) fn vault(env: &Env) -> PathBuf {
     env.keygen();
     checkpoint(env, "ckpt");
     env.cmd().args(["seal", "ckpt"]).assert().success();
@@ -29,7 +29,7 @@ fn vault(env: &Env) -> PathBuf {
 }
 
 /// `mvault mount --writable --foreground VAULT MNT EXTRA…`, once mounted.
-fn mount_writable(env: &Env, vault: &Path, extra: &[&str]) -> (MountGuard, PathBuf) {
+pub(crate) fn mount_writable(env: &Env, vault: &Path, extra: &[&str]) -> (MountGuard, PathBuf) {
     let mnt = env.path("out");
     fs::create_dir_all(&mnt).unwrap();
     let child = mvault_std(env.dir.path())
@@ -53,7 +53,7 @@ fn mount_writable(env: &Env, vault: &Path, extra: &[&str]) -> (MountGuard, PathB
 }
 
 /// Unmounts and waits for the mount process; returns its stderr.
-fn unmount(env: &Env, mut guard: MountGuard) -> String {
+pub(crate) fn unmount(env: &Env, mut guard: MountGuard) -> String {
     env.cmd()
         .args(["umount"])
         .arg(&guard.mountpoint)
@@ -79,13 +79,13 @@ fn generation(env: &Env, vault: &Path) -> u64 {
     item_of(&out)["generation"].as_u64().unwrap()
 }
 
-fn cat(env: &Env, vault: &Path, path: &str) -> Vec<u8> {
+pub(crate) fn cat(env: &Env, vault: &Path, path: &str) -> Vec<u8> {
     let spec = format!("{}:{path}", vault.display());
     let out = env.cmd().arg("cat").arg(spec).assert().success();
     out.get_output().stdout.clone()
 }
 
-fn listed(env: &Env, vault: &Path) -> Vec<String> {
+pub(crate) fn listed(env: &Env, vault: &Path) -> Vec<String> {
     let out = env
         .cmd()
         .args(["ls", "--json"])
@@ -100,7 +100,7 @@ fn listed(env: &Env, vault: &Path) -> Vec<String> {
         .collect()
 }
 
-fn verify(env: &Env, vault: &Path) {
+pub(crate) fn verify(env: &Env, vault: &Path) {
     env.cmd().arg("verify").arg(vault).assert().success();
 }
 
