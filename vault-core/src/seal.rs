@@ -508,6 +508,15 @@ impl<W: Write + Send> Sealer<W> {
         Ok(())
     }
 
+    /// Writes `data`, the last plaintext of the stream (then call
+    /// [`Sealer::finish`]): all but its final chunk are sealed straight
+    /// from `data` when nothing is buffered.
+    pub fn write_last(&mut self, data: &[u8]) -> Result<()> {
+        let direct = data.len().saturating_sub(1) / self.chunk_bytes * self.chunk_bytes;
+        self.write_before_more(&data[..direct])?;
+        self.write_all(&data[direct..]).map_err(Error::Io)
+    }
+
     /// Seals every buffered chunk that cannot be the final one and writes
     /// all sealed bytes to the output (then flushes it), so that a failing
     /// output (a full disk) shows now; the stream stays open for more.

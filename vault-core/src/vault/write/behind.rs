@@ -8,9 +8,9 @@
 //! is copied once). Then its bytes move to a buffer of the stream's own,
 //! and a batch is handed off only once more plaintext has arrived after
 //! it, so it is never the final chunk and is sealed straight from its
-//! buffer (`Sealer::write_before_more`, no copy into the sealer). The
-//! final batch, and anything written before a flush, goes through the
-//! sealer's buffer. Memory is bounded: at most [`BUFFERS`] batch buffers
+//! buffer (`Sealer::write_before_more`, no copy into the sealer), as is
+//! the final batch but its last chunk (`Sealer::write_last`); what is
+//! written before a flush goes through the sealer's buffer. Memory is bounded: at most [`BUFFERS`] batch buffers
 //! per stream (one filling, one queued, one sealing), plus the sealer's
 //! own; a writer that gets ahead waits for a buffer to come back.
 //!
@@ -151,7 +151,7 @@ impl Behind {
             Stage::Away(worker) => worker.join()?,
             Stage::Gone => return Err(broken()),
         };
-        object.sealer.write_all(&self.filling)?;
+        object.sealer.write_last(&self.filling)?;
         Ok(object)
     }
 
