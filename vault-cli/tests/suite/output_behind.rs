@@ -6,10 +6,10 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
 
-use crate::output_mount::{cat, listed, mount_writable, unmount, vault, verify};
+use crate::output_mount::{
+    cat, listed, mount_writable, unmount, vault, vault_on_small_tmpfs, verify,
+};
 use crate::util::Env;
 use crate::util::mount::fuse_available;
 use test_support::pattern;
@@ -63,42 +63,17 @@ fn enospc_while_sealing_behind_reaches_the_writer() {
         return;
     }
     let env = Env::new();
-    env.keygen();
-    let small = env.path("small-fs");
-    fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipping enospc_while_sealing_behind_reaches_the_writer: cannot mount a tmpfs");
+    let test = "enospc_while_sealing_behind_reaches_the_writer";
+    let Some((_tmpfs, v, spill_arg)) = vault_on_small_tmpfs(&env, test) else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Unmount(small.clone());
-    fs::create_dir(env.path("seed")).unwrap();
-    fs::write(env.path("seed/a.txt"), b"kept").unwrap();
-    let v = small.join("v.vault");
-    env.cmd()
-        .args(["seal", "seed", "-o"])
-        .arg(&v)
-        .assert()
-        .success();
-    let spill = env.path("spill");
-    fs::create_dir(&spill).unwrap();
-    let spill_arg = spill.to_str().unwrap().to_string();
+    };
     let (guard, mnt) = mount_writable(&env, &v, &["--spill-dir", &spill_arg]);
     let mut file = fs::File::create(mnt.join("huge.bin")).unwrap();
     let failed = write_in_mib(&mut file, &vec![7u8; 17 * MIB])
         .and_then(|()| file.sync_all())
         .expect_err("17 MiB into 8 MiB succeeded");
-    assert_eq!(failed.raw_os_error(), Some(libc_enospc()), "{failed}");
+    let enospc = rustix::io::Errno::NOSPC.raw_os_error();
+    assert_eq!(failed.raw_os_error(), Some(enospc), "{failed}");
     drop(file);
     fs::write(mnt.join("small.txt"), b"fits").unwrap();
     unmount(&env, guard);
@@ -108,8 +83,4 @@ fn enospc_while_sealing_behind_reaches_the_writer() {
     if listed(&env, &v).contains(&"huge.bin".to_string()) {
         assert!(cat(&env, &v, "huge.bin").is_empty());
     }
-}
-
-fn libc_enospc() -> i32 {
-    rustix::io::Errno::NOSPC.raw_os_error()
 }

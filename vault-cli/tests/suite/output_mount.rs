@@ -575,36 +575,10 @@ fn enospc_on_the_backing_store() {
         return;
     }
     let env = Env::new();
-    env.keygen();
-    let small = env.path("small-fs");
-    fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipping enospc_on_the_backing_store: cannot mount a tmpfs");
+    let Some((_tmpfs, v, spill_arg)) = vault_on_small_tmpfs(&env, "enospc_on_the_backing_store")
+    else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Unmount(small.clone());
-    fs::create_dir(env.path("seed")).unwrap();
-    fs::write(env.path("seed/a.txt"), b"kept").unwrap();
-    let v = small.join("v.vault");
-    env.cmd()
-        .args(["seal", "seed", "-o"])
-        .arg(&v)
-        .assert()
-        .success();
-    let spill = env.path("spill");
-    fs::create_dir(&spill).unwrap();
-    let spill_arg = spill.to_str().unwrap().to_string();
+    };
     let (guard, mnt) = mount_writable(&env, &v, &["--spill-dir", &spill_arg]);
     let out = Command::new("bash")
         .args([
@@ -635,4 +609,43 @@ fn enospc_on_the_backing_store() {
     if listed(&env, &v).contains(&"huge.bin".to_string()) {
         assert!(cat(&env, &v, "huge.bin").is_empty());
     }
+}
+
+/// Unmounts a tmpfs when dropped.
+pub(crate) struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A vault holding `a.txt` ("kept") on a new 8 MiB tmpfs, and a spill
+/// folder off it (the `--spill-dir` argument); None (with a message
+/// naming `test`) where a tmpfs cannot be mounted.
+pub(crate) fn vault_on_small_tmpfs(env: &Env, test: &str) -> Option<(Unmount, PathBuf, String)> {
+    env.keygen();
+    let small = env.path("small-fs");
+    fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping {test}: cannot mount a tmpfs");
+        return None;
+    }
+    let tmpfs = Unmount(small.clone());
+    fs::create_dir(env.path("seed")).unwrap();
+    fs::write(env.path("seed/a.txt"), b"kept").unwrap();
+    let v = small.join("v.vault");
+    env.cmd()
+        .args(["seal", "seed", "-o"])
+        .arg(&v)
+        .assert()
+        .success();
+    let spill = env.path("spill");
+    fs::create_dir(&spill).unwrap();
+    Some((tmpfs, v, spill.to_str().unwrap().to_string()))
 }

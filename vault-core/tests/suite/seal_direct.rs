@@ -49,7 +49,10 @@ fn unbuffered_writes_seal_the_same_bytes_as_one_write() {
             let mut again = taken.to_vec();
             again.extend_from_slice(&plaintext[split..]);
             s.write_last(&again).unwrap();
-            assert!(s.finish().unwrap() == expected, "len {len} taken at {split}");
+            assert!(
+                s.finish().unwrap() == expected,
+                "len {len} taken at {split}"
+            );
         }
     }
 }
