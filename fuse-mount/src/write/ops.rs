@@ -407,7 +407,8 @@ impl Filesystem for OutputFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // The content sealed durably; its commit follows (see committer).
+        // The content sealed; its commit follows (see committer), and makes
+        // it durable before the index names it.
         self.seal_reply(fh, reply);
     }
 
