@@ -407,8 +407,7 @@ impl Filesystem for OutputFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // The content sealed; its commit follows (see committer), and makes
-        // it durable before the index names it.
+        // The content sealed durably; its commit follows (see committer).
         self.seal_reply(fh, reply);
     }
 

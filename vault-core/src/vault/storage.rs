@@ -151,21 +151,6 @@ pub trait StoreWriter: Send + Sync {
     /// Starts object `id` in scratch space.
     fn create_object(&self, id: &ObjectId) -> Result<(Box<dyn Sink>, PendingObject)>;
 
-    /// Like [`StoreWriter::create_object`], for many objects made durable
-    /// together: finishing the sink may leave the object not yet durable
-    /// until [`StoreWriter::sync_created`] (the writable mount: one sync
-    /// per commit, not one per file). By default `create_object`.
-    fn create_object_lazily(&self, id: &ObjectId) -> Result<(Box<dyn Sink>, PendingObject)> {
-        self.create_object(id)
-    }
-
-    /// Makes every object created so far durable, those of
-    /// [`StoreWriter::create_object_lazily`] included (by default they
-    /// already are).
-    fn sync_created(&self) -> Result<()> {
-        Ok(())
-    }
-
     /// Makes finished objects readable under their ids, durably.
     fn install_objects(&self, objects: &[&PendingObject]) -> Result<()>;
 

@@ -39,17 +39,6 @@ impl StoreWriter for Writable<'_> {
         Ok((Box::new(file), pending))
     }
 
-    fn create_object_lazily(&self, id: &ObjectId) -> Result<(Box<dyn Sink>, PendingObject)> {
-        let (file, pending) = self.create_temp_object(id)?;
-        Ok((Box::new(LazyFile(file)), pending))
-    }
-
-    /// One `syncfs` of the vault's filesystem: every object written so
-    /// far (in `tmp/` or already moved into `objects/`) is durable.
-    fn sync_created(&self) -> Result<()> {
-        rustix::fs::syncfs(&self.tmp).map_err(errno)
-    }
-
     fn install_objects(&self, objects: &[&PendingObject]) -> Result<()> {
         Writable::install_objects(self, objects)
     }
@@ -69,26 +58,6 @@ impl StoreWriter for Writable<'_> {
 
     fn discard_object(&self, id: &ObjectId) {
         let _ = rustix::fs::unlinkat(&self.tmp, id.to_hex().as_str(), AtFlags::empty());
-    }
-}
-
-/// A temp object whose `finish` leaves durability to
-/// [`StoreWriter::sync_created`].
-struct LazyFile(File);
-
-impl Write for LazyFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink for LazyFile {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        Ok(())
     }
 }
 

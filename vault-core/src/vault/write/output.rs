@@ -113,9 +113,8 @@ impl ObjectStream {
         self.written
     }
 
-    /// Seals the last chunk (the object is not yet part of the vault, nor
-    /// durable: the commit that installs it does both, with one sync for
-    /// every object it installs).
+    /// Seals the last chunk and makes the object durable (not yet part
+    /// of the vault: a commit does that).
     pub fn finish(mut self) -> Result<SealedFile> {
         let object = self
             .object
@@ -159,7 +158,7 @@ impl std::io::Write for ObjectStream {
     }
 }
 
-/// A file sealed into an object that the next commit makes durable and installs.
+/// A file sealed into a durable object that the next commit installs.
 #[derive(Debug)]
 pub struct SealedFile {
     info: ObjectInfo,
@@ -466,9 +465,7 @@ fn serve(
                     chunk_size: ChunkSize::default(),
                     plaintext_len: None,
                 };
-                // Made durable by the commit that installs it (one sync
-                // for all the files of a `tar x`, not one each).
-                let _ = reply.send(NewObject::start_lazily(state.writer, vault.key(), options));
+                let _ = reply.send(NewObject::start(state.writer, vault.key(), options));
             }
             Request::Install(id, reply) => {
                 let _ = reply.send(state.install(id));
@@ -565,8 +562,6 @@ impl State<'_> {
             .map(|s| &s.temp)
             .filter(|t| !self.installed.contains(t.id()))
             .collect();
-        // Every object the index will name is durable before it does.
-        self.writer.sync_created()?;
         self.writer.install_objects(&temps)?;
         self.installed.extend(temps.iter().map(|t| *t.id()));
         // The files committed now still count as in flight until their

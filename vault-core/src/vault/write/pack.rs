@@ -231,26 +231,7 @@ impl NewObject {
         options: SealOptions,
     ) -> Result<Self> {
         let id = ObjectId::random()?;
-        Self::into_sink(id, writable.create_object(&id)?, key, options)
-    }
-
-    /// [`NewObject::start`] in [`StoreWriter::create_object_lazily`]
-    /// (durable only once the store's `sync_created` has run).
-    pub(super) fn start_lazily(
-        writable: &dyn StoreWriter,
-        key: &VaultKey,
-        options: SealOptions,
-    ) -> Result<Self> {
-        let id = ObjectId::random()?;
-        Self::into_sink(id, writable.create_object_lazily(&id)?, key, options)
-    }
-
-    fn into_sink(
-        id: ObjectId,
-        (sink, pending): (Box<dyn Sink>, PendingObject),
-        key: &VaultKey,
-        options: SealOptions,
-    ) -> Result<Self> {
+        let (sink, pending) = writable.create_object(&id)?;
         let sealer = Sealer::with_file_key(
             HashingWriter::new(sink, true),
             &key.derive(OBJECT_ROLE, &id),
@@ -270,9 +251,8 @@ impl NewObject {
         self.id
     }
 
-    /// Seals the last chunk and makes the object durable (or leaves that
-    /// to the store's `sync_created`, see [`NewObject::start_lazily`]):
-    /// what the manifest records of it, the BLAKE3 of its plaintext, and the handle
+    /// Seals the last chunk and makes the object durable: what the
+    /// manifest records of it, the BLAKE3 of its plaintext, and the handle
     /// to install it with.
     pub(super) fn finish(self) -> Result<(ObjectInfo, Blake3Digest, PendingObject)> {
         let (out, summary) = self.sealer.finish()?;
