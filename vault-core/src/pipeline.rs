@@ -153,6 +153,14 @@ impl<W: Write + Send> OverlappedWriter<W> {
             spare,
             written,
         } = self;
+        if !*has_pending {
+            // Nothing to overlap with: no hand-off to the pool (a small
+            // file sealed whole costs no thread switch).
+            let value = produce(spare)?;
+            std::mem::swap(pending, spare);
+            *has_pending = true;
+            return Ok(value);
+        }
         let (wrote, produced) = rayon::join(
             || write_batch(output, pending, has_pending, written),
             || produce(spare),

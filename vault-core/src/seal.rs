@@ -101,22 +101,30 @@ impl ChunkEngine {
         let first = self.next_index;
         out.resize(plain.len() + n * TAG_LEN, 0);
         let cipher = &self.cipher;
-        let digests: Vec<ChunkDigest> = out
-            .par_chunks_mut(cs + TAG_LEN)
-            .enumerate()
-            .map(|(k, slot)| {
-                let index = first + k as u64;
-                let piece = &plain[k * cs..((k + 1) * cs).min(plain.len())];
-                let last = ends_stream && k + 1 == n;
-                // Copy first, then hash and encrypt the copy in place while
-                // it is in this worker's cache.
-                let (body, tag) = slot.split_at_mut(piece.len());
-                body.copy_from_slice(piece);
-                let digest = ChunkDigest::of(index, cs, last && index == 0, body);
-                tag.copy_from_slice(&cipher.seal_in_place(index, last, body));
-                digest
-            })
-            .collect();
+        let seal_one = |(k, slot): (usize, &mut [u8])| {
+            let index = first + k as u64;
+            let piece = &plain[k * cs..((k + 1) * cs).min(plain.len())];
+            let last = ends_stream && k + 1 == n;
+            // Copy first, then hash and encrypt the copy in place while
+            // it is in this worker's cache.
+            let (body, tag) = slot.split_at_mut(piece.len());
+            body.copy_from_slice(piece);
+            let digest = ChunkDigest::of(index, cs, last && index == 0, body);
+            tag.copy_from_slice(&cipher.seal_in_place(index, last, body));
+            digest
+        };
+        // One chunk is sealed on this thread: no hand-off to the pool.
+        let digests: Vec<ChunkDigest> = if n == 1 {
+            out.chunks_mut(cs + TAG_LEN)
+                .enumerate()
+                .map(seal_one)
+                .collect()
+        } else {
+            out.par_chunks_mut(cs + TAG_LEN)
+                .enumerate()
+                .map(seal_one)
+                .collect()
+        };
         self.record(digests);
     }
 
@@ -290,7 +298,7 @@ fn read_chunk_plaintext(
 }
 
 /// The first allocation of a [`Sealer`]'s batch buffer.
-const MIN_PLAIN_BUFFER: usize = 64 << 10;
+const MIN_PLAIN_BUFFER: usize = 4 << 10;
 
 /// Options for a streaming [`Sealer`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -446,6 +454,67 @@ impl<W: Write + Send> Sealer<W> {
             data = &data[take..];
         }
         Ok(())
+    }
+
+    /// Plaintext bytes sealed per batch: [`Sealer::write_before_more`]
+    /// seals a slice of this length without buffering it.
+    pub fn batch_bytes(&self) -> usize {
+        self.batch_bytes
+    }
+
+    /// Plaintext bytes written but not sealed yet (at most a batch).
+    pub fn buffered(&self) -> usize {
+        self.plain.len()
+    }
+
+    /// Takes back the plaintext written but not sealed yet, as if it had
+    /// never been written (the caller writes it again later).
+    pub fn take_unsealed(&mut self) -> Zeroizing<Vec<u8>> {
+        self.written -= self.plain.len() as u64;
+        std::mem::take(&mut self.plain)
+    }
+
+    /// Like writing `data`, when the caller knows more plaintext follows
+    /// it: whole chunks are sealed straight from `data`, without copying
+    /// them into the batch buffer first. Falls back to buffering when the
+    /// buffer holds bytes or `data` is not whole chunks.
+    pub fn write_before_more(&mut self, data: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write to this sealer failed",
+            )));
+        }
+        let result = if self.plain.is_empty() && data.len() % self.chunk_bytes == 0 {
+            self.seal_before_more(data)
+        } else {
+            self.write_inner(data)
+        };
+        self.failed = result.is_err();
+        result
+    }
+
+    fn seal_before_more(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(expected) = self.expected
+            && self.written + data.len() as u64 >= expected
+        {
+            // The announced end is inside `data`: the buffered path
+            // seals its last chunk at `finish` (or reports the excess).
+            return self.write_inner(data);
+        }
+        self.written += data.len() as u64;
+        for batch in data.chunks(self.batch_bytes) {
+            self.seal_batch(Some(batch), false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data`, the last plaintext of the stream (then call
+    /// [`Sealer::finish`]): all but its final chunk are sealed straight
+    /// from `data` when nothing is buffered.
+    pub fn write_last(&mut self, data: &[u8]) -> Result<()> {
+        let direct = data.len().saturating_sub(1) / self.chunk_bytes * self.chunk_bytes;
+        self.write_before_more(&data[..direct])?;
+        self.write_all(&data[direct..]).map_err(Error::Io)
     }
 
     /// Seals every buffered chunk that cannot be the final one and writes

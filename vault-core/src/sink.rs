@@ -1,9 +1,14 @@
 //! Output helpers shared by the library and its front ends: a writer that
 //! computes the BLAKE3 of what passes through it (the sealed file's digest,
-//! computed in the same pass as the write).
+//! computed in the same pass as the write; large writes are hashed on the
+//! rayon pool).
 
 use std::fs::File;
 use std::io::{self, Write};
+
+/// Writes at least this long are hashed with `update_rayon` (BLAKE3's
+/// own multi-threaded, incremental hashing: the same digest).
+const PARALLEL_HASH_MIN: usize = 256 << 10;
 
 /// Wraps a writer and, when asked to, hashes what passes through it.
 pub struct HashingWriter<W> {
@@ -54,7 +59,11 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
+            if n >= PARALLEL_HASH_MIN {
+                hasher.update_rayon(&buf[..n]);
+            } else {
+                hasher.update(&buf[..n]);
+            }
         }
         Ok(n)
     }

@@ -29,6 +29,7 @@ use fuser::{Errno, FileAttr, FileType, INodeNo, Request};
 use vault_core::vault::OutputVault;
 
 use crate::audit::AuditLog;
+use crate::decisions::Decisions;
 use crate::gate::Gate;
 use crate::policy::Policy;
 use crate::procinfo::{Caller, Facts};
@@ -145,6 +146,9 @@ pub struct OutputFs {
     shared: Arc<Shared>,
     policy: Policy,
     facts_needed: Facts,
+    /// Allows remembered per thread ([`crate::decisions`]), as on the
+    /// read-only mount: `tar x` asks for every file.
+    decisions: Decisions,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     owner: (u32, u32),
@@ -213,6 +217,7 @@ impl OutputFs {
             shared,
             facts_needed: policy.facts_needed(),
             policy,
+            decisions: Decisions::default(),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             owner,
@@ -229,18 +234,26 @@ impl OutputFs {
     /// Applies the policy to the caller of `req`; every write-side event
     /// and every open is audited, denials always.
     fn authorize(&self, req: &Request, event: &str, path: &str) -> Result<Caller, Errno> {
-        let gate = Gate {
-            policy: &self.policy,
-            facts_needed: self.facts_needed,
-            audit: self.shared.audit.as_ref(),
-        };
-        gate.check(req, event, path, event != "lookup" && event != "access")
+        self.gate().check_remembered(
+            &self.decisions,
+            req,
+            event,
+            path,
+            event != "lookup" && event != "access",
+        )
     }
 
     /// Whether the policy admits the caller of `req` (not audited).
     fn allowed(&self, req: &Request) -> bool {
-        let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
-        self.policy.check(&caller).allowed()
+        self.gate().admits(&self.decisions, req)
+    }
+
+    fn gate(&self) -> Gate<'_> {
+        Gate {
+            policy: &self.policy,
+            facts_needed: self.facts_needed,
+            audit: self.shared.audit.as_ref(),
+        }
     }
 
     fn attr(&self, ino: u64, node: &Node) -> FileAttr {

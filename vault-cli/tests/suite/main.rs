@@ -48,6 +48,8 @@ mod mount_leaks;
 mod mount_mountpoint;
 mod mount_policy;
 mod output_mount;
+// Sealing behind the writer of the writable mount (issue 15, speed).
+mod output_behind;
 mod python_e2e;
 mod remote;
 mod remote_mount;

@@ -21,7 +21,7 @@ use crate::util::vaults::{checkpoint, item_of, sign_keygen};
 use crate::util::{EXIT_REFUSED, Env, pattern};
 
 /// The checkpoint folder sealed as `ckpt.vault`.
-fn vault(env: &Env) -> PathBuf {
+pub(crate) fn vault(env: &Env) -> PathBuf {
     env.keygen();
     checkpoint(env, "ckpt");
     env.cmd().args(["seal", "ckpt"]).assert().success();
@@ -29,7 +29,7 @@ fn vault(env: &Env) -> PathBuf {
 }
 
 /// `mvault mount --writable --foreground VAULT MNT EXTRA…`, once mounted.
-fn mount_writable(env: &Env, vault: &Path, extra: &[&str]) -> (MountGuard, PathBuf) {
+pub(crate) fn mount_writable(env: &Env, vault: &Path, extra: &[&str]) -> (MountGuard, PathBuf) {
     let mnt = env.path("out");
     fs::create_dir_all(&mnt).unwrap();
     let child = mvault_std(env.dir.path())
@@ -53,7 +53,7 @@ fn mount_writable(env: &Env, vault: &Path, extra: &[&str]) -> (MountGuard, PathB
 }
 
 /// Unmounts and waits for the mount process; returns its stderr.
-fn unmount(env: &Env, mut guard: MountGuard) -> String {
+pub(crate) fn unmount(env: &Env, mut guard: MountGuard) -> String {
     env.cmd()
         .args(["umount"])
         .arg(&guard.mountpoint)
@@ -79,13 +79,13 @@ fn generation(env: &Env, vault: &Path) -> u64 {
     item_of(&out)["generation"].as_u64().unwrap()
 }
 
-fn cat(env: &Env, vault: &Path, path: &str) -> Vec<u8> {
+pub(crate) fn cat(env: &Env, vault: &Path, path: &str) -> Vec<u8> {
     let spec = format!("{}:{path}", vault.display());
     let out = env.cmd().arg("cat").arg(spec).assert().success();
     out.get_output().stdout.clone()
 }
 
-fn listed(env: &Env, vault: &Path) -> Vec<String> {
+pub(crate) fn listed(env: &Env, vault: &Path) -> Vec<String> {
     let out = env
         .cmd()
         .args(["ls", "--json"])
@@ -100,7 +100,7 @@ fn listed(env: &Env, vault: &Path) -> Vec<String> {
         .collect()
 }
 
-fn verify(env: &Env, vault: &Path) {
+pub(crate) fn verify(env: &Env, vault: &Path) {
     env.cmd().arg("verify").arg(vault).assert().success();
 }
 
@@ -575,36 +575,10 @@ fn enospc_on_the_backing_store() {
         return;
     }
     let env = Env::new();
-    env.keygen();
-    let small = env.path("small-fs");
-    fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipping enospc_on_the_backing_store: cannot mount a tmpfs");
+    let Some((_tmpfs, v, spill_arg)) = vault_on_small_tmpfs(&env, "enospc_on_the_backing_store")
+    else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _tmpfs = Unmount(small.clone());
-    fs::create_dir(env.path("seed")).unwrap();
-    fs::write(env.path("seed/a.txt"), b"kept").unwrap();
-    let v = small.join("v.vault");
-    env.cmd()
-        .args(["seal", "seed", "-o"])
-        .arg(&v)
-        .assert()
-        .success();
-    let spill = env.path("spill");
-    fs::create_dir(&spill).unwrap();
-    let spill_arg = spill.to_str().unwrap().to_string();
+    };
     let (guard, mnt) = mount_writable(&env, &v, &["--spill-dir", &spill_arg]);
     let out = Command::new("bash")
         .args([
@@ -635,4 +609,43 @@ fn enospc_on_the_backing_store() {
     if listed(&env, &v).contains(&"huge.bin".to_string()) {
         assert!(cat(&env, &v, "huge.bin").is_empty());
     }
+}
+
+/// Unmounts a tmpfs when dropped.
+pub(crate) struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A vault holding `a.txt` ("kept") on a new 8 MiB tmpfs, and a spill
+/// folder off it (the `--spill-dir` argument); None (with a message
+/// naming `test`) where a tmpfs cannot be mounted.
+pub(crate) fn vault_on_small_tmpfs(env: &Env, test: &str) -> Option<(Unmount, PathBuf, String)> {
+    env.keygen();
+    let small = env.path("small-fs");
+    fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping {test}: cannot mount a tmpfs");
+        return None;
+    }
+    let tmpfs = Unmount(small.clone());
+    fs::create_dir(env.path("seed")).unwrap();
+    fs::write(env.path("seed/a.txt"), b"kept").unwrap();
+    let v = small.join("v.vault");
+    env.cmd()
+        .args(["seal", "seed", "-o"])
+        .arg(&v)
+        .assert()
+        .success();
+    let spill = env.path("spill");
+    fs::create_dir(&spill).unwrap();
+    Some((tmpfs, v, spill.to_str().unwrap().to_string()))
 }

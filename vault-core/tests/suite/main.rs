@@ -17,6 +17,7 @@ mod hostile_headers;
 mod oracle;
 mod positional;
 mod roundtrip;
+mod seal_direct;
 mod tamper;
 mod vectors;
 

@@ -23,6 +23,7 @@
 //!
 //! A new vault is built in a hidden sibling folder and renamed into place.
 
+mod behind;
 mod commit;
 mod output;
 mod pack;

@@ -16,12 +16,12 @@
 //! stream or sealed-but-uncommitted file is alive.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::behind::Behind;
 use super::commit::{Installer, ensure_current, manifest_of};
 use super::pack::{NewObject, Sealed};
 use super::{Content, Planned, WriteSummary};
@@ -73,11 +73,12 @@ impl Drop for InFlight {
 /// failed write took (a full disk) comes back at once.
 type Abandoned = Arc<Mutex<Vec<ObjectId>>>;
 
-/// A new object being sealed as its plaintext arrives, in order. Dropped
+/// A new object being sealed as its plaintext arrives, in order (full
+/// batches are sealed behind the writer, see `behind`). Dropped
 /// unfinished, its object is discarded.
 pub struct ObjectStream {
     /// `Some` until `finish`.
-    object: Option<NewObject>,
+    object: Option<Behind>,
     id: ObjectId,
     written: u64,
     /// `Some` until `finish` hands it to the [`SealedFile`].
@@ -86,13 +87,14 @@ pub struct ObjectStream {
 }
 
 impl ObjectStream {
-    /// Appends plaintext (sealed chunk by chunk as chunks fill).
+    /// Appends plaintext. Full batches are sealed on a thread of the
+    /// stream's own while the next fills; a failure of that thread is
+    /// returned by the next `write`, `flush` or `finish`.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        let object = self
-            .object
+        self.object
             .as_mut()
-            .expect("an ObjectStream's object lives until finish");
-        object.sealer.write_all(data)?;
+            .expect("an ObjectStream's object lives until finish")
+            .write(data)?;
         self.written += data.len() as u64;
         Ok(())
     }
@@ -103,8 +105,7 @@ impl ObjectStream {
         self.object
             .as_mut()
             .expect("an ObjectStream's object lives until finish")
-            .sealer
-            .flush_sealed()
+            .flush()
     }
 
     /// Plaintext bytes written so far.
@@ -120,7 +121,7 @@ impl ObjectStream {
             .take()
             .expect("an ObjectStream's object lives until finish");
         // On failure `self` drops here and discards the object.
-        let (info, blake3, _pending) = object.finish()?;
+        let (info, blake3, _pending) = object.finish()?.finish()?;
         let guard = self.guard.take().expect("taken only here");
         Ok(SealedFile {
             info,
@@ -341,7 +342,7 @@ impl OutputVault {
         let object = self.ask(Request::Start)?;
         Ok(ObjectStream {
             id: object.id(),
-            object: Some(object),
+            object: Some(Behind::new(object)),
             written: 0,
             guard: Some(guard),
             abandoned: Arc::clone(&self.abandoned),
