@@ -15,7 +15,31 @@ use clap::Parser;
 
 use crate::exit::{Exit, exit_for, hint_for};
 
+/// `mvault verify VAULT | head`: when standard output's reader goes away,
+/// a report line printed after that ends the run with status 0 and no
+/// message, as `cat` and `ls` do, instead of the panic Rust's `println!`
+/// raises on EPIPE (SIGPIPE is ignored in Rust programs). Files being
+/// written are not affected: reports are printed after they are committed.
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout")
+            && message.to_ascii_lowercase().contains("broken pipe")
+        {
+            std::process::exit(Exit::Ok as i32);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    quiet_when_stdout_closes();
     // Before anything can echo it: no credentials in a URL argument.
     for arg in std::env::args_os().skip(1) {
         if let Some(Err(e)) = arg.to_str().map(vault_remote::check_argument) {

@@ -509,3 +509,34 @@ fn outputs_that_are_devices_or_pipes_are_written_in_place() {
     assert!(reader.join().unwrap() == data);
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 }
+
+/// A report printed to a closed pipe (`mvault verify VAULT | head` after
+/// head exited) ends the run quietly with status 0; it panicked.
+#[test]
+fn reports_to_a_closed_pipe_end_quietly() {
+    let env = Env::new();
+    env.keygen();
+    let dir = env.path("ds");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("a.bin"), pattern(4, 1000)).unwrap();
+    env.cmd()
+        .args(["-q", "seal", "-o", "ds.vault"])
+        .arg(&dir)
+        .assert()
+        .success();
+    for args in [&["verify", "ds.vault"][..], &["ls", "ds.vault"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("mvault"))
+            .args(args)
+            .current_dir(env.dir.path())
+            .env("HOME", env.dir.path())
+            .env("MVAULT_IDENTITY", env.identity())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
