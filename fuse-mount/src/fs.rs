@@ -23,7 +23,6 @@ use crate::policy::Policy;
 use crate::prefetch::{Prefetcher, ReadCursor};
 use crate::procinfo::{Caller, Facts};
 use crate::tree::{Node, NodeKind, ROOT, Tree};
-use vault_core::ChunkedPlaintext;
 
 /// How long the kernel may cache names and attributes. The files never
 /// change while mounted; the short TTL bounds how long a denied process can
@@ -181,38 +180,31 @@ impl VaultFs {
         }
     }
 
-    /// Answers a read of exactly chunk `key` by decrypting it into this
-    /// thread's buffer, bypassing the chunk cache; the buffer is zeroized
-    /// once the reply is sent.
-    fn read_whole_chunk(
+    /// Answers a read of bytes `within` chunk `key` from the chunk cache
+    /// (decrypting the chunk into it once, however many threads ask).
+    fn read_cached(
         &self,
         handle: &Handle,
         key: ChunkKey,
-        plaintext: &dyn ChunkedPlaintext,
+        within: std::ops::Range<u64>,
         reply: ReplyData,
     ) {
-        GATHER.with_borrow_mut(|out| {
-            out.clear();
-            // Grown while empty (see `read`).
-            out.resize(plaintext.plaintext_layout().plain_len(key.index), 0);
-            match plaintext.read_chunk(key.index, out) {
-                Ok(()) => {
-                    handle
-                        .bytes_read
-                        .fetch_add(out.len() as u64, Ordering::Relaxed);
-                    reply.data(out);
-                }
-                Err(e) => {
-                    let path = self.node(INodeNo(key.ino)).map_or("?", |n| n.path.as_str());
-                    if crate::integrity::record(path, e.to_string()) {
-                        eprintln!("mvault: {path}: {e}");
-                    }
-                    reply.error(Errno::EIO);
-                }
+        match self.shared.chunk(key.ino, key.index) {
+            Ok(plain) => {
+                let bytes = &plain.bytes()[within.start as usize..within.end as usize];
+                handle
+                    .bytes_read
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                reply.data(bytes);
             }
-            zeroize::Zeroize::zeroize(out.as_mut_slice());
-            out.clear();
-        });
+            Err(e) => {
+                let path = self.node(INodeNo(key.ino)).map_or("?", |n| n.path.as_str());
+                if crate::integrity::record(path, e.clone()) {
+                    eprintln!("mvault: {path}: {e}");
+                }
+                reply.error(Errno::EIO);
+            }
+        }
     }
 
     fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
@@ -356,30 +348,14 @@ impl Filesystem for VaultFs {
             };
             let start = layout.plain_offset(first);
             // A read of one whole chunk that nobody has decrypted (a random
-            // read of small chunks, or the first read of a large one): the
-            // kernel keeps the pages it gets, so caching the chunk would
-            // only cost an insert, an eviction and a zeroize.
-            if offset == start
-                && end - start == layout.plain_len(first) as u64
-                && self.shared.untouched(key)
-            {
-                return self.read_whole_chunk(&handle, key, plaintext.as_ref(), reply);
+            // read of small chunks, or the first read of a large one) is
+            // decrypted straight into the reply below: the kernel keeps the
+            // pages it gets, so caching the chunk would only cost an
+            // insert, an eviction and a zeroize.
+            let whole = offset == start && end - start == layout.plain_len(first) as u64;
+            if !(whole && self.shared.untouched(key)) {
+                return self.read_cached(&handle, key, offset - start..end - start, reply);
             }
-            let plain = self.shared.chunk(key.ino, key.index);
-            let plain = match plain {
-                Ok(plain) => plain,
-                Err(e) => {
-                    if crate::integrity::record(path(), e.to_string()) {
-                        eprintln!("mvault: {}: {e}", path());
-                    }
-                    return reply.error(Errno::EIO);
-                }
-            };
-            let bytes = &plain.bytes()[(offset - start) as usize..(end - start) as usize];
-            handle
-                .bytes_read
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            return reply.data(bytes);
         }
         GATHER.with_borrow_mut(|out| {
             out.clear();
