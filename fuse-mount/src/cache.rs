@@ -181,6 +181,15 @@ impl ChunkCache {
         shard.entries.contains_key(&key)
     }
 
+    /// Drops a chunk (its buffer is zeroized once no reader holds it).
+    pub fn remove(&self, key: ChunkKey) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((plain, used)) = shard.entries.remove(&key) {
+            shard.bytes -= plain.bytes().len();
+            shard.by_use.remove(&used);
+        }
+    }
+
     /// Inserts a chunk, evicting the least recently used ones over budget.
     pub fn insert(&self, key: ChunkKey, plain: Arc<Plain>) {
         if self.shard_budget == 0 {
@@ -217,6 +226,19 @@ impl ChunkCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_chunks_leave_the_books() {
+        let cache = ChunkCache::new(SHARDS * 1000);
+        let key = ChunkKey { ino: 1, index: 7 };
+        cache.insert(key, Arc::new(Plain::new(vec![1; 100])));
+        cache.remove(key);
+        assert!(!cache.contains(key));
+        cache.remove(key);
+        let shard = cache.shard(key).lock().unwrap();
+        assert_eq!(shard.bytes, 0);
+        assert!(shard.by_use.is_empty());
+    }
 
     #[test]
     fn evicts_least_recently_used_within_budget() {

@@ -70,6 +70,25 @@ impl Chunks {
         loaded
     }
 
+    /// Drops the chunks of `chunks` that a sequential read of file `ino`
+    /// returned up to their last byte (`end` is where the read stopped):
+    /// the kernel keeps the pages it got, so nobody asks for them again,
+    /// and the cache's memory stays near the read-ahead instead of filling
+    /// with chunks already read.
+    pub(crate) fn forget_read(
+        &self,
+        ino: u64,
+        layout: &vault_core::PlaintextLayout,
+        chunks: std::ops::RangeInclusive<u64>,
+        end: u64,
+    ) {
+        for index in chunks {
+            if layout.plain_offset(index) + layout.plain_len(index) as u64 <= end {
+                self.cache.remove(ChunkKey { ino, index });
+            }
+        }
+    }
+
     /// Whether chunk `key` is neither cached nor being decrypted: a reader
     /// may then decrypt it for itself without duplicating other work.
     pub(crate) fn untouched(&self, key: ChunkKey) -> bool {

@@ -57,6 +57,23 @@ thread_local! {
     static GATHER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Drops, when it goes out of scope (after `read` replied), the chunks a
+/// sequential read finished ([`Chunks::forget_read`]).
+struct ForgetRead<'a> {
+    chunks: &'a Chunks,
+    ino: u64,
+    layout: vault_core::PlaintextLayout,
+    read: std::ops::RangeInclusive<u64>,
+    end: u64,
+}
+
+impl Drop for ForgetRead<'_> {
+    fn drop(&mut self) {
+        self.chunks
+            .forget_read(self.ino, &self.layout, self.read.clone(), self.end);
+    }
+}
+
 /// One open file handle.
 struct Handle {
     ino: u64,
@@ -334,12 +351,27 @@ impl Filesystem for VaultFs {
         }
         let first = offset / layout.chunk_size;
         let last = (end - 1) / layout.chunk_size;
-        let ahead = handle
+        let advance = handle
             .cursor
             .advance(first, last, layout.chunks, layout.chunk_size);
         if let Some(prefetch) = &self.prefetch {
-            prefetch.request(u64::from(ino), ahead, layout.chunk_size, &handle.cursor);
+            prefetch.request(
+                u64::from(ino),
+                advance.ahead,
+                layout.chunk_size,
+                &handle.cursor,
+            );
         }
+        let _forget = advance.sequential.then(|| {
+            // Once the reply is sent: chunks this read finished are dropped.
+            ForgetRead {
+                chunks: &self.shared,
+                ino: u64::from(ino),
+                layout,
+                read: first..=last,
+                end,
+            }
+        });
         let path = || self.node(ino).map(|n| n.path.as_str()).unwrap_or("?");
         if first == last {
             let key = ChunkKey {

@@ -33,6 +33,15 @@ struct Work {
     reader: Arc<ReadCursor>,
 }
 
+/// What a read tells about its handle's reading.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Advance {
+    /// The read continues the previous one (or is the first).
+    pub sequential: bool,
+    /// Chunks to decrypt ahead of it, not queued before.
+    pub ahead: Range<u64>,
+}
+
 /// Where a handle's reads and read-ahead stand.
 #[derive(Default)]
 pub(crate) struct ReadCursor {
@@ -44,26 +53,26 @@ pub(crate) struct ReadCursor {
 
 impl ReadCursor {
     /// Records a read of chunks `first..=last` of a file of `chunks` chunks
-    /// of `chunk_size` bytes, and returns the chunks to decrypt ahead of it
-    /// that were not asked for before (empty unless the read continues the
-    /// previous one).
-    pub(crate) fn advance(
-        &self,
-        first: u64,
-        last: u64,
-        chunks: u64,
-        chunk_size: u64,
-    ) -> Range<u64> {
+    /// of `chunk_size` bytes: whether it continues the previous read, and
+    /// the chunks to decrypt ahead of it that were not asked for before
+    /// (none unless it continues the previous read).
+    pub(crate) fn advance(&self, first: u64, last: u64, chunks: u64, chunk_size: u64) -> Advance {
         let previous = self.next_chunk.swap(last + 1, Ordering::Relaxed);
         if previous != first && previous != first + 1 {
             // A jump: what was queued for the old position says nothing.
             self.queued_to.store(0, Ordering::Relaxed);
-            return 0..0;
+            return Advance {
+                sequential: false,
+                ahead: 0..0,
+            };
         }
         let ahead = (READ_AHEAD_BYTES / chunk_size.max(1)).max(2);
         let end = (last + 1).saturating_add(ahead).min(chunks);
         let queued = self.queued_to.fetch_max(end, Ordering::Relaxed);
-        queued.max(last + 1)..end
+        Advance {
+            sequential: true,
+            ahead: queued.max(last + 1)..end,
+        }
     }
 
     /// Whether the reader has already gone past chunk `index` (it read it
@@ -163,34 +172,36 @@ mod tests {
     fn read_ahead_is_counted_in_bytes() {
         // 1 MiB chunks: two ahead.
         let c = ReadCursor::default();
-        assert_eq!(c.advance(0, 0, 100, MIB), 1..3);
+        assert_eq!(c.advance(0, 0, 100, MIB).ahead, 1..3);
         // 4 KiB chunks: 2 MiB ahead of a 128 KiB read.
         let c = ReadCursor::default();
-        assert_eq!(c.advance(0, 31, 10_000, 4096), 32..544);
+        assert_eq!(c.advance(0, 31, 10_000, 4096).ahead, 32..544);
     }
 
     #[test]
     fn only_new_chunks_are_queued_and_a_jump_queues_nothing() {
         let c = ReadCursor::default();
-        assert_eq!(c.advance(0, 0, 100, MIB), 1..3);
-        assert_eq!(c.advance(1, 1, 100, MIB), 3..4);
-        assert_eq!(c.advance(2, 2, 100, MIB), 4..5);
+        assert_eq!(c.advance(0, 0, 100, MIB).ahead, 1..3);
+        assert_eq!(c.advance(1, 1, 100, MIB).ahead, 3..4);
+        assert_eq!(c.advance(2, 2, 100, MIB).ahead, 4..5);
         // The same chunk again (the kernel splits a chunk into requests).
-        assert_eq!(c.advance(2, 2, 100, MIB), 5..5);
+        assert_eq!(c.advance(2, 2, 100, MIB).ahead, 5..5);
         // A jump forgets the read-ahead; the next read in order starts it
         // again from there.
-        assert_eq!(c.advance(50, 50, 100, MIB), 0..0);
-        assert_eq!(c.advance(51, 51, 100, MIB), 52..54);
+        assert!(!c.advance(50, 50, 100, MIB).sequential);
+        let next = c.advance(51, 51, 100, MIB);
+        assert!(next.sequential);
+        assert_eq!(next.ahead, 52..54);
         // Never past the end.
-        assert_eq!(c.advance(98, 99, 100, MIB), 0..0);
+        assert_eq!(c.advance(98, 99, 100, MIB).ahead, 0..0);
         let c = ReadCursor::default();
-        assert_eq!(c.advance(0, 98, 100, MIB), 99..100);
+        assert_eq!(c.advance(0, 98, 100, MIB).ahead, 99..100);
     }
 
     #[test]
     fn chunks_the_reader_passed_are_skipped() {
         let c = ReadCursor::default();
-        c.advance(0, 9, 1000, 4096);
+        let _ = c.advance(0, 9, 1000, 4096);
         assert!(c.passed(9));
         assert!(!c.passed(10));
     }
