@@ -190,7 +190,7 @@ pub struct ServeArgs {
     /// Memory for decrypted chunks.
     #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
     pub cache_size: u64,
-    /// FUSE worker threads (default: cores, 2..8).
+    /// FUSE worker threads (default: twice the cores, 4..16).
     #[arg(long, value_name = "N")]
     pub fuse_threads: Option<usize>,
     /// Mount on a directory that has files (hidden while mounted). Refused by default.
