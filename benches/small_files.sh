@@ -16,8 +16,10 @@
 #   MVAULT (unset)       this mvault binary instead of target/release/mvault
 #   PEERS (1)            0 skips gocryptfs
 #   MVAULT_BASE (unset)  another mvault binary (e.g. a build before a change):
-#                        its `mount` and `run` rows are measured in the same
-#                        rounds, as "base mount" and "base run"
+#                        it seals the folder into a vault of its own (so a
+#                        change of layout, e.g. pack chunk size, is compared
+#                        too) and its `mount` and `run` rows are measured in
+#                        the same rounds, as "base mount" and "base run"
 #
 # Every round mounts each one afresh (the first whole-read pass is cold:
 # nothing of the tree in the kernel's or the daemon's caches; the vault and
@@ -32,7 +34,11 @@
 # that). Contexts are interleaved round by round; compare ratios within
 # one run.
 #
-# Output: a markdown table, plus the ratios issue 16 asks about.
+# Each round also extracts the whole tree: `cp -r` of the plain folder and
+# `mvault open` of the vault (and of the base vault), onto the same tmpfs;
+# the time of sealing the folder (once, before the rounds) is reported too.
+#
+# Output: markdown tables, plus the ratios issue 16 asks about.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -81,7 +87,13 @@ export MVAULT_IDENTITY="$id"
 unset MVAULT_PASSPHRASE
 recipient=$(grep -o 'age1[0-9a-z]*' "$id" | head -n 1)
 say "sealing the folder vault"
+seal_start=$(date +%s.%N)
 "$mvault" -q seal "$dir/plain" -o "$dir/data.vault" -r "$recipient"
+seal_s=$(awk -v a="$seal_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+if [ -n "${MVAULT_BASE:-}" ]; then
+  say "sealing the folder vault with MVAULT_BASE"
+  "$MVAULT_BASE" -q seal "$dir/plain" -o "$dir/base.vault" -r "$recipient"
+fi
 
 mkdir -p "$dir/gmnt" "$dir/mmnt"
 gmount=""
@@ -102,8 +114,8 @@ wait_unmounted() {
 
 # One measurement of context $1: prints the probe's key=value line.
 measure() {
-  local mvault=$mvault
-  case "$1" in base-*) mvault=$MVAULT_BASE ;; esac
+  local mvault=$mvault vault=$dir/data.vault
+  case "$1" in base-*) mvault=$MVAULT_BASE vault=$dir/base.vault ;; esac
   case "${1#base-}" in
     plain) python3 "$probe" "$dir/plain" --procs "$procs" ;;
     gocryptfs)
@@ -111,11 +123,11 @@ measure() {
       python3 "$probe" "$dir/gmnt" --procs "$procs"
       fusermount3 -u "$dir/gmnt"; wait_unmounted "$dir/gmnt" ;;
     mount)
-      "$mvault" -q mount "$dir/data.vault" "$dir/mmnt"
+      "$mvault" -q mount "$vault" "$dir/mmnt"
       python3 "$probe" "$dir/mmnt" --procs "$procs"
       fusermount3 -u "$dir/mmnt"; wait_unmounted "$dir/mmnt" ;;
     run)
-      "$mvault" -q run --mount "$dir/data.vault:$dir/rmnt" -- \
+      "$mvault" -q run --mount "$vault:$dir/rmnt" -- \
         python3 "$probe" "$dir/rmnt" --procs "$procs" ;;
   esac
 }
@@ -131,12 +143,37 @@ keep() { # context key value (higher is better for files/s, lower for us)
     best[$k]=$v
   fi
 }
+# Extracting the whole tree: `cp -r` of the plain folder against
+# `mvault open` of the vault, both onto /dev/shm next to it (seconds).
+extract() {
+  local out=$dir/extracted start
+  rm -rf "$out"
+  start=$(date +%s.%N)
+  case "$1" in
+    cp) cp -r "$dir/plain" "$out" ;;
+    open) "$mvault" -q open "$dir/data.vault" -o "$out" ;;
+    base-open) "$MVAULT_BASE" -q open "$dir/base.vault" -o "$out" ;;
+  esac
+  awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'
+  rm -rf "$out"
+}
+extracts=(cp open)
+if [ -n "${MVAULT_BASE:-}" ]; then extracts+=(base-open); fi
+declare -A extract_best
 for round in $(seq "$runs"); do
   for c in "${contexts[@]}"; do
     say "round $round of $runs: $c"
     line=$(measure "$c")
     say "  $line"
     for kv in $line; do keep "$c" "${kv%%=*}" "${kv#*=}"; done
+  done
+  for e in "${extracts[@]}"; do
+    took=$(extract "$e")
+    say "  extract $e: $took s"
+    old=${extract_best[$e]:-}
+    if [ -z "$old" ] || awk -v a="$took" -v b="$old" 'BEGIN { exit !(a < b) }'; then
+      extract_best[$e]=$took
+    fi
   done
 done
 
@@ -168,6 +205,23 @@ for k in stat open_close open_read stat_expired open_close_expired open_read_exp
     echo "base run $k: $(ratio "${best["base-run $k"]}" "${best["plain $k"]}")x plain files"
   fi
 done
+echo
+echo "| extract the tree | seconds | files/s |"
+echo "| --- | ---: | ---: |"
+for e in "${extracts[@]}"; do
+  case "$e" in
+    cp) what="cp -r of the plain folder" ;;
+    open) what="mvault open of the vault" ;;
+    base-open) what="base: mvault open of its vault" ;;
+  esac
+  printf '| %s | %s | %.0f |\n' "$what" "${extract_best[$e]}" "$(ratio "$files" "${extract_best[$e]}")"
+done
+printf '| mvault seal of the folder (once) | %s | %.0f |\n' "$seal_s" "$(ratio "$files" "$seal_s")"
+echo
+echo "mvault open: $(ratio "${extract_best[cp]}" "${extract_best[open]}")x cp -r (throughput)"
+if [ -n "${MVAULT_BASE:-}" ]; then
+  echo "base open: $(ratio "${extract_best[cp]}" "${extract_best[base-open]}")x cp -r (throughput)"
+fi
 if [ "$peers" = 1 ]; then
   for k in whole_cold whole_warm; do
     echo "mvault run $k: $(ratio "${best["run $k"]}" "${best["gocryptfs $k"]}")x gocryptfs files/s, $(ratio "${best["run $k"]}" "${best["plain $k"]}")x plain"
