@@ -16,7 +16,7 @@
 //!   overwrites the whole batch it returns.
 
 use std::cell::RefCell;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 use rayon::prelude::*;
 
@@ -133,6 +133,28 @@ impl<W: Write + Send> OverlappedWriter<W> {
         debug_assert!(!self.has_pending);
         self.output.write_all(bytes)?;
         self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the pending batch, then `slices` (a batch sealed in a
+    /// buffer of the caller's), in order, before returning.
+    pub(crate) fn write_vectored_now(&mut self, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        write_batch(
+            &mut self.output,
+            &self.pending,
+            &mut self.has_pending,
+            &mut self.written,
+        )?;
+        let len: usize = slices.iter().map(|s| s.len()).sum();
+        while !slices.is_empty() {
+            match self.output.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.written += len as u64;
         Ok(())
     }
 
