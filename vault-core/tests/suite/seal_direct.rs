@@ -145,3 +145,48 @@ fn in_place_sealing_through_short_writes_hashes_exactly_what_was_written() {
     assert!((bytes.clone(), summary) == buffered(&plaintext));
     assert!(hash == Some(blake3::hash(&bytes)));
 }
+
+/// Takes `room` bytes, then fails as a full disk does.
+struct Full {
+    room: usize,
+}
+
+impl Write for Full {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_disk_in_the_middle_of_an_in_place_batch_reaches_the_caller() {
+    for room in [1000, C + 3, 5 * C] {
+        let mut s = Sealer::with_key_for_test_vectors(
+            Full { room },
+            &FileKey::from_bytes([7; 32]),
+            [9; 32],
+            Vec::<Stanza>::new(),
+            options(None),
+        )
+        .unwrap();
+        let e = s
+            .write_before_more_in_place(&mut pattern(1, 8 * C))
+            .unwrap_err();
+        let vault_core::Error::Io(io) = e else {
+            panic!("room {room}: {e:?}")
+        };
+        assert!(io.raw_os_error() == Some(28), "room {room}: {io}");
+        assert!(s.write_last_in_place(&mut vec![0; C]).is_err());
+        assert!(
+            s.finish().is_err(),
+            "room {room}: a failed sealer stays failed"
+        );
+    }
+}
