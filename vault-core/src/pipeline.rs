@@ -139,12 +139,7 @@ impl<W: Write + Send> OverlappedWriter<W> {
     /// Writes the pending batch, then `slices` (a batch sealed in a
     /// buffer of the caller's), in order, before returning.
     pub(crate) fn write_vectored_now(&mut self, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        write_batch(
-            &mut self.output,
-            &self.pending,
-            &mut self.has_pending,
-            &mut self.written,
-        )?;
+        self.write_pending_batch()?;
         let len: usize = slices.iter().map(|s| s.len()).sum();
         while !slices.is_empty() {
             match self.output.write_vectored(slices) {
@@ -196,13 +191,18 @@ impl<W: Write + Send> OverlappedWriter<W> {
 
     /// Writes the pending batch now and flushes the output.
     pub(crate) fn write_pending(&mut self) -> io::Result<()> {
+        self.write_pending_batch()?;
+        self.output.flush()
+    }
+
+    /// Writes the pending batch, if any (without flushing).
+    fn write_pending_batch(&mut self) -> io::Result<()> {
         write_batch(
             &mut self.output,
             &self.pending,
             &mut self.has_pending,
             &mut self.written,
-        )?;
-        self.output.flush()
+        )
     }
 
     /// Writes the last pending batch, flushes, and returns the output with
