@@ -16,7 +16,7 @@
 //!   overwrites the whole batch it returns.
 
 use std::cell::RefCell;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 use rayon::prelude::*;
 
@@ -136,6 +136,23 @@ impl<W: Write + Send> OverlappedWriter<W> {
         Ok(())
     }
 
+    /// Writes the pending batch, then `slices` (a batch sealed in a
+    /// buffer of the caller's), in order, before returning.
+    pub(crate) fn write_vectored_now(&mut self, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        self.write_pending_batch()?;
+        let len: usize = slices.iter().map(|s| s.len()).sum();
+        while !slices.is_empty() {
+            match self.output.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.written += len as u64;
+        Ok(())
+    }
+
     /// Runs `produce` to fill the next batch while the pending one is
     /// written. `produce` receives a buffer holding stale bytes of an
     /// earlier batch; it must set the length and overwrite every byte. The
@@ -174,13 +191,18 @@ impl<W: Write + Send> OverlappedWriter<W> {
 
     /// Writes the pending batch now and flushes the output.
     pub(crate) fn write_pending(&mut self) -> io::Result<()> {
+        self.write_pending_batch()?;
+        self.output.flush()
+    }
+
+    /// Writes the pending batch, if any (without flushing).
+    fn write_pending_batch(&mut self) -> io::Result<()> {
         write_batch(
             &mut self.output,
             &self.pending,
             &mut self.has_pending,
             &mut self.written,
-        )?;
-        self.output.flush()
+        )
     }
 
     /// Writes the last pending batch, flushes, and returns the output with

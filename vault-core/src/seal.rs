@@ -16,6 +16,8 @@ use crate::pipeline::{OverlappedWriter, Progress, batch_chunks, par_chunks};
 use crate::source::Source;
 use crate::wrap::Recipients;
 
+mod in_place;
+
 /// What sealing produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealSummary {

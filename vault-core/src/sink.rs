@@ -4,7 +4,7 @@
 //! rayon pool).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 /// Writes at least this long are hashed with `update_rayon` (BLAKE3's
 /// own multi-threaded, incremental hashing: the same digest).
@@ -59,10 +59,23 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         if let Some(hasher) = &mut self.hasher {
-            if n >= PARALLEL_HASH_MIN {
-                hasher.update_rayon(&buf[..n]);
-            } else {
-                hasher.update(&buf[..n]);
+            hash(hasher, &buf[..n]);
+        }
+        Ok(n)
+    }
+
+    /// Hashes exactly the bytes the inner writer took, in order.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.inner.write_vectored(bufs)?;
+        if let Some(hasher) = &mut self.hasher {
+            let mut left = n;
+            for buf in bufs {
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(buf.len());
+                hash(hasher, &buf[..take]);
+                left -= take;
             }
         }
         Ok(n)
@@ -70,5 +83,13 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+fn hash(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() >= PARALLEL_HASH_MIN {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
     }
 }

@@ -7,10 +7,13 @@
 //! sealer on the writer's thread (a small file never starts a thread and
 //! is copied once). Then its bytes move to a buffer of the stream's own,
 //! and a batch is handed off only once more plaintext has arrived after
-//! it, so it is never the final chunk and is sealed straight from its
-//! buffer (`Sealer::write_before_more`, no copy into the sealer), as is
-//! the final batch but its last chunk (`Sealer::write_last`); what is
-//! written before a flush goes through the sealer's buffer. Memory is bounded: at most [`BUFFERS`] batch buffers
+//! it, so it is never the final chunk and is sealed in its own buffer
+//! (`Sealer::write_before_more_in_place`: each chunk is hashed and
+//! encrypted where it lies and written out with its tag by one vectored
+//! write, no copy into the sealer or into a sealed batch), as is the
+//! final batch but its last chunk (`Sealer::write_last_in_place`); what is
+//! written before a flush goes through the sealer's buffer. Memory is
+//! bounded: at most [`BUFFERS`] batch buffers
 //! per stream (one filling, one queued, one sealing), plus the sealer's
 //! own; a writer that gets ahead waits for a buffer to come back.
 //!
@@ -151,7 +154,7 @@ impl Behind {
             Stage::Away(worker) => worker.join()?,
             Stage::Gone => return Err(broken()),
         };
-        object.sealer.write_last(&self.filling)?;
+        object.sealer.write_last_in_place(&mut self.filling)?;
         Ok(object)
     }
 
@@ -288,8 +291,8 @@ fn seal_jobs(
     let mut failed = false;
     for job in jobs {
         let (mut buffer, result, reply) = match job {
-            Job::Batch(buffer) if !failed => {
-                let result = object.sealer.write_before_more(&buffer);
+            Job::Batch(mut buffer) if !failed => {
+                let result = object.sealer.write_before_more_in_place(&mut buffer);
                 (buffer, result, None)
             }
             Job::Flush(buffer, reply) if !failed => {
