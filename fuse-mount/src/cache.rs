@@ -52,7 +52,7 @@ impl Drop for Plain {
         let mut bytes = std::mem::take(&mut self.bytes);
         match &self.pool {
             Some(pool) => pool.put(bytes),
-            None => zeroize::Zeroize::zeroize(&mut bytes),
+            None => vault_core::wipe_vec(&mut bytes),
         }
     }
 }
@@ -103,7 +103,7 @@ impl BufferPool {
     /// Zeroizes `buf` and keeps it for reuse (or frees it when enough are idle).
     pub fn put(&self, mut buf: Vec<u8>) {
         // Only `..len` was ever written since the allocation was last zero.
-        zeroize::Zeroize::zeroize(buf.as_mut_slice());
+        vault_core::wipe(buf.as_mut_slice());
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if free.len() < self.limit {
             free.push(buf);

@@ -412,7 +412,7 @@ impl Filesystem for VaultFs {
                     reply.error(Errno::EIO);
                 }
             }
-            zeroize::Zeroize::zeroize(out.as_mut_slice());
+            vault_core::wipe(out.as_mut_slice());
             out.clear();
         });
     }

@@ -98,6 +98,7 @@ mod source;
 mod spill;
 mod stream_open;
 pub mod vault;
+mod wipe;
 mod wrap;
 
 pub use chunk::{Layout, TAG_LEN, chunk_nonce};
@@ -118,6 +119,7 @@ pub use sink::HashingWriter;
 pub use source::{Sink, Source};
 pub use spill::{SPILL_BLOCK, SpillFile};
 pub use stream_open::decrypt_stream;
+pub use wipe::{WipedVec, wipe, wipe_vec};
 pub use wrap::{Identities, Recipients};
 
 pub use age;

@@ -448,7 +448,7 @@ impl<S: Source> Opener<S> {
             match result {
                 Ok(digest) => digests.extend(digest),
                 Err(e) => {
-                    zeroize::Zeroize::zeroize(out.as_mut_slice());
+                    crate::wipe(out.as_mut_slice());
                     out.clear();
                     return Err(e);
                 }
@@ -533,6 +533,6 @@ impl<S: Source> Seek for PlaintextReader<S> {
 
 impl<S: Source> Drop for PlaintextReader<S> {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.cache);
+        crate::wipe_vec(&mut self.cache);
     }
 }

@@ -68,7 +68,7 @@ pub(crate) fn par_chunks<T: Send>(
     if chunks == 1 {
         let mut buffer = Vec::new();
         let result = work(0, &mut buffer);
-        zeroize::Zeroize::zeroize(&mut buffer);
+        crate::wipe_vec(&mut buffer);
         collect(vec![result?]);
         return Ok(());
     }
@@ -99,7 +99,7 @@ pub(crate) fn par_chunks<T: Send>(
     let result = run();
     rayon::broadcast(|_| {
         let mut buffer = CHUNK_BUFFER.take();
-        zeroize::Zeroize::zeroize(&mut buffer);
+        crate::wipe_vec(&mut buffer);
     });
     result
 }

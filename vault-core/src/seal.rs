@@ -5,7 +5,6 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
-use zeroize::Zeroizing;
 
 use crate::chunk::{ChunkCipher, Layout, TAG_LEN};
 use crate::error::{Error, Result};
@@ -323,7 +322,7 @@ pub struct Sealer<W: Write + Send> {
     engine: ChunkEngine,
     /// Plaintext waiting for a full batch; zeroized when dropped (it may
     /// hold key material, e.g. a vault keyring).
-    plain: Zeroizing<Vec<u8>>,
+    plain: crate::WipedVec,
     chunk_bytes: usize,
     batch_bytes: usize,
     written: u64,
@@ -382,7 +381,7 @@ impl<W: Write + Send> Sealer<W> {
         Ok(Sealer {
             writer,
             engine: file.engine,
-            plain: Zeroizing::new(Vec::new()),
+            plain: crate::WipedVec::default(),
             chunk_bytes: chunk_size,
             batch_bytes: batch_chunks(chunk_size) * chunk_size,
             written: 0,
@@ -424,7 +423,7 @@ impl<W: Write + Send> Sealer<W> {
             .max(self.plain.capacity() * 2)
             .max(MIN_PLAIN_BUFFER)
             .min(self.batch_bytes);
-        let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+        let mut grown = crate::WipedVec::new(Vec::with_capacity(capacity));
         grown.extend_from_slice(&self.plain);
         self.plain = grown;
     }
@@ -471,7 +470,7 @@ impl<W: Write + Send> Sealer<W> {
 
     /// Takes back the plaintext written but not sealed yet, as if it had
     /// never been written (the caller writes it again later).
-    pub fn take_unsealed(&mut self) -> Zeroizing<Vec<u8>> {
+    pub fn take_unsealed(&mut self) -> crate::WipedVec {
         self.written -= self.plain.len() as u64;
         std::mem::take(&mut self.plain)
     }

@@ -330,7 +330,7 @@ fn zero_filled(mut stream: ObjectStream, len: u64) -> vault_core::Result<ObjectS
 
 /// Copies all of `reader` into `spill`.
 fn copy_into(reader: &FileReader, spill: &mut SpillFile) -> vault_core::Result<()> {
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; COPY_STEP.min(reader.len() as usize).max(1)]);
+    let mut buf = vault_core::WipedVec::new(vec![0u8; COPY_STEP.min(reader.len() as usize).max(1)]);
     let mut pos = 0u64;
     while pos < reader.len() {
         let n = reader.read_at(&mut buf, pos)?;

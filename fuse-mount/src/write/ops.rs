@@ -319,7 +319,7 @@ impl Filesystem for OutputFs {
         let Some(handle) = self.handle(fh.0) else {
             return reply.error(Errno::EBADF);
         };
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; size as usize]);
+        let mut buf = vault_core::WipedVec::new(vec![0u8; size as usize]);
         let n = handle.file.lock().unwrap_or_else(|e| e.into_inner()).read(
             &self.shared.out,
             &self.options.spill_dir,

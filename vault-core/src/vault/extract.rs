@@ -322,7 +322,7 @@ impl UnlockedVault {
         }
         let (plain, _) =
             opener.decrypt_to(Vec::with_capacity(opener.len() as usize), false, &|_| {})?;
-        let mut plain = zeroize::Zeroizing::new(plain);
+        let plain = crate::WipedVec::new(plain);
         // Files of a pack are in path order: runs share a folder.
         let mut cached: Option<(u32, OwnedFd)> = None;
         for &i in files {
@@ -343,7 +343,7 @@ impl UnlockedVault {
             progress(size);
             bytes += size;
         }
-        zeroize::Zeroize::zeroize(&mut *plain);
+        drop(plain);
         Ok(bytes)
     }
 }

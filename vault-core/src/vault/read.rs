@@ -215,7 +215,7 @@ impl FileReader {
             out.write_all(&buf[..n])?;
             pos += n as u64;
         }
-        zeroize::Zeroize::zeroize(&mut buf);
+        crate::wipe_vec(&mut buf);
         Ok(pos)
     }
 }

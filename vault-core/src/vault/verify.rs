@@ -309,7 +309,7 @@ fn check_object_plaintext(
     let cs = layout.chunk_size as usize;
     let window = (VERIFY_WINDOW / cs).max(1) * cs;
     let total = layout.plaintext_len;
-    let mut plain = zeroize::Zeroizing::new(vec![0u8; (window as u64).min(total) as usize]);
+    let mut plain = crate::WipedVec::new(vec![0u8; (window as u64).min(total) as usize]);
     let mut hashers: Vec<blake3::Hasher> = files.iter().map(|_| blake3::Hasher::new()).collect();
     let mut bad: Vec<(u64, String)> = Vec::new();
     if total == 0 {

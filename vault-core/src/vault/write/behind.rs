@@ -28,15 +28,13 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use zeroize::Zeroizing;
-
 use super::pack::NewObject;
 use crate::error::{Error, Result};
 
 /// Batch buffers per stream: one filling, one queued, one being sealed.
 const BUFFERS: usize = 3;
 
-type Buffer = Zeroizing<Vec<u8>>;
+type Buffer = crate::WipedVec;
 
 /// Work for the sealing thread.
 enum Job {
@@ -94,7 +92,7 @@ fn gone() -> Error {
 impl Behind {
     pub(super) fn new(object: NewObject) -> Self {
         Behind {
-            filling: Zeroizing::new(Vec::new()),
+            filling: Buffer::default(),
             batch: object.sealer.batch_bytes(),
             stage: Stage::Here(Box::new(object)),
         }
@@ -200,7 +198,7 @@ impl Behind {
         if self.filling.capacity() >= want {
             return;
         }
-        let mut grown = Zeroizing::new(Vec::with_capacity(self.batch));
+        let mut grown = Buffer::new(Vec::with_capacity(self.batch));
         grown.extend_from_slice(&self.filling);
         self.filling = grown;
     }
@@ -234,7 +232,7 @@ impl Worker {
         }
         if self.buffers < BUFFERS {
             self.buffers += 1;
-            return Ok(Zeroizing::new(Vec::new()));
+            return Ok(Buffer::default());
         }
         self.free.recv().map_err(|_| gone())
     }

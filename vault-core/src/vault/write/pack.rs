@@ -208,7 +208,7 @@ impl PackBuffer {
 impl Drop for PackBuffer {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.0);
-        zeroize::Zeroize::zeroize(&mut buf);
+        crate::wipe_vec(&mut buf);
         let mut pool = PACK_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < rayon::current_num_threads() {
             pool.push(buf);
@@ -306,7 +306,7 @@ fn seal_large(
         left -= n as u64;
         progress(n as u64);
     }
-    zeroize::Zeroize::zeroize(&mut buf);
+    crate::wipe_vec(&mut buf);
     check_unchanged(src, &source)?;
     let (info, blake3, temp) = object.finish()?;
     Ok(Sealed {
