@@ -24,6 +24,21 @@ pub trait Source: Send + Sync {
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` when the
     /// source ends first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Lends the `len` bytes at `offset` to `use_bytes` without copying
+    /// them, when the source holds them in memory already (a fetched block
+    /// of a remote object): the opener then decrypts straight from them.
+    /// `Ok(false)`, without calling `use_bytes`, when it cannot (the
+    /// default): the caller reads them with [`Source::read_exact_at`].
+    fn lend_at(
+        &self,
+        offset: u64,
+        len: usize,
+        use_bytes: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<bool> {
+        let _ = (offset, len, use_bytes);
+        Ok(false)
+    }
 }
 
 impl Source for File {
@@ -88,6 +103,14 @@ impl<T: Source + ?Sized> Source for &T {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_exact_at(buf, offset)
     }
+    fn lend_at(
+        &self,
+        offset: u64,
+        len: usize,
+        use_bytes: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<bool> {
+        (**self).lend_at(offset, len, use_bytes)
+    }
 }
 
 impl<T: Source + ?Sized> Source for Arc<T> {
@@ -98,6 +121,14 @@ impl<T: Source + ?Sized> Source for Arc<T> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_exact_at(buf, offset)
     }
+    fn lend_at(
+        &self,
+        offset: u64,
+        len: usize,
+        use_bytes: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<bool> {
+        (**self).lend_at(offset, len, use_bytes)
+    }
 }
 
 impl<T: Source + ?Sized> Source for Box<T> {
@@ -107,6 +138,14 @@ impl<T: Source + ?Sized> Source for Box<T> {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_exact_at(buf, offset)
+    }
+    fn lend_at(
+        &self,
+        offset: u64,
+        len: usize,
+        use_bytes: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<bool> {
+        (**self).lend_at(offset, len, use_bytes)
     }
 }
 

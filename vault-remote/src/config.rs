@@ -28,6 +28,11 @@ pub const CACHE_DIR_ENV: &str = "MVAULT_CACHE_DIR";
 /// Bound of the ciphertext cache (`10G`, `512M`, bytes).
 pub const CACHE_SIZE_ENV: &str = "MVAULT_CACHE_SIZE";
 
+/// When set (not empty, not `0`), a command prints on stderr at exit how
+/// many GETs of sealed objects it issued and the bytes they brought
+/// ([`crate::fetch::report_read_stats`]).
+pub const STATS_ENV: &str = "MVAULT_REMOTE_STATS";
+
 /// Default ranged GETs in flight per store.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Default read-ahead, in blocks.

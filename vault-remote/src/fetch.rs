@@ -37,10 +37,39 @@ const HEAD_GET: u64 = 64 << 10;
 
 /// Ranged GETs issued by this process (for tests and benchmarks).
 static GETS: AtomicU64 = AtomicU64::new(0);
+/// Bytes those GETs brought (bodies only).
+static FETCHED: AtomicU64 = AtomicU64::new(0);
 
 /// Ranged GETs this process has issued so far.
 pub fn gets_issued() -> u64 {
     GETS.load(Ordering::Relaxed)
+}
+
+/// Bytes of GET bodies this process has received so far (a block fetched
+/// twice counts twice).
+pub fn bytes_fetched() -> u64 {
+    FETCHED.load(Ordering::Relaxed)
+}
+
+/// With [`STATS_ENV`](crate::config::STATS_ENV) set (not empty, not
+/// `0`), prints on stderr how many GETs of sealed objects this process
+/// issued and the bytes they brought (benchmarks: a block fetched twice
+/// shows there); nothing when it issued none.
+pub fn report_read_stats() {
+    let wanted =
+        std::env::var_os(crate::config::STATS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    if wanted && gets_issued() > 0 {
+        eprintln!(
+            "mvault: remote reads: {} GETs, {} bytes",
+            gets_issued(),
+            bytes_fetched()
+        );
+    }
+}
+
+/// Counts `n` bytes of GET bodies received.
+fn fetched(n: usize) {
+    FETCHED.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 /// One ranged GET of exactly `range` (a short answer is
@@ -57,6 +86,7 @@ pub(crate) async fn get_exact(
         .get_range(path, range)
         .await
         .map_err(|e| io_error(backend, e))?;
+    fetched(got.len());
     if got.len() as u64 != want {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -95,6 +125,7 @@ async fn get_block(
     let mut long = false;
     while let Some(piece) = body.next().await {
         let piece = piece.map_err(|e| io_error(backend, e))?;
+        fetched(piece.len());
         long = (buf.len() + piece.len()) as u64 > want;
         if long {
             break;
@@ -143,6 +174,9 @@ fn first_get(backend: &Backend, path: &ObjectPath) -> io::Result<(Bytes, u64)> {
         let len = got.meta.size;
         got.bytes().await.map(|bytes| (bytes, len))
     });
+    if let Ok((bytes, _)) = &got {
+        fetched(bytes.len());
+    }
     match got {
         Ok((bytes, len)) if bytes.len() as u64 == len.min(HEAD_GET) => Ok((bytes, len)),
         Ok((bytes, len)) => Err(io::Error::new(
@@ -336,6 +370,15 @@ impl Fetcher {
         self.gets.load(Ordering::Relaxed)
     }
 
+    /// Block `i` for a read, waited for (see [`Fetcher::want`]); a
+    /// failed block is forgotten, so that the next read asks again.
+    fn block(&self, i: u64) -> io::Result<Bytes> {
+        self.backend.block_on(self.want(i)).map_err(|e| {
+            self.forget(i);
+            io::Error::new(e.kind(), e.to_string())
+        })
+    }
+
     /// Forgets block `i` after a failure, so that the next read retries.
     fn forget(&self, i: u64) {
         self.backend.blocks.forget((self.id, i));
@@ -362,11 +405,7 @@ impl Source for Fetcher {
         while pos < end {
             let i = self.block_of(pos);
             let range = self.range_of(i);
-            let block = self.want(i);
-            let bytes = self.backend.block_on(block).map_err(|e| {
-                self.forget(i);
-                io::Error::new(e.kind(), e.to_string())
-            })?;
+            let bytes = self.block(i)?;
             let take = (range.end.min(end) - pos) as usize;
             let from = (pos - range.start) as usize;
             let dst = (pos - offset) as usize;
@@ -374,5 +413,29 @@ impl Source for Fetcher {
             pos += take as u64;
         }
         Ok(())
+    }
+
+    /// Lends bytes that lie in one block of whole chunks (a sealed chunk
+    /// and its tag always do) straight from the block: the opener
+    /// decrypts them without a copy.
+    fn lend_at(
+        &self,
+        offset: u64,
+        len: usize,
+        use_bytes: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<bool> {
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|&end| end <= self.len)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        let i = self.block_of(offset);
+        let range = self.range_of(i);
+        if i == 0 || end > range.end {
+            return Ok(false);
+        }
+        let bytes = self.block(i)?;
+        let from = (offset - range.start) as usize;
+        use_bytes(&bytes[from..from + len]);
+        Ok(true)
     }
 }

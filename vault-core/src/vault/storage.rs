@@ -80,6 +80,14 @@ impl Source for ObjectReader {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.0.read_exact_at(buf, offset)
     }
+    fn lend_at(
+        &self,
+        offset: u64,
+        len: usize,
+        use_bytes: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<bool> {
+        self.0.lend_at(offset, len, use_bytes)
+    }
 }
 
 impl std::fmt::Debug for ObjectReader {
