@@ -5,7 +5,8 @@
 //! baseline's `buffered(concurrency)` is).
 //!
 //! - **Bounded**: the budget is [`ReadConfig::budget`] bytes
-//!   (`(concurrency + readahead) × block`, 64 MiB by default) whatever
+//!   (`(concurrency + readahead)` blocks of 4 MiB of chunks and their
+//!   tags, 64 MiB and 256 KiB by default) whatever
 //!   the number of objects open: a block fetched ahead of a reader is
 //!   started only when it fits, after dropping blocks already read (least
 //!   recently used first); a block a read waits for is always fetched,

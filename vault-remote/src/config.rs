@@ -151,9 +151,12 @@ impl ReadConfig {
 
     /// Bytes of ciphertext blocks one back end keeps fetched or in flight,
     /// for every object it reads at once: `(concurrency + readahead)`
-    /// blocks (see [`crate::blocks`]).
+    /// blocks of whole sealed chunks holding [`ReadConfig::block`] bytes of
+    /// plaintext, with their tags (at most 1/256 more, for 4 KiB chunks);
+    /// see [`crate::blocks`].
     pub fn budget(&self) -> u64 {
-        (self.concurrency.max(1) + self.readahead) as u64 * self.block.max(1)
+        let block = self.block.max(1);
+        (self.concurrency.max(1) + self.readahead) as u64 * (block + block.div_ceil(256))
     }
 
     /// object_store's retry policy: exponential backoff (100 ms doubling

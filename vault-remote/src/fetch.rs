@@ -29,6 +29,7 @@ use vault_core::{Source, TAG_LEN, read_header};
 
 use crate::blocks::{Block, Buffers, ReaderId, Want};
 use crate::config::ReadConfig;
+use crate::streams::Streams;
 use crate::{Backend, io_error};
 
 /// Bytes the first GET asks for: the header of any sealed file with a
@@ -155,8 +156,8 @@ pub struct Fetcher {
     block: u64,
     readahead: u64,
     id: ReaderId,
-    /// The block the last read started in.
-    last: Mutex<Option<u64>>,
+    /// Which reads are sequential.
+    streams: Mutex<Streams>,
     /// Block GETs this reader issued.
     gets: Arc<AtomicU64>,
 }
@@ -244,14 +245,15 @@ impl Fetcher {
             path: &path,
             len,
         };
-        let (header_len, stride) = match read_header(&source) {
-            Ok((header, header_len)) => (
-                header_len,
-                header.chunk_size.bytes() as u64 + TAG_LEN as u64,
-            ),
-            Err(_) => (0, 1 << 20),
+        let (header_len, chunk, tag) = match read_header(&source) {
+            Ok((header, header_len)) => {
+                (header_len, header.chunk_size.bytes() as u64, TAG_LEN as u64)
+            }
+            Err(_) => (0, 1 << 20, 0),
         };
-        let block = (config.block / stride).max(1) * stride;
+        // Whole sealed chunks holding `config.block` bytes of plaintext
+        // (4 chunks of 1 MiB and their tags), as the budget counts them.
+        let block = (config.block / chunk).max(1) * (chunk + tag);
         let fetcher = Fetcher {
             backend: backend.clone(),
             path,
@@ -264,7 +266,7 @@ impl Fetcher {
             block,
             readahead: config.readahead as u64,
             id: ReaderId::fresh(),
-            last: Mutex::new(None),
+            streams: Mutex::default(),
             gets: Arc::new(AtomicU64::new(0)),
         };
         // An object the first GET read whole (a small file) needs no
@@ -323,20 +325,20 @@ impl Fetcher {
     }
 
     /// Block `i` for a read (the header, or from the back end's blocks);
-    /// starts the read-ahead, within the budget, when the reader goes
-    /// forward.
+    /// starts the read-ahead, within the budget, when the read continues a
+    /// sequential stream ([`Streams`]): up to `readahead` blocks after the
+    /// stream's furthest block.
     fn want(&self, i: u64) -> Block {
         if i == 0
             && let Some(head) = &self.head
         {
             return futures::future::ready(Ok(head.clone())).boxed().shared();
         }
-        let forward = {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            let forward = last.is_none_or(|last| last <= i && i <= last + self.readahead + 1);
-            *last = Some(i);
-            forward
-        };
+        let furthest = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read(i);
         let blocks = &self.backend.blocks;
         let len = |i| {
             let r = self.range_of(i);
@@ -345,9 +347,9 @@ impl Fetcher {
         let block = blocks
             .obtain((self.id, i), len(i), Want::Read, || self.fetch(i))
             .expect("a read's block is always started");
-        if forward {
+        if let Some(furthest) = furthest {
             let last_block = self.block_of(self.len.saturating_sub(1));
-            for ahead in i + 1..=(i + self.readahead).min(last_block) {
+            for ahead in furthest + 1..=(furthest + self.readahead).min(last_block) {
                 let started = blocks.obtain((self.id, ahead), len(ahead), Want::Ahead, || {
                     self.fetch(ahead)
                 });
