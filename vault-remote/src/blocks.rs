@@ -8,8 +8,10 @@
 //!   (`(concurrency + readahead)` blocks of 4 MiB of chunks and their
 //!   tags, 64 MiB and 256 KiB by default) whatever
 //!   the number of objects open: a block fetched ahead of a reader is
-//!   started only when it fits, after dropping blocks already read (least
-//!   recently used first); a block a read waits for is always fetched,
+//!   started only when it fits in the `readahead` blocks of it
+//!   ([`ReadConfig::readahead_budget`]), after dropping blocks already read
+//!   (least recently used first), so that `concurrency` blocks stay for
+//!   reads; a block a read waits for is always fetched,
 //!   dropping blocks already read and then blocks fetched ahead but never
 //!   read (so stale read-ahead cannot hold the budget). Blocks of an
 //!   object go when its reader is dropped.
@@ -171,6 +173,8 @@ impl Drop for Recycled {
 /// See the module doc.
 pub(crate) struct Blocks {
     budget: u64,
+    /// What read-ahead may fill of `budget`.
+    ahead_budget: u64,
     /// Buffers of blocks gone, for the next GETs.
     pub(crate) buffers: Arc<Buffers>,
     /// Ranged GETs in flight at once.
@@ -182,6 +186,7 @@ impl Blocks {
     pub(crate) fn new(config: &ReadConfig) -> Self {
         Blocks {
             budget: config.budget(),
+            ahead_budget: config.readahead_budget(),
             buffers: Arc::default(),
             limit: Arc::new(Semaphore::new(config.concurrency.max(1))),
             state: Mutex::new(State::default()),
@@ -224,7 +229,8 @@ impl Blocks {
             return Some(block);
         }
         let read = want == Want::Read;
-        if !s.make_room(len, self.budget, read) && !read {
+        let budget = if read { self.budget } else { self.ahead_budget };
+        if !s.make_room(len, budget, read) && !read {
             return None;
         }
         let block = fetch();
@@ -286,10 +292,12 @@ mod tests {
 
     use super::*;
 
-    fn blocks(budget_blocks: usize) -> Blocks {
+    /// Room for 4 blocks of 10 bytes (and their 1-byte share of tags), 3
+    /// of them for read-ahead.
+    fn blocks() -> Blocks {
         let config = ReadConfig {
             concurrency: 1,
-            readahead: budget_blocks - 1,
+            readahead: 3,
             block: 10,
             ..ReadConfig::default()
         };
@@ -304,16 +312,22 @@ mod tests {
 
     #[test]
     fn read_ahead_stays_within_the_budget_and_reads_always_proceed() {
-        let b = blocks(3);
+        let b = blocks();
         let r = ReaderId::fresh();
         for i in 0..3 {
             assert!(b.obtain((r, i), 10, Want::Ahead, || ready(1)).is_some());
         }
-        // Full of unread read-ahead: no more read-ahead...
+        // Read-ahead's share is full: no more read-ahead...
         assert!(b.obtain((r, 3), 10, Want::Ahead, || ready(1)).is_none());
-        // ...but a read gets its block, dropping the oldest unread one.
-        assert!(b.obtain((r, 4), 10, Want::Read, || ready(1)).is_some());
-        assert_eq!(b.held(), 30);
+        // ...but a read gets its block from the room kept for reads,
+        // dropping no read-ahead...
+        assert!(b.obtain((r, 9), 10, Want::Read, || ready(1)).is_some());
+        assert_eq!(b.held(), 40);
+        // ...and when that is not enough, blocks already read go first,
+        // then the oldest unread one.
+        assert!(b.obtain((r, 4), 20, Want::Read, || ready(1)).is_some());
+        assert_eq!(b.held(), 40);
+        assert!(!b.lock().slots.contains_key(&(r, 9)));
         assert!(!b.lock().slots.contains_key(&(r, 0)));
         // Blocks already read go first (4, the least recently read), then
         // unread ones.

@@ -155,8 +155,22 @@ impl ReadConfig {
     /// plaintext, with their tags (at most 1/256 more, for 4 KiB chunks);
     /// see [`crate::blocks`].
     pub fn budget(&self) -> u64 {
+        (self.concurrency.max(1) + self.readahead) as u64 * self.sealed_block()
+    }
+
+    /// The part of [`ReadConfig::budget`] read-ahead may fill:
+    /// `readahead` blocks; the other `concurrency` are kept for the
+    /// blocks reads wait for, so that a read never has to drop read-ahead
+    /// not read yet (the block a reader needs next, fetched again).
+    pub fn readahead_budget(&self) -> u64 {
+        self.readahead as u64 * self.sealed_block()
+    }
+
+    /// A block's bytes: whole chunks of [`ReadConfig::block`] bytes of
+    /// plaintext and their tags (at most 1/256 more, for 4 KiB chunks).
+    fn sealed_block(&self) -> u64 {
         let block = self.block.max(1);
-        (self.concurrency.max(1) + self.readahead) as u64 * (block + block.div_ceil(256))
+        block + block.div_ceil(256)
     }
 
     /// object_store's retry policy: exponential backoff (100 ms doubling

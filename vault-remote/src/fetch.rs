@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use vault_core::{Source, TAG_LEN, read_header};
+use vault_core::{Source, TAG_LEN, UseBytes, read_header};
 
 use crate::blocks::{Block, Buffers, ReaderId, Want};
 use crate::config::ReadConfig;
@@ -420,12 +420,7 @@ impl Source for Fetcher {
     /// Lends bytes that lie in one block of whole chunks (a sealed chunk
     /// and its tag always do) straight from the block: the opener
     /// decrypts them without a copy.
-    fn lend_at(
-        &self,
-        offset: u64,
-        len: usize,
-        use_bytes: &mut dyn FnMut(&[u8]),
-    ) -> io::Result<bool> {
+    fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
         let end = offset
             .checked_add(len as u64)
             .filter(|&end| end <= self.len)

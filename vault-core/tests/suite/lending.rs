@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::util::*;
 use vault_core::age::x25519;
-use vault_core::{Error, Opener, Source, read_header};
+use vault_core::{Error, Opener, Source, UseBytes, read_header};
 
 static ID: LazyLock<x25519::Identity> = LazyLock::new(x25519::Identity::generate);
 
@@ -45,12 +45,7 @@ impl Source for Lending {
         self.sealed.read_exact_at(buf, offset)
     }
 
-    fn lend_at(
-        &self,
-        offset: u64,
-        len: usize,
-        use_bytes: &mut dyn FnMut(&[u8]),
-    ) -> io::Result<bool> {
+    fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
         let end = offset + len as u64;
         let block = |at: u64| (at - self.start) / self.block;
         if offset < self.start || end > self.sealed.len() as u64 {
