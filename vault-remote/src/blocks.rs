@@ -8,10 +8,11 @@
 //!   (`(concurrency + readahead)` blocks of 4 MiB of chunks and their
 //!   tags, 64 MiB and 256 KiB by default) whatever
 //!   the number of objects open: a block fetched ahead of a reader is
-//!   started only when it fits in the `readahead` blocks of it
-//!   ([`ReadConfig::readahead_budget`]), after dropping blocks already read
-//!   (least recently used first), so that `concurrency` blocks stay for
-//!   reads; a block a read waits for is always fetched,
+//!   started only while the blocks fetched ahead and not read yet fit in
+//!   `readahead` blocks ([`ReadConfig::readahead_budget`]: so that
+//!   `concurrency` blocks stay for reads) and it fits in the budget after
+//!   dropping blocks already read (least recently used first); a block a
+//!   read waits for is always fetched,
 //!   dropping blocks already read and then blocks fetched ahead but never
 //!   read (so stale read-ahead cannot hold the budget). Blocks of an
 //!   object go when its reader is dropped.
@@ -80,6 +81,8 @@ struct State {
     tick: u64,
     /// Bytes of every block in `slots` (fetched or in flight).
     held: u64,
+    /// Bytes of those fetched ahead and not read yet.
+    unread: u64,
 }
 
 impl State {
@@ -95,6 +98,9 @@ impl State {
         if let Some(slot) = self.slots.remove(key) {
             self.order(slot.read).remove(&slot.used);
             self.held -= slot.len;
+            if !slot.read {
+                self.unread -= slot.len;
+            }
         }
     }
 
@@ -223,18 +229,27 @@ impl Blocks {
             }
             slot.read = true;
             slot.used = tick;
-            let block = slot.block.clone();
+            let (block, len) = (slot.block.clone(), slot.len);
+            if !was_read {
+                s.unread -= len;
+            }
             s.order(was_read).remove(&was_used);
             s.lru_read.insert(tick, key);
             return Some(block);
         }
         let read = want == Want::Read;
-        let budget = if read { self.budget } else { self.ahead_budget };
-        if !s.make_room(len, budget, read) && !read {
+        let ahead_fits = s.unread + len <= self.ahead_budget;
+        if !read && !(ahead_fits && s.make_room(len, self.budget, false)) {
             return None;
+        }
+        if read {
+            s.make_room(len, self.budget, true);
         }
         let block = fetch();
         s.held += len;
+        if !read {
+            s.unread += len;
+        }
         s.order(read).insert(tick, key);
         s.slots.insert(
             key,
@@ -323,6 +338,9 @@ mod tests {
         // dropping no read-ahead...
         assert!(b.obtain((r, 9), 10, Want::Read, || ready(1)).is_some());
         assert_eq!(b.held(), 40);
+        // Read-ahead never drops a block for more read-ahead past its share.
+        assert!(b.obtain((r, 10), 10, Want::Ahead, || ready(1)).is_none());
+        assert!(b.lock().slots.contains_key(&(r, 9)));
         // ...and when that is not enough, blocks already read go first,
         // then the oldest unread one.
         assert!(b.obtain((r, 4), 20, Want::Read, || ready(1)).is_some());
