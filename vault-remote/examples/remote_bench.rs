@@ -10,11 +10,15 @@
 //!   concurrency,
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
+//! - random reads of 512 KiB through the same mount by 4 readers (the
+//!   decrypted-chunk cache fills: the mount's peak RSS),
 //!
-//! with the peak RSS of each mvault process (VmHWM) and the CPU seconds of
-//! the client (mvault, or the baseline) and of Garage's nodes; the mount rows also
-//! with `--cache-size 64M` (the decrypted-chunk cache, 256 MiB by
-//! default, is memory the user sizes); then, with `--files
+//! with the peak RSS of each mvault process (VmHWM), the CPU seconds of
+//! the client (mvault, or the baseline) and of Garage's nodes, and the
+//! GETs issued with the bytes they brought (mvault's `MVAULT_REMOTE_STATS`
+//! line, or the baseline's own count); the mount rows also
+//! with `--cache-size 64M` (the decrypted-chunk cache, 64 MiB by
+//! default for a vault at a URL, is memory the user sizes); then, with `--files
 //! N`, files/s for a dataset vault of N files of 1–64 KiB (`--file-kib`) in 100 class
 //! folders: signed seal to the store, keyless `verify --pubkey`, and `cat`
 //! of every file through `run --mount s3://…`. Prints one tab-separated
