@@ -8,11 +8,14 @@
 //! whose block is within one of a stream's furthest block continues that
 //! stream, and gets read-ahead from the stream's furthest block; any
 //! other read starts a new stream (replacing the one continued least
-//! recently) and gets none: a random reader fetches only the blocks it
-//! reads.
+//! recently) and gets none, unless it reads the first chunks (a whole read
+//! starting): a random reader fetches only the blocks it reads.
 
 /// Streams remembered per object.
 const STREAMS: usize = 8;
+
+/// The block where an object's chunks start (block 0 is its header).
+const FIRST: u64 = 1;
 
 /// One stream: the furthest block it read, and when it was last continued.
 #[derive(Clone, Copy)]
@@ -50,7 +53,9 @@ impl Streams {
         } else if let Some(oldest) = self.streams.iter_mut().min_by_key(|s| s.used) {
             *oldest = fresh;
         }
-        None
+        // A read of the first chunks (block 1) is how a whole read starts
+        // (`open`, `verify`, `cat`): it reads ahead at once.
+        (i == FIRST).then_some(i)
     }
 }
 
@@ -61,9 +66,10 @@ mod tests {
     #[test]
     fn sequential_readers_get_read_ahead_random_ones_do_not() {
         let mut s = Streams::default();
-        // A reader from the start: its first read starts a stream, the
-        // next ones (the same block, the next) continue it.
-        assert_eq!(s.read(1), None);
+        // A reader from the start: its first read starts a stream and reads
+        // ahead at once, the next ones (the same block, the next) continue
+        // it.
+        assert_eq!(s.read(1), Some(1));
         assert_eq!(s.read(1), Some(1));
         assert_eq!(s.read(2), Some(2));
         // A second reader further on, interleaved with the first: both
@@ -80,5 +86,6 @@ mod tests {
         // ...and replace the least recently continued streams only.
         assert_eq!(s.read(301), Some(301));
         assert_eq!(s.read(4), None, "the first stream was the oldest");
+        assert_eq!(s.read(1), Some(1), "the first chunks read ahead");
     }
 }
