@@ -238,12 +238,11 @@ impl Blocks {
             return Some(block);
         }
         let read = want == Want::Read;
-        let ahead_fits = s.unread + len <= self.ahead_budget;
-        if !read && !(ahead_fits && s.make_room(len, self.budget, false)) {
-            return None;
-        }
         if read {
+            // Always fetched, dropping what it must.
             s.make_room(len, self.budget, true);
+        } else if s.unread + len > self.ahead_budget || !s.make_room(len, self.budget, false) {
+            return None;
         }
         let block = fetch();
         s.held += len;
