@@ -5,7 +5,8 @@
 #   seal -o s3://…/f.mvlt           vs a plain multipart upload of the same bytes
 #   open s3://…/f.mvlt -o /dev/shm  vs ranged GETs of the object, same concurrency
 #   cat through run --mount s3://…  vs ranged GETs of the vault's objects
-# and the peak RSS of each mvault process; with --files N, files/s for a
+# random reads through the same mount, and the peak RSS, CPU seconds and
+# GETs (count and bytes) of each mvault process; with --files N, files/s for a
 # dataset vault of N files of 1-64 KiB (1-K KiB with --file-kib K): signed seal to the store, keyless
 # verify, cat of every file through run --mount (4 readers). Not a timed
 # test: numbers only.

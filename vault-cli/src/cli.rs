@@ -170,6 +170,14 @@ pub struct PolicyArgs {
     pub allow_cgroup: Vec<String>,
 }
 
+/// The decrypted-chunk cache of a mount (`--cache-size`) when not given.
+pub const DEFAULT_CACHE_SIZE: u64 = 256 << 20;
+/// The same for a mount of a vault at a URL: the back end already keeps
+/// up to 64 MiB of fetched ciphertext blocks (which a re-read decrypts
+/// again without a GET), so the two stay under 256 MiB together with the
+/// process.
+pub const DEFAULT_REMOTE_CACHE_SIZE: u64 = 64 << 20;
+
 /// Options shared by `mount` and `run`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -187,9 +195,10 @@ pub struct ServeArgs {
     /// the failure is still reported on stderr and syslog).
     #[arg(long, requires = "audit_log")]
     pub audit_fail_open: bool,
-    /// Memory for decrypted chunks.
-    #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
-    pub cache_size: u64,
+    /// Memory for decrypted chunks (default 256M; 64M when a mounted vault is at a URL,
+    /// whose fetched ciphertext blocks are kept in 64M more: see --remote-readahead).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub cache_size: Option<u64>,
     /// FUSE worker threads (default: twice the cores, 4..16).
     #[arg(long, value_name = "N")]
     pub fuse_threads: Option<usize>,

@@ -81,6 +81,7 @@ fn main() {
             exit_for(&err)
         }
     };
+    vault_remote::fetch::report_read_stats();
     // A command stopped by a signal exits as the shell expects (128 + N),
     // after its temporary files were removed on the way out.
     if let Some(signal) = vault_core::interrupt::requested()

@@ -116,7 +116,7 @@ pub use plaintext::{ChunkedPlaintext, PlaintextLayout};
 pub use rewrap::rewrap_header;
 pub use seal::{SealOptions, SealSummary, Sealer, seal_source, seal_source_to_file};
 pub use sink::HashingWriter;
-pub use source::{Sink, Source};
+pub use source::{Sink, Source, UseBytes};
 pub use spill::{SPILL_BLOCK, SpillFile};
 pub use stream_open::decrypt_stream;
 pub use wipe::{WipedVec, wipe, wipe_vec};

@@ -154,6 +154,9 @@ impl<S: Source> Opener<S> {
                 "chunk {index} out of range"
             )));
         }
+        if let Some(lent) = self.open_lent(index, out) {
+            return lent;
+        }
         let offset = self.layout.sealed_offset(index);
         let last = self.layout.is_last(index);
         if out.len() <= ONE_READ_MAX {
@@ -201,6 +204,29 @@ impl<S: Source> Opener<S> {
                 "chunks from {first} do not fill the buffer"
             )));
         }
+        // A source that lends its bytes (fetched blocks): each chunk is
+        // decrypted straight from them, the rest (if it stops lending) with
+        // one read as below.
+        let mut at = 0;
+        for index in first..first + count {
+            let len = self.layout.plain_len(index);
+            match self.open_lent(index, &mut out[at..at + len]) {
+                None if at == 0 => break,
+                None => {
+                    let rest = self.read_chunks(index, &mut out[at..]);
+                    if rest.is_err() {
+                        out.fill(0);
+                    }
+                    return rest;
+                }
+                Some(Err(e)) => {
+                    out.fill(0);
+                    return Err(e);
+                }
+                Some(Ok(())) if index + 1 == first + count => return Ok(()),
+                Some(Ok(())) => at += len,
+            }
+        }
         let stride = chunk_size + TAG_LEN;
         SEALED_CHUNK.with_borrow_mut(|sealed| {
             sealed.resize(out.len() + count as usize * TAG_LEN, 0);
@@ -224,6 +250,34 @@ impl<S: Source> Opener<S> {
             }
             result
         })
+    }
+
+    /// Decrypts chunk `index` into `out` (its plaintext length) straight
+    /// from bytes the source lends ([`Source::lend_at`]), with no copy of
+    /// the ciphertext first; `None` when the source does not lend them.
+    /// On failure `out` holds zeros.
+    fn open_lent(&self, index: u64, out: &mut [u8]) -> Option<Result<()>> {
+        let len = out.len();
+        let mut opened = None;
+        let lent = self.source.lend_at(
+            self.layout.sealed_offset(index),
+            len + TAG_LEN,
+            &mut |sealed| {
+                let (ct, tag) = sealed.split_at(len.min(sealed.len()));
+                let last = self.layout.is_last(index);
+                opened = Some(self.cipher.open_into(index, last, ct, tag, out));
+            },
+        );
+        match lent {
+            Ok(false) => None,
+            Err(e) => Some(Err(self.read_error(e))),
+            Ok(true) => Some(match opened {
+                Some(result) => result.map_err(|e| self.classify_failure(index, e)),
+                None => Err(Error::Io(io::Error::other(
+                    "the source lent no bytes for a chunk",
+                ))),
+            }),
+        }
     }
 
     /// A short read of a file whose length was checked at open means the
@@ -400,6 +454,9 @@ impl<S: Source> Opener<S> {
     fn open_chunk_buffered<'b>(&self, index: u64, buffer: &'b mut Vec<u8>) -> Result<&'b [u8]> {
         let len = self.layout.plain_len(index);
         buffer.resize(len + TAG_LEN, 0);
+        if let Some(lent) = self.open_lent(index, &mut buffer[..len]) {
+            return lent.map(|()| &buffer[..len]);
+        }
         self.source
             .read_exact_at(buffer, self.layout.sealed_offset(index))
             .map_err(|e| self.read_error(e))?;

@@ -7,6 +7,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+/// What [`Source::lend_at`] lends bytes to.
+pub type UseBytes<'a> = dyn FnMut(&[u8]) + 'a;
+
 /// A byte source that supports concurrent positional reads.
 ///
 /// Implemented for [`File`] (via `pread`), byte buffers, and
@@ -24,6 +27,16 @@ pub trait Source: Send + Sync {
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` when the
     /// source ends first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Lends the `len` bytes at `offset` to `use_bytes` without copying
+    /// them, when the source holds them in memory already (a fetched block
+    /// of a remote object): the opener then decrypts straight from them.
+    /// `Ok(false)`, without calling `use_bytes`, when it cannot (the
+    /// default): the caller reads them with [`Source::read_exact_at`].
+    fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
+        let _ = (offset, len, use_bytes);
+        Ok(false)
+    }
 }
 
 impl Source for File {
@@ -80,35 +93,26 @@ impl Source for memmap2::Mmap {
     }
 }
 
-impl<T: Source + ?Sized> Source for &T {
-    fn len(&self) -> io::Result<u64> {
-        (**self).len()
-    }
+/// Forwards every method to the source behind a reference or pointer.
+macro_rules! forward_source {
+    ($($by:ty),*) => {$(
+        impl<T: Source + ?Sized> Source for $by {
+            fn len(&self) -> io::Result<u64> {
+                (**self).len()
+            }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        (**self).read_exact_at(buf, offset)
-    }
+            fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+                (**self).read_exact_at(buf, offset)
+            }
+
+            fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
+                (**self).lend_at(offset, len, use_bytes)
+            }
+        }
+    )*};
 }
 
-impl<T: Source + ?Sized> Source for Arc<T> {
-    fn len(&self) -> io::Result<u64> {
-        (**self).len()
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        (**self).read_exact_at(buf, offset)
-    }
-}
-
-impl<T: Source + ?Sized> Source for Box<T> {
-    fn len(&self) -> io::Result<u64> {
-        (**self).len()
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        (**self).read_exact_at(buf, offset)
-    }
-}
+forward_source!(&T, Arc<T>, Box<T>);
 
 /// Where sealed (or opened) bytes are streamed to: a writer whose bytes
 /// are made durable by [`Sink::finish`] (fsync for a file, the end of an

@@ -10,11 +10,15 @@
 //!   concurrency,
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
+//! - random reads of 512 KiB through the same mount by 4 readers (the
+//!   decrypted-chunk cache fills: the mount's peak RSS),
 //!
-//! with the peak RSS of each mvault process (VmHWM) and the CPU seconds of
-//! the client (mvault, or the baseline) and of Garage's nodes; the mount rows also
-//! with `--cache-size 64M` (the decrypted-chunk cache, 256 MiB by
-//! default, is memory the user sizes); then, with `--files
+//! with the peak RSS of each mvault process (VmHWM), the CPU seconds of
+//! the client (mvault, or the baseline) and of Garage's nodes, and the
+//! GETs issued with the bytes they brought (mvault's `MVAULT_REMOTE_STATS`
+//! line, or the baseline's own count); the mount rows also
+//! with `--cache-size 64M` (the decrypted-chunk cache, 64 MiB by
+//! default for a vault at a URL, is memory the user sizes); then, with `--files
 //! N`, files/s for a dataset vault of N files of 1–64 KiB (`--file-kib`) in 100 class
 //! folders: signed seal to the store, keyless `verify --pubkey`, and `cat`
 //! of every file through `run --mount s3://…`. Prints one tab-separated
@@ -127,12 +131,65 @@ fn row_cpu(baseline: bool) -> String {
     )
 }
 
-/// Runs `cmd`, returning seconds and its peak RSS in KiB (VmHWM, read
-/// every 10 ms until it exits).
-fn timed(cmd: &mut Command) -> (f64, u64) {
+/// What one mvault command took: seconds, peak RSS in KiB (VmHWM, read
+/// every 10 ms until it exits), and the GETs of sealed objects it issued
+/// with the bytes they brought (its `MVAULT_REMOTE_STATS` line).
+struct Took {
+    seconds: f64,
+    rss_kib: u64,
+    gets: Option<Gets>,
+}
+
+/// GETs issued and bytes they brought.
+#[derive(Clone, Copy)]
+struct Gets {
+    count: u64,
+    bytes: u64,
+}
+
+impl Gets {
+    /// The `mvault: remote reads: N GETs, B bytes` line, if `line` is one.
+    fn parse(line: &str) -> Option<Gets> {
+        let rest = line.strip_prefix("mvault: remote reads: ")?;
+        let (count, bytes) = rest.split_once(" GETs, ")?;
+        Some(Gets {
+            count: count.parse().ok()?,
+            bytes: bytes.strip_suffix(" bytes")?.parse().ok()?,
+        })
+    }
+
+    fn shown(gets: Option<Gets>) -> String {
+        gets.map_or("-".into(), |g| {
+            format!(
+                "{} GETs, {:.0} MiB",
+                g.count,
+                g.bytes as f64 / (1 << 20) as f64
+            )
+        })
+    }
+}
+
+/// Runs `cmd` (see [`Took`]); its stderr is passed on but for the
+/// statistics line.
+fn timed(cmd: &mut Command) -> Took {
     mark();
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("start mvault");
+    let mut child = cmd
+        .env("MVAULT_REMOTE_STATS", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mvault");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut gets = None;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            match Gets::parse(&line) {
+                Some(g) => gets = Some(g),
+                None => eprintln!("{line}"),
+            }
+        }
+        gets
+    });
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {
@@ -153,25 +210,38 @@ fn timed(cmd: &mut Command) -> (f64, u64) {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    (started.elapsed().as_secs_f64(), peak)
+    let seconds = started.elapsed().as_secs_f64();
+    Took {
+        seconds,
+        rss_kib: peak,
+        gets: reader.join().unwrap_or(None),
+    }
 }
 
-fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>) {
+fn row(what: &str, bytes: u64, seconds: f64, rss_kib: Option<u64>, gets: Option<Gets>) {
     let mib_s = bytes as f64 / (1 << 20) as f64 / seconds;
     let rss = rss_kib.map_or("-".into(), |k| format!("{}", k / 1024));
     println!(
-        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB\t{}",
+        "{what}\t{:.0} MiB\t{seconds:.2} s\t{mib_s:.0} MiB/s\tpeak RSS {rss} MiB\t{}\t{}",
         bytes as f64 / (1 << 20) as f64,
-        row_cpu(rss_kib.is_none())
+        row_cpu(rss_kib.is_none()),
+        Gets::shown(gets)
     );
 }
 
-fn files_row(what: &str, files: u64, seconds: f64, rss_kib: u64) {
+/// A row for mvault command `took`.
+fn mvault_row(what: &str, bytes: u64, took: &Took) {
+    row(what, bytes, took.seconds, Some(took.rss_kib), took.gets);
+}
+
+fn files_row(what: &str, files: u64, took: &Took) {
     println!(
-        "{what}\t{files} files\t{seconds:.2} s\t{:.0} files/s\tpeak RSS {} MiB\t{}",
-        files as f64 / seconds,
-        rss_kib / 1024,
-        row_cpu(false)
+        "{what}\t{files} files\t{:.2} s\t{:.0} files/s\tpeak RSS {} MiB\t{}\t{}",
+        took.seconds,
+        files as f64 / took.seconds,
+        took.rss_kib / 1024,
+        row_cpu(false),
+        Gets::shown(took.gets)
     );
 }
 
@@ -204,8 +274,13 @@ fn small_files(root: &Path, n: u64, max_kib: u64) -> u64 {
     total
 }
 
-/// Ranged GETs of `block` bytes over every object, `concurrency` in flight.
-async fn download(store: &Arc<dyn ObjectStore>, objects: &[(ObjectPath, u64)], concurrency: usize) {
+/// Ranged GETs of `block` bytes over every object, `concurrency` in flight
+/// (the GETs and bytes it took).
+async fn download(
+    store: &Arc<dyn ObjectStore>,
+    objects: &[(ObjectPath, u64)],
+    concurrency: usize,
+) -> Gets {
     let ranges: Vec<(ObjectPath, std::ops::Range<u64>)> = objects
         .iter()
         .flat_map(|(p, len)| {
@@ -217,6 +292,10 @@ async fn download(store: &Arc<dyn ObjectStore>, objects: &[(ObjectPath, u64)], c
             })
         })
         .collect();
+    let gets = Gets {
+        count: ranges.len() as u64,
+        bytes: ranges.iter().map(|(_, r)| r.end - r.start).sum(),
+    };
     futures::stream::iter(ranges)
         .map(|(p, r)| {
             let store = store.clone();
@@ -226,6 +305,7 @@ async fn download(store: &Arc<dyn ObjectStore>, objects: &[(ObjectPath, u64)], c
         .try_for_each(|_| async { Ok(()) })
         .await
         .expect("download");
+    gets
 }
 
 /// A plain multipart upload of `file`.
@@ -308,8 +388,8 @@ fn main() {
 
     // seal -o s3:// vs a plain multipart upload.
     let url = cluster.url("bench/data.bin.mvlt");
-    let (s, rss) = timed(mvault(&["seal"]).arg(&input).args(["-o", &url]));
-    row("mvault seal -o s3://", a.size, s, Some(rss));
+    let took = timed(mvault(&["seal"]).arg(&input).args(["-o", &url]));
+    mvault_row("mvault seal -o s3://", a.size, &took);
     let store = connect("bench/plain.bin");
     mark();
     let t = Instant::now();
@@ -319,41 +399,59 @@ fn main() {
         a.size,
         t.elapsed().as_secs_f64(),
         None,
+        None,
     );
 
     // open s3:// vs ranged GETs of the same object.
     let out = work.join("out.bin");
-    let (s, rss) = timed(mvault(&["open", &url, "-o"]).arg(&out));
-    row("mvault open s3://", a.size, s, Some(rss));
+    let took = timed(mvault(&["open", &url, "-o"]).arg(&out));
+    mvault_row("mvault open s3://", a.size, &took);
     std::fs::remove_file(&out).unwrap();
     let key = ObjectPath::from("bench/data.bin.mvlt");
     let len = rt.block_on(store.head(&key)).unwrap().size;
     mark();
     let t = Instant::now();
-    rt.block_on(download(&store, &[(key, len)], a.concurrency));
+    let gets = rt.block_on(download(&store, &[(key, len)], a.concurrency));
     row(
         "baseline ranged GETs (sealed file)",
         a.size,
         t.elapsed().as_secs_f64(),
         None,
+        Some(gets),
     );
 
     // cat through mount s3://…/ds.vault vs ranged GETs of its objects.
     let vault = cluster.url("bench/ds.vault");
-    let (s, rss) = timed(mvault(&["seal"]).arg(work.join("ds")).args(["-o", &vault]));
-    row("mvault seal DIR -o s3://…/ds.vault", a.size, s, Some(rss));
+    let took = timed(mvault(&["seal"]).arg(work.join("ds")).args(["-o", &vault]));
+    mvault_row("mvault seal DIR -o s3://…/ds.vault", a.size, &took);
     let mnt = work.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let script = format!("cat '{}' > /dev/null", mnt.join("data.bin").display());
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = mount_run(&mvault, &spec, &script, None);
-    row("cat through mvault run --mount s3://", a.size, s, Some(rss));
-    let (s, rss) = mount_run(&mvault, &spec, &script, Some("64M"));
-    row(
+    let took = mount_run(&mvault, &spec, &script, None);
+    mvault_row("cat through mvault run --mount s3://", a.size, &took);
+    let took = mount_run(&mvault, &spec, &script, Some("64M"));
+    mvault_row(
         "cat through mvault run --cache-size 64M --mount s3://",
         a.size,
-        s,
-        Some(rss),
+        &took,
+    );
+    // Random reads: the decrypted-chunk cache fills (a sequential reader
+    // drops what it read, these do not), so this is the mount's peak.
+    let reads = (a.size >> 20).max(64);
+    let random = format!(
+        "for r in 1 2 3 4; do (RANDOM=$r; for i in $(seq {n}); do \
+         dd if='{f}' of=/dev/null bs=256K count=2 skip=$(((RANDOM * 32768 + RANDOM) % {blocks})) \
+         status=none; done) & done; wait",
+        n = reads / 4,
+        f = mnt.join("data.bin").display(),
+        blocks = (a.size >> 18).max(2) - 1,
+    );
+    let took = mount_run(&mvault, &spec, &random, None);
+    mvault_row(
+        &format!("{reads} random reads of 512 KiB through run --mount s3:// (4 readers)"),
+        reads << 19,
+        &took,
     );
     let objects: Vec<(ObjectPath, u64)> = rt
         .block_on(
@@ -367,12 +465,13 @@ fn main() {
         .collect();
     mark();
     let t = Instant::now();
-    rt.block_on(download(&store, &objects, a.concurrency));
+    let gets = rt.block_on(download(&store, &objects, a.concurrency));
     row(
         "baseline ranged GETs (vault objects)",
         a.size,
         t.elapsed().as_secs_f64(),
         None,
+        Some(gets),
     );
     std::fs::remove_dir_all(work.join("ds")).unwrap();
     if a.files > 0 {
@@ -389,7 +488,7 @@ fn mount_run(
     spec: &str,
     script: &str,
     cache: Option<&str>,
-) -> (f64, u64) {
+) -> Took {
     let mut args = vec!["run"];
     if let Some(size) = cache {
         args.extend(["--cache-size", size]);
@@ -422,19 +521,19 @@ fn dataset_rows(
             .success()
     );
     let vault = cluster.url("bench/small.vault");
-    let (s, rss) = timed(
+    let took = timed(
         mvault(&["seal"])
             .arg(&small)
             .args(["-o", &vault, "--sign"])
             .arg(&key),
     );
-    files_row("mvault seal DIR -o s3:// (signed)", a.files, s, rss);
-    let (s, rss) = timed(
+    files_row("mvault seal DIR -o s3:// (signed)", a.files, &took);
+    let took = timed(
         mvault(&["verify", &vault, "--pubkey"])
             .arg(format!("{}.pub", key.display()))
             .env_remove("MVAULT_IDENTITY"),
     );
-    files_row("mvault verify --pubkey s3:// (keyless)", a.files, s, rss);
+    files_row("mvault verify --pubkey s3:// (keyless)", a.files, &took);
     let mnt = work.join("mnt-small");
     std::fs::create_dir_all(&mnt).unwrap();
     let script = format!(
@@ -442,18 +541,16 @@ fn dataset_rows(
         mnt.display()
     );
     let spec = format!("{vault}:{}", mnt.display());
-    let (s, rss) = mount_run(mvault, &spec, &script, None);
+    let took = mount_run(mvault, &spec, &script, None);
     files_row(
         "cat every file through run --mount s3:// (4 readers)",
         a.files,
-        s,
-        rss,
+        &took,
     );
-    let (s, rss) = mount_run(mvault, &spec, &script, Some("64M"));
+    let took = mount_run(mvault, &spec, &script, Some("64M"));
     files_row(
         "cat every file through run --cache-size 64M --mount s3:// (4 readers)",
         a.files,
-        s,
-        rss,
+        &took,
     );
 }

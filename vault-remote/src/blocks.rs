@@ -5,10 +5,14 @@
 //! baseline's `buffered(concurrency)` is).
 //!
 //! - **Bounded**: the budget is [`ReadConfig::budget`] bytes
-//!   (`(concurrency + readahead) × block`, 64 MiB by default) whatever
+//!   (`(concurrency + readahead)` blocks of 4 MiB of chunks and their
+//!   tags, 64 MiB and 256 KiB by default) whatever
 //!   the number of objects open: a block fetched ahead of a reader is
-//!   started only when it fits, after dropping blocks already read (least
-//!   recently used first); a block a read waits for is always fetched,
+//!   started only while the blocks fetched ahead and not read yet fit in
+//!   `readahead` blocks ([`ReadConfig::readahead_budget`]: so that
+//!   `concurrency` blocks stay for reads) and it fits in the budget after
+//!   dropping blocks already read (least recently used first); a block a
+//!   read waits for is always fetched,
 //!   dropping blocks already read and then blocks fetched ahead but never
 //!   read (so stale read-ahead cannot hold the budget). Blocks of an
 //!   object go when its reader is dropped.
@@ -77,6 +81,8 @@ struct State {
     tick: u64,
     /// Bytes of every block in `slots` (fetched or in flight).
     held: u64,
+    /// Bytes of those fetched ahead and not read yet.
+    unread: u64,
 }
 
 impl State {
@@ -92,6 +98,9 @@ impl State {
         if let Some(slot) = self.slots.remove(key) {
             self.order(slot.read).remove(&slot.used);
             self.held -= slot.len;
+            if !slot.read {
+                self.unread -= slot.len;
+            }
         }
     }
 
@@ -170,6 +179,8 @@ impl Drop for Recycled {
 /// See the module doc.
 pub(crate) struct Blocks {
     budget: u64,
+    /// What read-ahead may fill of `budget`.
+    ahead_budget: u64,
     /// Buffers of blocks gone, for the next GETs.
     pub(crate) buffers: Arc<Buffers>,
     /// Ranged GETs in flight at once.
@@ -181,6 +192,7 @@ impl Blocks {
     pub(crate) fn new(config: &ReadConfig) -> Self {
         Blocks {
             budget: config.budget(),
+            ahead_budget: config.readahead_budget(),
             buffers: Arc::default(),
             limit: Arc::new(Semaphore::new(config.concurrency.max(1))),
             state: Mutex::new(State::default()),
@@ -217,17 +229,26 @@ impl Blocks {
             }
             slot.read = true;
             slot.used = tick;
-            let block = slot.block.clone();
+            let (block, len) = (slot.block.clone(), slot.len);
+            if !was_read {
+                s.unread -= len;
+            }
             s.order(was_read).remove(&was_used);
             s.lru_read.insert(tick, key);
             return Some(block);
         }
         let read = want == Want::Read;
-        if !s.make_room(len, self.budget, read) && !read {
+        if read {
+            // Always fetched, dropping what it must.
+            s.make_room(len, self.budget, true);
+        } else if s.unread + len > self.ahead_budget || !s.make_room(len, self.budget, false) {
             return None;
         }
         let block = fetch();
         s.held += len;
+        if !read {
+            s.unread += len;
+        }
         s.order(read).insert(tick, key);
         s.slots.insert(
             key,
@@ -285,10 +306,12 @@ mod tests {
 
     use super::*;
 
-    fn blocks(budget_blocks: usize) -> Blocks {
+    /// Room for 4 blocks of 10 bytes (and their 1-byte share of tags), 3
+    /// of them for read-ahead.
+    fn blocks() -> Blocks {
         let config = ReadConfig {
             concurrency: 1,
-            readahead: budget_blocks - 1,
+            readahead: 3,
             block: 10,
             ..ReadConfig::default()
         };
@@ -303,16 +326,25 @@ mod tests {
 
     #[test]
     fn read_ahead_stays_within_the_budget_and_reads_always_proceed() {
-        let b = blocks(3);
+        let b = blocks();
         let r = ReaderId::fresh();
         for i in 0..3 {
             assert!(b.obtain((r, i), 10, Want::Ahead, || ready(1)).is_some());
         }
-        // Full of unread read-ahead: no more read-ahead...
+        // Read-ahead's share is full: no more read-ahead...
         assert!(b.obtain((r, 3), 10, Want::Ahead, || ready(1)).is_none());
-        // ...but a read gets its block, dropping the oldest unread one.
-        assert!(b.obtain((r, 4), 10, Want::Read, || ready(1)).is_some());
-        assert_eq!(b.held(), 30);
+        // ...but a read gets its block from the room kept for reads,
+        // dropping no read-ahead...
+        assert!(b.obtain((r, 9), 10, Want::Read, || ready(1)).is_some());
+        assert_eq!(b.held(), 40);
+        // Read-ahead never drops a block for more read-ahead past its share.
+        assert!(b.obtain((r, 10), 10, Want::Ahead, || ready(1)).is_none());
+        assert!(b.lock().slots.contains_key(&(r, 9)));
+        // ...and when that is not enough, blocks already read go first,
+        // then the oldest unread one.
+        assert!(b.obtain((r, 4), 20, Want::Read, || ready(1)).is_some());
+        assert_eq!(b.held(), 40);
+        assert!(!b.lock().slots.contains_key(&(r, 9)));
         assert!(!b.lock().slots.contains_key(&(r, 0)));
         // Blocks already read go first (4, the least recently read), then
         // unread ones.

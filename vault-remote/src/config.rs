@@ -28,6 +28,11 @@ pub const CACHE_DIR_ENV: &str = "MVAULT_CACHE_DIR";
 /// Bound of the ciphertext cache (`10G`, `512M`, bytes).
 pub const CACHE_SIZE_ENV: &str = "MVAULT_CACHE_SIZE";
 
+/// When set (not empty, not `0`), a command prints on stderr at exit how
+/// many GETs of sealed objects it issued and the bytes they brought
+/// ([`crate::fetch::report_read_stats`]).
+pub const STATS_ENV: &str = "MVAULT_REMOTE_STATS";
+
 /// Default ranged GETs in flight per store.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Default read-ahead, in blocks.
@@ -146,9 +151,26 @@ impl ReadConfig {
 
     /// Bytes of ciphertext blocks one back end keeps fetched or in flight,
     /// for every object it reads at once: `(concurrency + readahead)`
-    /// blocks (see [`crate::blocks`]).
+    /// blocks of whole sealed chunks holding [`ReadConfig::block`] bytes of
+    /// plaintext, with their tags (at most 1/256 more, for 4 KiB chunks);
+    /// see [`crate::blocks`].
     pub fn budget(&self) -> u64 {
-        (self.concurrency.max(1) + self.readahead) as u64 * self.block.max(1)
+        (self.concurrency.max(1) + self.readahead) as u64 * self.sealed_block()
+    }
+
+    /// The part of [`ReadConfig::budget`] read-ahead may fill:
+    /// `readahead` blocks; the other `concurrency` are kept for the
+    /// blocks reads wait for, so that a read never has to drop read-ahead
+    /// not read yet (the block a reader needs next, fetched again).
+    pub fn readahead_budget(&self) -> u64 {
+        self.readahead as u64 * self.sealed_block()
+    }
+
+    /// A block's bytes: whole chunks of [`ReadConfig::block`] bytes of
+    /// plaintext and their tags (at most 1/256 more, for 4 KiB chunks).
+    fn sealed_block(&self) -> u64 {
+        let block = self.block.max(1);
+        block + block.div_ceil(256)
     }
 
     /// object_store's retry policy: exponential backoff (100 ms doubling

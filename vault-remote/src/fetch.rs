@@ -25,10 +25,11 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use vault_core::{Source, TAG_LEN, read_header};
+use vault_core::{Source, TAG_LEN, UseBytes, read_header};
 
 use crate::blocks::{Block, Buffers, ReaderId, Want};
 use crate::config::ReadConfig;
+use crate::streams::Streams;
 use crate::{Backend, io_error};
 
 /// Bytes the first GET asks for: the header of any sealed file with a
@@ -37,10 +38,39 @@ const HEAD_GET: u64 = 64 << 10;
 
 /// Ranged GETs issued by this process (for tests and benchmarks).
 static GETS: AtomicU64 = AtomicU64::new(0);
+/// Bytes those GETs brought (bodies only).
+static FETCHED: AtomicU64 = AtomicU64::new(0);
 
 /// Ranged GETs this process has issued so far.
 pub fn gets_issued() -> u64 {
     GETS.load(Ordering::Relaxed)
+}
+
+/// Bytes of GET bodies this process has received so far (a block fetched
+/// twice counts twice).
+pub fn bytes_fetched() -> u64 {
+    FETCHED.load(Ordering::Relaxed)
+}
+
+/// With [`STATS_ENV`](crate::config::STATS_ENV) set (not empty, not
+/// `0`), prints on stderr how many GETs of sealed objects this process
+/// issued and the bytes they brought (benchmarks: a block fetched twice
+/// shows there); nothing when it issued none.
+pub fn report_read_stats() {
+    let wanted =
+        std::env::var_os(crate::config::STATS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    if wanted && gets_issued() > 0 {
+        eprintln!(
+            "mvault: remote reads: {} GETs, {} bytes",
+            gets_issued(),
+            bytes_fetched()
+        );
+    }
+}
+
+/// Counts `n` bytes of GET bodies received.
+fn fetched(n: usize) {
+    FETCHED.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 /// One ranged GET of exactly `range` (a short answer is
@@ -57,6 +87,7 @@ pub(crate) async fn get_exact(
         .get_range(path, range)
         .await
         .map_err(|e| io_error(backend, e))?;
+    fetched(got.len());
     if got.len() as u64 != want {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -95,6 +126,7 @@ async fn get_block(
     let mut long = false;
     while let Some(piece) = body.next().await {
         let piece = piece.map_err(|e| io_error(backend, e))?;
+        fetched(piece.len());
         long = (buf.len() + piece.len()) as u64 > want;
         if long {
             break;
@@ -124,8 +156,8 @@ pub struct Fetcher {
     block: u64,
     readahead: u64,
     id: ReaderId,
-    /// The block the last read started in.
-    last: Mutex<Option<u64>>,
+    /// Which reads are sequential.
+    streams: Mutex<Streams>,
     /// Block GETs this reader issued.
     gets: Arc<AtomicU64>,
 }
@@ -143,6 +175,9 @@ fn first_get(backend: &Backend, path: &ObjectPath) -> io::Result<(Bytes, u64)> {
         let len = got.meta.size;
         got.bytes().await.map(|bytes| (bytes, len))
     });
+    if let Ok((bytes, _)) = &got {
+        fetched(bytes.len());
+    }
     match got {
         Ok((bytes, len)) if bytes.len() as u64 == len.min(HEAD_GET) => Ok((bytes, len)),
         Ok((bytes, len)) => Err(io::Error::new(
@@ -210,14 +245,15 @@ impl Fetcher {
             path: &path,
             len,
         };
-        let (header_len, stride) = match read_header(&source) {
-            Ok((header, header_len)) => (
-                header_len,
-                header.chunk_size.bytes() as u64 + TAG_LEN as u64,
-            ),
-            Err(_) => (0, 1 << 20),
+        let (header_len, chunk, tag) = match read_header(&source) {
+            Ok((header, header_len)) => {
+                (header_len, header.chunk_size.bytes() as u64, TAG_LEN as u64)
+            }
+            Err(_) => (0, 1 << 20, 0),
         };
-        let block = (config.block / stride).max(1) * stride;
+        // Whole sealed chunks holding `config.block` bytes of plaintext
+        // (4 chunks of 1 MiB and their tags), as the budget counts them.
+        let block = (config.block / chunk).max(1) * (chunk + tag);
         let fetcher = Fetcher {
             backend: backend.clone(),
             path,
@@ -230,7 +266,7 @@ impl Fetcher {
             block,
             readahead: config.readahead as u64,
             id: ReaderId::fresh(),
-            last: Mutex::new(None),
+            streams: Mutex::default(),
             gets: Arc::new(AtomicU64::new(0)),
         };
         // An object the first GET read whole (a small file) needs no
@@ -289,20 +325,20 @@ impl Fetcher {
     }
 
     /// Block `i` for a read (the header, or from the back end's blocks);
-    /// starts the read-ahead, within the budget, when the reader goes
-    /// forward.
+    /// starts the read-ahead, within the budget, when the read continues a
+    /// sequential stream ([`Streams`]): up to `readahead` blocks after the
+    /// stream's furthest block.
     fn want(&self, i: u64) -> Block {
         if i == 0
             && let Some(head) = &self.head
         {
             return futures::future::ready(Ok(head.clone())).boxed().shared();
         }
-        let forward = {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            let forward = last.is_none_or(|last| last <= i && i <= last + self.readahead + 1);
-            *last = Some(i);
-            forward
-        };
+        let furthest = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read(i);
         let blocks = &self.backend.blocks;
         let len = |i| {
             let r = self.range_of(i);
@@ -311,9 +347,9 @@ impl Fetcher {
         let block = blocks
             .obtain((self.id, i), len(i), Want::Read, || self.fetch(i))
             .expect("a read's block is always started");
-        if forward {
+        if let Some(furthest) = furthest {
             let last_block = self.block_of(self.len.saturating_sub(1));
-            for ahead in i + 1..=(i + self.readahead).min(last_block) {
+            for ahead in furthest + 1..=(furthest + self.readahead).min(last_block) {
                 let started = blocks.obtain((self.id, ahead), len(ahead), Want::Ahead, || {
                     self.fetch(ahead)
                 });
@@ -334,6 +370,15 @@ impl Fetcher {
     /// header, not counted).
     pub fn gets(&self) -> u64 {
         self.gets.load(Ordering::Relaxed)
+    }
+
+    /// Block `i` for a read, waited for (see [`Fetcher::want`]); a
+    /// failed block is forgotten, so that the next read asks again.
+    fn block(&self, i: u64) -> io::Result<Bytes> {
+        self.backend.block_on(self.want(i)).map_err(|e| {
+            self.forget(i);
+            io::Error::new(e.kind(), e.to_string())
+        })
     }
 
     /// Forgets block `i` after a failure, so that the next read retries.
@@ -362,11 +407,7 @@ impl Source for Fetcher {
         while pos < end {
             let i = self.block_of(pos);
             let range = self.range_of(i);
-            let block = self.want(i);
-            let bytes = self.backend.block_on(block).map_err(|e| {
-                self.forget(i);
-                io::Error::new(e.kind(), e.to_string())
-            })?;
+            let bytes = self.block(i)?;
             let take = (range.end.min(end) - pos) as usize;
             let from = (pos - range.start) as usize;
             let dst = (pos - offset) as usize;
@@ -374,5 +415,24 @@ impl Source for Fetcher {
             pos += take as u64;
         }
         Ok(())
+    }
+
+    /// Lends bytes that lie in one block of whole chunks (a sealed chunk
+    /// and its tag always do) straight from the block: the opener
+    /// decrypts them without a copy.
+    fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|&end| end <= self.len)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        let i = self.block_of(offset);
+        let range = self.range_of(i);
+        if i == 0 || end > range.end {
+            return Ok(false);
+        }
+        let bytes = self.block(i)?;
+        let from = (offset - range.start) as usize;
+        use_bytes(&bytes[from..from + len]);
+        Ok(true)
     }
 }

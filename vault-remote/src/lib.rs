@@ -8,7 +8,8 @@
 //!   streaming multipart uploads in bounded memory ([`vault_core::Sink`]).
 //! - [`fetch`]: sealed objects read in place: chunk-aligned ranged GETs
 //!   in parallel, read-ahead, within the memory budget of `blocks`
-//!   (shared by every object a back end reads); [`config`]: how (concurrency, read-ahead,
+//!   (shared by every object a back end reads), read-ahead for the
+//!   sequential streams `streams` finds; [`config`]: how (concurrency, read-ahead,
 //!   retries, cache); [`cache`]: the optional local ciphertext cache;
 //!   [`read`]: which of those a vault object is opened with.
 //! - [`store`]: a directory vault under a key prefix
@@ -39,6 +40,7 @@ pub mod object;
 pub mod probe;
 pub mod read;
 pub mod store;
+mod streams;
 #[cfg(feature = "test-cluster")]
 pub mod testing;
 pub mod writer;

@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Man(args) => generate::man(args, cli.quiet),
         Command::Run(args) => {
             let code = run::run(args, cli.quiet)?;
+            vault_remote::fetch::report_read_stats();
             std::process::exit(code);
         }
     }

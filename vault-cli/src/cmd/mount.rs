@@ -18,6 +18,18 @@ use crate::exit::{Exit, fail};
 use crate::key_args::{load_identities, maybe_add_passphrase};
 
 impl ServeArgs {
+    /// `--cache-size`, else the default for mounts of `sources`: smaller
+    /// when one is at a URL ([`crate::cli::DEFAULT_REMOTE_CACHE_SIZE`]).
+    pub fn cache_bytes<'a>(&self, mut sources: impl Iterator<Item = &'a Path>) -> u64 {
+        self.cache_size.unwrap_or_else(|| {
+            if sources.any(super::remote::is_url) {
+                crate::cli::DEFAULT_REMOTE_CACHE_SIZE
+            } else {
+                crate::cli::DEFAULT_CACHE_SIZE
+            }
+        })
+    }
+
     /// Opens (appends to) the `--audit-log` file, or connects to journald
     /// or syslog (`journal`, `syslog`), if one was given. An unsafe path (a
     /// symlink, another user's file) is refused (exit 7); a system log that
@@ -184,7 +196,10 @@ pub fn run(args: MountArgs, quiet: bool) -> Result<Exit> {
         }
     }
     let stop = Stop::install(args.serve.grace)?;
-    let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
+    let cache = args
+        .serve
+        .cache_bytes(std::iter::once(args.source.as_path()));
+    let options = mount_options(cache, args.serve.fuse_threads);
     let (served, status) = match (tree, vault) {
         (Some(tree), _) => {
             let serve = Serve {

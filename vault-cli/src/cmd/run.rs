@@ -111,7 +111,10 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     for path in &created {
         stop.add_created(path.clone());
     }
-    let options = mount_options(args.serve.cache_size, args.serve.fuse_threads);
+    let cache = args
+        .serve
+        .cache_bytes(specs.iter().map(|s| s.source.as_path()));
+    let options = mount_options(cache, args.serve.fuse_threads);
     let mut mounts = Vec::new();
     let mut statuses = Vec::new();
     let outcome = (|| -> Result<i32> {

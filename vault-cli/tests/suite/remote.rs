@@ -253,6 +253,29 @@ fn sealed_file_on_garage_round_trip_and_tamper() {
         .success();
     seen += &outputs(&out);
     assert!(fs::read(env.path("weights.out")).unwrap() == data);
+    assert!(!seen.contains("remote reads:"), "statistics unasked for");
+    // With MVAULT_REMOTE_STATS, the GETs and the bytes they brought: a
+    // sequential read fetches each block once (the header's first GET
+    // overlaps the first block by at most 64 KiB).
+    let out = cmd(&env, &cluster)
+        .env("MVAULT_REMOTE_STATS", "1")
+        .args(["open", &url, "-o", "weights.again"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("mvault: remote reads: "))
+        .unwrap_or_else(|| panic!("no statistics line in {stderr:?}"));
+    let (gets, bytes) = line.split_once(" GETs, ").unwrap();
+    let gets: u64 = gets.parse().unwrap();
+    let bytes: u64 = bytes.strip_suffix(" bytes").unwrap().parse().unwrap();
+    let sealed = cluster.get("files/weights.bin.mvlt").len() as u64;
+    assert!(
+        (sealed..=sealed + (64 << 10)).contains(&bytes),
+        "{bytes} bytes fetched for a {sealed}-byte object"
+    );
+    assert!((2..=5).contains(&gets), "{gets} GETs for 9 MiB");
     cmd(&env, &cluster)
         .args(["verify", &url])
         .assert()

@@ -58,7 +58,7 @@ use std::path::Path;
 
 use super::ids::{Blake3Digest, ObjectId};
 use crate::error::Result;
-use crate::source::{Sink, Source};
+use crate::source::{Sink, Source, UseBytes};
 
 /// Positional reads of one object (see the module contract). Boxed so that
 /// every store serves the same reader type; one dynamic call per chunk read,
@@ -79,6 +79,9 @@ impl Source for ObjectReader {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.0.read_exact_at(buf, offset)
+    }
+    fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
+        self.0.lend_at(offset, len, use_bytes)
     }
 }
 

@@ -14,6 +14,7 @@ mod util;
 
 // Sealed files.
 mod hostile_headers;
+mod lending;
 mod oracle;
 mod positional;
 mod roundtrip;

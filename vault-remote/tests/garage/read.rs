@@ -1,6 +1,6 @@
 //! Reading in place from the Garage cluster: a sealed file read with a
 //! few chunk-aligned ranged GETs (not one per chunk; none after the first
-//! for a small file) and the same bytes as a local read; a vault's objects through the ciphertext cache (a
+//! for a small file; no read-ahead for random reads) and the same bytes as a local read; a vault's objects through the ciphertext cache (a
 //! repeated read is served from it, a corrupted entry is discarded and
 //! fetched again, the bound holds, only ciphertext is stored).
 
@@ -59,6 +59,20 @@ fn sealed_files_are_read_in_place_with_few_chunk_aligned_gets() {
     let at = (4 << 20) - 50_000;
     opener.read_at(&mut mid, at as u64).unwrap();
     assert!(mid == data[at..at + 100_000]);
+    // Random reads fetch the blocks they read and nothing ahead (blocks of
+    // 64 chunks: chunks 100 and 290 are in blocks 2 and 5; a read of
+    // block 1, where the chunks start, would read ahead).
+    drop(opener);
+    let fetcher = Fetcher::open(&backend, location.key().clone()).unwrap();
+    let opener = Opener::new(fetcher, &identities).unwrap();
+    let mut chunk_buf = vec![0u8; 64 << 10];
+    for index in [100u64, 290] {
+        opener.read_chunk(index, &mut chunk_buf).unwrap();
+        let at = index as usize * (64 << 10);
+        assert!(chunk_buf == data[at..at + (64 << 10)], "chunk {index}");
+    }
+    assert_eq!(opener.source().gets(), 2, "random reads fetched ahead");
+    drop(opener);
     // A file smaller than the first GET is read with that GET alone.
     let small = pattern(4, 10_000);
     let small_url = cluster.url("inplace/small.mvlt");

@@ -1,0 +1,91 @@
+//! Which reads of one object are sequential ([`Streams`]), so that only
+//! those get read-ahead.
+//!
+//! Several readers read one object at once: the opener's workers (each a
+//! run of chunks of its own), the readers of files packed in one object,
+//! requests of one reader the kernel split over several threads. Each
+//! goes forward from where it was, while a random reader jumps. A read
+//! whose block is within one of a stream's furthest block continues that
+//! stream, and gets read-ahead from the stream's furthest block; any
+//! other read starts a new stream (replacing the one continued least
+//! recently) and gets none, unless it reads the first chunks (a whole read
+//! starting): a random reader fetches only the blocks it reads.
+
+/// Streams remembered per object.
+const STREAMS: usize = 8;
+
+/// The block where an object's chunks start (block 0 is its header).
+const FIRST: u64 = 1;
+
+/// One stream: the furthest block it read, and when it was last continued.
+#[derive(Clone, Copy)]
+struct Stream {
+    furthest: u64,
+    used: u64,
+}
+
+/// See the module doc.
+#[derive(Default)]
+pub(crate) struct Streams {
+    streams: Vec<Stream>,
+    tick: u64,
+}
+
+impl Streams {
+    /// Records a read of block `i`: the furthest block of the stream it
+    /// continues, from which to read ahead, or `None` when it starts a new
+    /// stream.
+    pub(crate) fn read(&mut self, i: u64) -> Option<u64> {
+        self.tick += 1;
+        let tick = self.tick;
+        let near = |s: &&mut Stream| i + 1 >= s.furthest && i <= s.furthest + 1;
+        if let Some(s) = self.streams.iter_mut().find(near) {
+            s.furthest = s.furthest.max(i);
+            s.used = tick;
+            return Some(s.furthest);
+        }
+        let fresh = Stream {
+            furthest: i,
+            used: tick,
+        };
+        if self.streams.len() < STREAMS {
+            self.streams.push(fresh);
+        } else if let Some(oldest) = self.streams.iter_mut().min_by_key(|s| s.used) {
+            *oldest = fresh;
+        }
+        // A read of the first chunks (block 1) is how a whole read starts
+        // (`open`, `verify`, `cat`): it reads ahead at once.
+        (i == FIRST).then_some(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_readers_get_read_ahead_random_ones_do_not() {
+        let mut s = Streams::default();
+        // A reader from the start: its first read starts a stream and reads
+        // ahead at once, the next ones (the same block, the next) continue
+        // it.
+        assert_eq!(s.read(1), Some(1));
+        assert_eq!(s.read(1), Some(1));
+        assert_eq!(s.read(2), Some(2));
+        // A second reader further on, interleaved with the first: both
+        // continue their own stream; a request one block back (split over
+        // threads) continues it without moving it back.
+        assert_eq!(s.read(40), None);
+        assert_eq!(s.read(3), Some(3));
+        assert_eq!(s.read(41), Some(41));
+        assert_eq!(s.read(40), Some(41));
+        // Jumps start streams and get no read-ahead...
+        for i in [100, 7, 300, 60, 200, 500, 900] {
+            assert_eq!(s.read(i), None, "{i}");
+        }
+        // ...and replace the least recently continued streams only.
+        assert_eq!(s.read(301), Some(301));
+        assert_eq!(s.read(4), None, "the first stream was the oldest");
+        assert_eq!(s.read(1), Some(1), "the first chunks read ahead");
+    }
+}
