@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::chunk::TAG_LEN;
 use crate::error::{Error, Result};
@@ -36,8 +36,8 @@ pub struct SpillFile {
     /// One bit per block: whether its slot holds sealed bytes.
     present: Vec<u64>,
     /// A block's plaintext while it is read, changed and sealed again;
-    /// zeroized after every use. A boxed slice, not a `Vec`: zeroizing a
-    /// `Vec` also empties it.
+    /// wiped after every use ([`crate::wipe`]) and zeroized when dropped. A
+    /// boxed slice, not a `Vec`: zeroizing a `Vec` also empties it.
     block: Zeroizing<Box<[u8]>>,
 }
 
@@ -109,7 +109,7 @@ impl SpillFile {
             &mut self.block[..],
         );
         if opened.is_err() {
-            self.block.zeroize();
+            crate::wipe(&mut self.block);
             return Err(Error::ChunkTampered { index });
         }
         Ok(())
@@ -123,7 +123,7 @@ impl SpillFile {
         let mut slot = Vec::with_capacity(SLOT as usize);
         slot.extend_from_slice(&nonce);
         slot.extend_from_slice(&self.block);
-        self.block.zeroize();
+        crate::wipe(&mut self.block);
         let tag = self
             .key
             .seal_in_place_separate_tag(
@@ -169,7 +169,7 @@ impl SpillFile {
             self.load(index)?;
             let at = (pos - offset) as usize;
             buf[at..at + n].copy_from_slice(&self.block[within..within + n]);
-            self.block.zeroize();
+            crate::wipe(&mut self.block);
             pos += n as u64;
         }
         Ok(end.saturating_sub(offset) as usize)
@@ -204,7 +204,7 @@ impl SpillFile {
             let n = (SPILL_BLOCK as u64).min(self.len - pos) as usize;
             self.load(index)?;
             let written = out.write_all(&self.block[..n]);
-            self.block.zeroize();
+            crate::wipe(&mut self.block);
             written?;
             pos += n as u64;
         }

@@ -23,10 +23,10 @@ pub fn wipe(buf: &mut [u8]) {
 /// which may hold bytes of an earlier, longer content) and empties it.
 pub fn wipe_vec(buf: &mut Vec<u8>) {
     let capacity = buf.capacity();
-    // `resize` writes zeros over the spare capacity; the `fill` covers
-    // the bytes that were in use.
+    // Emptied first, `resize` writes zeros over the whole allocation once.
+    buf.clear();
     buf.resize(capacity, 0);
-    wipe(buf);
+    std::hint::black_box(buf.as_slice());
     buf.clear();
 }
 

@@ -343,7 +343,6 @@ impl UnlockedVault {
             progress(size);
             bytes += size;
         }
-        drop(plain);
         Ok(bytes)
     }
 }
