@@ -15,6 +15,7 @@ use crate::pipeline::{OverlappedWriter, Progress, batch_chunks, par_chunks};
 use crate::source::Source;
 use crate::wrap::Recipients;
 
+mod from_source;
 mod in_place;
 
 /// What sealing produced.

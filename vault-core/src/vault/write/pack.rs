@@ -279,34 +279,25 @@ fn seal_large(
     chunk_size: ChunkSize,
     progress: Progress<'_>,
 ) -> Result<Sealed> {
-    let (path, size) = (src.path, src.size);
-    let mut source = open_source(src)?;
+    let source = open_source(src)?;
     let mut object = NewObject::start(
         writable,
         key,
         SealOptions {
             chunk_size,
-            plaintext_len: Some(size),
+            plaintext_len: Some(src.size),
         },
     )?;
-    let mut buf = vec![0u8; (32 << 20).min(size as usize)];
-    let mut left = size;
-    while left > 0 {
-        let n = (buf.len() as u64).min(left) as usize;
-        source
-            .read_exact(&mut buf[..n])
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
-                    "{} shrank while it was being sealed",
-                    path.display()
-                )),
-                _ => Error::Io(e),
-            })?;
-        object.sealer.write_all(&buf[..n])?;
-        left -= n as u64;
-        progress(n as u64);
-    }
-    crate::wipe_vec(&mut buf);
+    object
+        .sealer
+        .write_source(&source, src.size, progress)
+        .map_err(|e| match e {
+            Error::SourceChanged(_) => Error::SourceChanged(format!(
+                "{} shrank while it was being sealed",
+                src.path.display()
+            )),
+            e => e,
+        })?;
     check_unchanged(src, &source)?;
     let (info, blake3, temp) = object.finish()?;
     Ok(Sealed {
