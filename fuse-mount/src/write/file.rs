@@ -40,20 +40,46 @@ pub(super) struct FileData {
     pub visible: Option<FileRef>,
     /// Changed since it was last sealed.
     dirty: bool,
-    /// A write or seal failed (a full disk): the content is incomplete and
-    /// is never sealed; the vault keeps the last version.
-    broken: bool,
+    /// A write or seal failed (a full disk), with the errno the writer
+    /// got: the content is incomplete and is never sealed; the vault keeps
+    /// the last version.
+    broken: Option<Errno>,
     pub mode: u32,
     pub mtime: SystemTime,
 }
 
-/// A vault error as the errno a writer sees (ENOSPC stays ENOSPC).
+/// A vault error as the errno a writer sees (ENOSPC stays ENOSPC, also
+/// for every later call on a file that a full disk broke).
 pub(super) fn errno(e: &vault_core::Error) -> Errno {
     match e {
-        vault_core::Error::Io(io) => io.raw_os_error().map_or(Errno::EIO, Errno::from_i32),
+        vault_core::Error::Io(io) => io
+            .raw_os_error()
+            .map(Errno::from_i32)
+            .or_else(|| Some(io.get_ref()?.downcast_ref::<EarlierFailure>()?.0))
+            .unwrap_or(Errno::EIO),
         _ => Errno::EIO,
     }
 }
+
+/// What every call on a broken file fails with: the errno of the failure
+/// that broke it. One `write(2)` may reach the daemon as two requests (a
+/// buffer that is not page-aligned spans one page more than the largest
+/// request), and the writer is told of the second one's failure only when
+/// it writes again; it must see ENOSPC then, not EIO.
+#[derive(Debug)]
+struct EarlierFailure(Errno);
+
+impl std::fmt::Display for EarlierFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "an earlier write to this file failed ({}); it is not saved (write it again)",
+            std::io::Error::from_raw_os_error(self.0.code())
+        )
+    }
+}
+
+impl std::error::Error for EarlierFailure {}
 
 impl FileData {
     /// A file just created: empty, not in the vault until sealed.
@@ -63,7 +89,7 @@ impl FileData {
             size: 0,
             visible: None,
             dirty: true,
-            broken: false,
+            broken: None,
             mode,
             mtime: SystemTime::now(),
         }
@@ -76,7 +102,7 @@ impl FileData {
             visible: Some(file.clone()),
             body: Body::Stored(file, None),
             dirty: false,
-            broken: false,
+            broken: None,
             mode,
             mtime,
         }
@@ -142,8 +168,8 @@ impl FileData {
     ) -> vault_core::Result<()> {
         self.check_intact()?;
         let result = self.write_inner(out, dir, offset, data);
-        self.broken = result.is_err();
-        if self.broken && matches!(self.body, Body::Streaming(_)) {
+        self.broken = result.as_ref().err().map(errno);
+        if self.broken.is_some() && matches!(self.body, Body::Streaming(_)) {
             // Drop the half-written object now: its space (on a full disk,
             // the space the next write needs) comes back at once.
             self.body = Body::Empty;
@@ -159,7 +185,7 @@ impl FileData {
         if let Body::Streaming(stream) = &mut self.body
             && let Err(e) = stream.flush()
         {
-            self.broken = true;
+            self.broken = Some(errno(&e));
             self.body = Body::Empty;
             return Err(e);
         }
@@ -167,9 +193,9 @@ impl FileData {
     }
 
     fn check_intact(&self) -> vault_core::Result<()> {
-        if self.broken {
+        if let Some(errno) = self.broken {
             return Err(vault_core::Error::Io(std::io::Error::other(
-                "an earlier write to this file failed; it is not saved (write it again)",
+                EarlierFailure(errno),
             )));
         }
         Ok(())
@@ -239,7 +265,7 @@ impl FileData {
         }
         if len == 0 {
             self.body = Body::Empty;
-            self.broken = false;
+            self.broken = None;
         } else {
             self.check_intact()?;
             // Growing past every byte written so far only records the
@@ -267,7 +293,7 @@ impl FileData {
         }
         self.check_intact()?;
         let result = self.seal_inner(out);
-        self.broken = result.is_err();
+        self.broken = result.as_ref().err().map(errno);
         result
     }
 
@@ -338,4 +364,28 @@ fn copy_into(reader: &FileReader, spill: &mut SpillFile) -> vault_core::Result<(
         pos += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EarlierFailure, errno};
+    use fuser::Errno;
+
+    /// A file broken by a full disk keeps answering ENOSPC (the writer of
+    /// a split `write(2)` may learn of the failure only at its next call).
+    #[test]
+    fn a_broken_file_answers_with_the_errno_that_broke_it() {
+        let full = vault_core::Error::Io(std::io::Error::from_raw_os_error(libc_enospc()));
+        let first = errno(&full);
+        assert_eq!(first, Errno::from_i32(libc_enospc()));
+        let later = vault_core::Error::Io(std::io::Error::other(EarlierFailure(first)));
+        assert_eq!(errno(&later), first);
+        assert!(later.to_string().contains("No space left on device"), "{later}");
+        let other = vault_core::Error::Io(std::io::Error::other("something else"));
+        assert_eq!(errno(&other), Errno::EIO);
+    }
+
+    fn libc_enospc() -> i32 {
+        rustix::io::Errno::NOSPC.raw_os_error()
+    }
 }
