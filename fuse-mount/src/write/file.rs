@@ -380,7 +380,10 @@ mod tests {
         assert_eq!(first, Errno::from_i32(libc_enospc()));
         let later = vault_core::Error::Io(std::io::Error::other(EarlierFailure(first)));
         assert_eq!(errno(&later), first);
-        assert!(later.to_string().contains("No space left on device"), "{later}");
+        assert!(
+            later.to_string().contains("No space left on device"),
+            "{later}"
+        );
         let other = vault_core::Error::Io(std::io::Error::other("something else"));
         assert_eq!(errno(&other), Errno::EIO);
     }

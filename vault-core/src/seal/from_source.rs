@@ -1,17 +1,155 @@
-//! Sealing a whole [`Source`] through a streaming [`Sealer`]: every batch
-//! but the last is read by the pool's workers straight into the batch
-//! buffer (one positional read per chunk) and sealed there, while the
-//! previous batch is written. This is what a directory vault's large file
-//! goes through: no single-threaded read into a staging buffer, and no
-//! copy of every chunk from that buffer into the batch.
+//! Sealing a whole [`Source`]: in one call into a file with positional
+//! writes ([`seal_source_to_file`], the fastest way), into any ordered
+//! output ([`seal_source`]), or through a streaming [`Sealer`]
+//! ([`Sealer::write_source`], what a directory vault's large file goes
+//! through). In every case the pool's workers read chunks straight into
+//! the buffers they are sealed in (one positional read per chunk): no
+//! single-threaded read into a staging buffer, and no copy of every chunk
+//! from there into a batch.
 
-use super::{Sealer, read_chunk_plaintext};
-use crate::chunk::Layout;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+
+use super::{NewFile, SealSummary, Sealer};
+use crate::chunk::{Layout, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::pipeline::Progress;
+use crate::hash::ChunkDigest;
+use crate::header::ChunkSize;
+use crate::pipeline::{OverlappedWriter, Progress, batch_chunks, par_chunks};
 use crate::source::Source;
+use crate::wrap::Recipients;
 
-impl<W: std::io::Write + Send> Sealer<W> {
+/// Seals everything in `source` to `output`, reading chunks in parallel with
+/// positional reads. The plaintext length is recorded in the header; if the
+/// source shrinks or grows while it is read, sealing fails with
+/// [`Error::SourceChanged`].
+///
+/// Runs on the current rayon pool (`pool.install(..)` to choose the thread
+/// count). Memory use is a few batches of chunks, independent of file size.
+pub fn seal_source<W: Write + Send>(
+    source: &dyn Source,
+    output: W,
+    recipients: &Recipients,
+    chunk_size: ChunkSize,
+    progress: Progress<'_>,
+) -> Result<(W, SealSummary)> {
+    let plaintext_len = source.len()?;
+    let NewFile {
+        header_bytes,
+        header_len,
+        mut engine,
+    } = NewFile::random(recipients, chunk_size, Some(plaintext_len))?;
+    let layout = Layout::for_plaintext(header_len, chunk_size.bytes() as u64, plaintext_len);
+    let mut writer = OverlappedWriter::new(output);
+    writer.write_now(&header_bytes)?;
+    let per_batch = batch_chunks(chunk_size.bytes()) as u64;
+    while engine.next_index < layout.chunks {
+        let n = per_batch.min(layout.chunks - engine.next_index);
+        let done = writer.overlap(|out| engine.seal_from_source(source, &layout, n, out))?;
+        progress(done);
+    }
+    let (output, sealed_len) = writer.finish()?;
+    let now = source.len()?;
+    if now != plaintext_len {
+        return Err(Error::SourceChanged(format!(
+            "its length went from {plaintext_len} to {now} bytes during sealing"
+        )));
+    }
+    Ok((
+        output,
+        SealSummary {
+            plaintext_len,
+            sealed_len,
+            blake3: engine.hasher.finish(),
+        },
+    ))
+}
+
+/// Seals everything in `source` into the file `output` with positional
+/// writes: the fastest way to seal a file into a file.
+///
+/// Every worker of the current rayon pool reads a chunk, hashes and
+/// encrypts it in its own buffer and writes it at its place in `output`
+/// while the other workers do the same, so reads, crypto and writes overlap
+/// and memory is one chunk per thread. `output` must be an empty regular
+/// file opened for writing without `O_APPEND`; it ends up exactly
+/// `sealed_len` bytes long. Chunks land out of order, so after a failure
+/// the file is incomplete and must be discarded (write to a temporary file
+/// and rename it into place only on success, as the CLI does).
+///
+/// Like [`seal_source`], the plaintext length is recorded in the header and
+/// a source that shrinks or grows meanwhile fails with
+/// [`Error::SourceChanged`].
+pub fn seal_source_to_file(
+    source: &dyn Source,
+    output: &File,
+    recipients: &Recipients,
+    chunk_size: ChunkSize,
+    progress: Progress<'_>,
+) -> Result<SealSummary> {
+    let plaintext_len = source.len()?;
+    let NewFile {
+        header_bytes,
+        header_len,
+        mut engine,
+    } = NewFile::random(recipients, chunk_size, Some(plaintext_len))?;
+    let layout = Layout::for_plaintext(header_len, chunk_size.bytes() as u64, plaintext_len);
+    output.write_all_at(&header_bytes, 0)?;
+    let cs = chunk_size.bytes();
+    let cipher = &engine.cipher;
+    let seal_chunk = |index: u64, buffer: &mut Vec<u8>| -> Result<ChunkDigest> {
+        let len = layout.plain_len(index);
+        buffer.resize(len + TAG_LEN, 0);
+        let (body, tag) = buffer.split_at_mut(len);
+        read_chunk_plaintext(source, &layout, index, body)?;
+        let last = layout.is_last(index);
+        let digest = ChunkDigest::of(index, cs, last && index == 0, body);
+        tag.copy_from_slice(&cipher.seal_in_place(index, last, body));
+        output.write_all_at(buffer, layout.sealed_offset(index))?;
+        progress(len as u64);
+        Ok(digest)
+    };
+    let hasher = &mut engine.hasher;
+    par_chunks(layout.chunks, seal_chunk, |digests| {
+        digests.into_iter().for_each(|d| hasher.push(d))
+    })?;
+    let sealed_len = layout.sealed_len();
+    if output.metadata()?.len() != sealed_len {
+        output.set_len(sealed_len)?;
+    }
+    let now = source.len()?;
+    if now != plaintext_len {
+        return Err(Error::SourceChanged(format!(
+            "its length went from {plaintext_len} to {now} bytes during sealing"
+        )));
+    }
+    Ok(SealSummary {
+        plaintext_len,
+        sealed_len,
+        blake3: engine.hasher.finish(),
+    })
+}
+
+/// Reads the plaintext of chunk `index` from `source`; a short read means
+/// the source shrank after its length was taken.
+pub(super) fn read_chunk_plaintext(
+    source: &dyn Source,
+    layout: &Layout,
+    index: u64,
+    body: &mut [u8],
+) -> Result<()> {
+    source
+        .read_exact_at(body, layout.plain_offset(index))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => Error::SourceChanged(format!(
+                "the input ended early while reading chunk {index}; was it truncated?"
+            )),
+            _ => Error::Io(e),
+        })
+}
+
+impl<W: Write + Send> Sealer<W> {
     /// Seals bytes `0..len` of `source` as the whole plaintext of this
     /// stream (then call [`Sealer::finish`]). The sealer must be fresh:
     /// nothing written to it yet. The batch holding the final chunk is
@@ -25,7 +163,7 @@ impl<W: std::io::Write + Send> Sealer<W> {
         progress: Progress<'_>,
     ) -> Result<()> {
         if self.failed || self.written != 0 {
-            return Err(Error::Io(std::io::Error::other(
+            return Err(Error::Io(io::Error::other(
                 "a source is sealed only into a fresh sealer",
             )));
         }
