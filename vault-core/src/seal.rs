@@ -1,4 +1,10 @@
 //! Sealing: plaintext in, sealed file out.
+//!
+//! This module owns a new file's header and chunk cipher (`NewFile`,
+//! `ChunkEngine`) and the streaming [`Sealer`]; `from_source` seals a
+//! whole [`Source`] (into a file with positional writes, into an ordered
+//! output, or through a `Sealer`), and `in_place` seals whole chunks in a
+//! caller's buffer without copying them.
 
 use std::io::{self, Write};
 
