@@ -20,6 +20,19 @@ use crate::pipeline::{OverlappedWriter, Progress, batch_chunks, par_chunks};
 use crate::source::Source;
 use crate::wrap::Recipients;
 
+/// A new file for the whole of `source` as long as it is now: its header
+/// bytes, its chunk engine and its layout.
+fn start(
+    source: &dyn Source,
+    recipients: &Recipients,
+    chunk_size: ChunkSize,
+) -> Result<(Vec<u8>, super::ChunkEngine, Layout)> {
+    let plaintext_len = source.len()?;
+    let file = NewFile::random(recipients, chunk_size, Some(plaintext_len))?;
+    let layout = Layout::for_plaintext(file.header_len, chunk_size.bytes() as u64, plaintext_len);
+    Ok((file.header_bytes, file.engine, layout))
+}
+
 /// Seals everything in `source` to `output`, reading chunks in parallel with
 /// positional reads. The plaintext length is recorded in the header; if the
 /// source shrinks or grows while it is read, sealing fails with
@@ -34,13 +47,8 @@ pub fn seal_source<W: Write + Send>(
     chunk_size: ChunkSize,
     progress: Progress<'_>,
 ) -> Result<(W, SealSummary)> {
-    let plaintext_len = source.len()?;
-    let NewFile {
-        header_bytes,
-        header_len,
-        mut engine,
-    } = NewFile::random(recipients, chunk_size, Some(plaintext_len))?;
-    let layout = Layout::for_plaintext(header_len, chunk_size.bytes() as u64, plaintext_len);
+    let (header_bytes, mut engine, layout) = start(source, recipients, chunk_size)?;
+    let plaintext_len = layout.plaintext_len;
     let mut writer = OverlappedWriter::new(output);
     writer.write_now(&header_bytes)?;
     let per_batch = batch_chunks(chunk_size.bytes()) as u64;
@@ -88,13 +96,8 @@ pub fn seal_source_to_file(
     chunk_size: ChunkSize,
     progress: Progress<'_>,
 ) -> Result<SealSummary> {
-    let plaintext_len = source.len()?;
-    let NewFile {
-        header_bytes,
-        header_len,
-        mut engine,
-    } = NewFile::random(recipients, chunk_size, Some(plaintext_len))?;
-    let layout = Layout::for_plaintext(header_len, chunk_size.bytes() as u64, plaintext_len);
+    let (header_bytes, mut engine, layout) = start(source, recipients, chunk_size)?;
+    let plaintext_len = layout.plaintext_len;
     output.write_all_at(&header_bytes, 0)?;
     let cs = chunk_size.bytes();
     let cipher = &engine.cipher;
