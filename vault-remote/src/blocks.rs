@@ -5,8 +5,8 @@
 //! baseline's `buffered(concurrency)` is).
 //!
 //! - **Bounded**: the budget is [`ReadConfig::budget`] bytes
-//!   (`(concurrency + readahead)` blocks of 4 MiB of chunks and their
-//!   tags, 64 MiB and 256 KiB by default) whatever
+//!   (`(concurrency + readahead)` blocks of 4 MiB of the object, and
+//!   1/256 to spare: 64 MiB and 256 KiB by default) whatever
 //!   the number of objects open: a block fetched ahead of a reader is
 //!   started only while the blocks fetched ahead and not read yet fit in
 //!   `readahead` blocks ([`ReadConfig::readahead_budget`]: so that
@@ -270,6 +270,11 @@ impl Blocks {
         let _kept = self.obtain(key, len, Want::Ahead, ready);
     }
 
+    /// Whether block `key` is fetched or in flight.
+    pub(crate) fn holds(&self, key: (ReaderId, u64)) -> bool {
+        self.lock().slots.contains_key(&key)
+    }
+
     /// Forgets block `key` (after a failure, so that the next read asks
     /// again).
     pub(crate) fn forget(&self, key: (ReaderId, u64)) {
@@ -337,6 +342,7 @@ mod tests {
         // dropping no read-ahead...
         assert!(b.obtain((r, 9), 10, Want::Read, || ready(1)).is_some());
         assert_eq!(b.held(), 40);
+        assert!(b.holds((r, 9)) && !b.holds((r, 3)));
         // Read-ahead never drops a block for more read-ahead past its share.
         assert!(b.obtain((r, 10), 10, Want::Ahead, || ready(1)).is_none());
         assert!(b.lock().slots.contains_key(&(r, 9)));

@@ -37,7 +37,7 @@ pub const STATS_ENV: &str = "MVAULT_REMOTE_STATS";
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Default read-ahead, in blocks.
 pub const DEFAULT_READAHEAD: usize = 8;
-/// Target bytes per ranged GET (rounded to whole sealed chunks).
+/// Bytes per ranged GET (blocks aligned on the object's offsets).
 pub const DEFAULT_BLOCK: u64 = 4 << 20;
 /// Default cache bound.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
@@ -57,7 +57,8 @@ pub struct ReadConfig {
     pub concurrency: usize,
     /// Blocks fetched ahead of a sequential reader (0: none).
     pub readahead: usize,
-    /// Target bytes per ranged GET.
+    /// Bytes per ranged GET (a block of the object, aligned on multiples
+    /// of it: see [`crate::fetch`]).
     pub block: u64,
     /// object_store's retries of one request (transient failures only).
     pub retries: usize,
@@ -151,9 +152,8 @@ impl ReadConfig {
 
     /// Bytes of ciphertext blocks one back end keeps fetched or in flight,
     /// for every object it reads at once: `(concurrency + readahead)`
-    /// blocks of whole sealed chunks holding [`ReadConfig::block`] bytes of
-    /// plaintext, with their tags (at most 1/256 more, for 4 KiB chunks);
-    /// see [`crate::blocks`].
+    /// blocks of [`ReadConfig::block`] bytes (and 1/256 to spare); see
+    /// [`crate::blocks`].
     pub fn budget(&self) -> u64 {
         (self.concurrency.max(1) + self.readahead) as u64 * self.sealed_block()
     }
@@ -166,8 +166,9 @@ impl ReadConfig {
         self.readahead as u64 * self.sealed_block()
     }
 
-    /// A block's bytes: whole chunks of [`ReadConfig::block`] bytes of
-    /// plaintext and their tags (at most 1/256 more, for 4 KiB chunks).
+    /// A block's bytes as the budget counts them: [`ReadConfig::block`]
+    /// and 1/256 to spare (blocks were whole sealed chunks and their tags
+    /// before they were aligned on the object's offsets).
     fn sealed_block(&self) -> u64 {
         let block = self.block.max(1);
         block + block.div_ceil(256)

@@ -1,13 +1,21 @@
 //! Reading one sealed object in place: [`Fetcher`] serves positional
-//! reads ([`vault_core::Source`]) from blocks of whole sealed chunks,
-//! each fetched with one ranged GET, and fetches up to
+//! reads ([`vault_core::Source`]) from blocks of the object, each fetched
+//! with one ranged GET, and fetches up to
 //! [`ReadConfig::readahead`](crate::config::ReadConfig) blocks ahead of a
 //! sequential reader.
 //!
-//! Block 0 is the header (`0..header_len`, read with the first GET, which
-//! also brings the whole object when it is small); block `i ≥ 1` covers
-//! whole sealed chunks (ciphertext and tag) from
-//! `header_len + (i - 1) * block`. The blocks live in the back end's
+//! Block `i` is the object's bytes `i * block .. (i + 1) * block`
+//! ([`ReadConfig::block`](crate::config::ReadConfig), 4 MiB): aligned on
+//! the object's offsets, as the store keeps them (an upload's parts and
+//! Garage's 1 MiB blocks start at multiples of 1 MiB), so that a GET of
+//! 4 MiB makes the store read 4 of its blocks, not 5 (a block of whole
+//! sealed chunks starts just after the header and a few tags further each
+//! time, and made Garage read and checksum a quarter more). The header is
+//! copied out of the first GET (which also brings the whole object when it
+//! is small), so reading it needs no block. A chunk lies in one block
+//! except the one across each block boundary: it is lent from its block
+//! ([`Source::lend_at`]) when it lies in one, else read with a copy from
+//! the two. The blocks live in the back end's
 //! [`crate::blocks::Blocks`], which bounds the memory and the GETs in
 //! flight of every object read at once. Transient failures are retried
 //! by object_store (see [`crate::config::ReadConfig::retry`]); what is
@@ -25,7 +33,7 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use vault_core::{Source, TAG_LEN, UseBytes, read_header};
+use vault_core::{Source, UseBytes, read_header};
 
 use crate::blocks::{Block, Buffers, ReaderId, Want};
 use crate::config::ReadConfig;
@@ -150,9 +158,10 @@ pub struct Fetcher {
     backend: Backend,
     path: ObjectPath,
     len: u64,
-    /// The header (block 0), copied out of the first GET.
+    /// The header, copied out of the first GET.
     head: Option<Bytes>,
     header_len: u64,
+    /// Bytes per block (the last one may be shorter).
     block: u64,
     readahead: u64,
     id: ReaderId,
@@ -245,15 +254,8 @@ impl Fetcher {
             path: &path,
             len,
         };
-        let (header_len, chunk, tag) = match read_header(&source) {
-            Ok((header, header_len)) => {
-                (header_len, header.chunk_size.bytes() as u64, TAG_LEN as u64)
-            }
-            Err(_) => (0, 1 << 20, 0),
-        };
-        // Whole sealed chunks holding `config.block` bytes of plaintext
-        // (4 chunks of 1 MiB and their tags), as the budget counts them.
-        let block = (config.block / chunk).max(1) * (chunk + tag);
+        let header_len = read_header(&source).map_or(0, |(_, header_len)| header_len);
+        let block = config.block.max(1);
         let fetcher = Fetcher {
             backend: backend.clone(),
             path,
@@ -266,37 +268,31 @@ impl Fetcher {
             block,
             readahead: config.readahead as u64,
             id: ReaderId::fresh(),
-            streams: Mutex::default(),
+            // The chunks start in the block the header ends in.
+            streams: Mutex::new(Streams::new(header_len / block)),
             gets: Arc::new(AtomicU64::new(0)),
         };
         // An object the first GET read whole (a small file) needs no
-        // second GET: its first block is offered to the cache.
-        if fetcher.head.is_some() && prefix.len() as u64 == len && len > header_len {
-            let range = fetcher.range_of(1);
-            let bytes = prefix.slice(range.start as usize..range.end as usize);
-            backend.blocks.offer((fetcher.id, 1), bytes);
+        // second GET: its blocks are offered to the cache.
+        if prefix.len() as u64 == len && len > header_len {
+            for i in 0..=fetcher.block_of(len - 1) {
+                let range = fetcher.range_of(i);
+                let bytes = prefix.slice(range.start as usize..range.end as usize);
+                backend.blocks.offer((fetcher.id, i), bytes);
+            }
         }
         Ok(fetcher)
     }
 
     /// The block `offset` lies in.
     fn block_of(&self, offset: u64) -> u64 {
-        if offset < self.header_len {
-            0
-        } else {
-            1 + (offset - self.header_len) / self.block
-        }
+        offset / self.block
     }
 
     /// The bytes block `i` covers.
     fn range_of(&self, i: u64) -> Range<u64> {
-        let range = if i == 0 {
-            0..self.header_len
-        } else {
-            let start = self.header_len + (i - 1) * self.block;
-            start..start.saturating_add(self.block)
-        };
-        range.start.min(self.len)..range.end.min(self.len)
+        let start = i.saturating_mul(self.block);
+        start.min(self.len)..start.saturating_add(self.block).min(self.len)
     }
 
     /// The future that fetches block `i` within the GET limit, spawned
@@ -324,16 +320,11 @@ impl Fetcher {
         block
     }
 
-    /// Block `i` for a read (the header, or from the back end's blocks);
-    /// starts the read-ahead, within the budget, when the read continues a
-    /// sequential stream ([`Streams`]): up to `readahead` blocks after the
-    /// stream's furthest block.
+    /// Block `i` for a read, from the back end's blocks; starts the
+    /// read-ahead, within the budget, when the read continues a sequential
+    /// stream ([`Streams`]): up to `readahead` blocks after the stream's
+    /// furthest block.
     fn want(&self, i: u64) -> Block {
-        if i == 0
-            && let Some(head) = &self.head
-        {
-            return futures::future::ready(Ok(head.clone())).boxed().shared();
-        }
         let furthest = self
             .streams
             .lock()
@@ -359,6 +350,38 @@ impl Fetcher {
             }
         }
         block
+    }
+
+    /// The bytes `range` for a read that jumps ([`Streams::jumps`]: no
+    /// stream near, not where the chunks start) to blocks nobody has
+    /// fetched: one ranged GET of exactly those bytes, within the GET
+    /// limit and not kept, instead of whole blocks, so that a random reader
+    /// fetches what it reads (a read that continues from there is a stream
+    /// and goes through the blocks). `None`: the read goes through the
+    /// blocks.
+    fn jump(&self, range: Range<u64>) -> Option<io::Result<Bytes>> {
+        if range.is_empty() {
+            return None;
+        }
+        let (first, last) = (self.block_of(range.start), self.block_of(range.end - 1));
+        {
+            let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+            let blocks = &self.backend.blocks;
+            if !streams.jumps(first) || (first..=last).any(|i| blocks.holds((self.id, i))) {
+                return None;
+            }
+            // Recorded, so that a read continuing from here reads ahead.
+            let _ = streams.read(first);
+        }
+        let limit = self.backend.blocks.limit();
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        Some(self.backend.block_on(async {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .map_err(|e| io::Error::other(format!("the fetch pool closed: {e}")))?;
+            get_exact(&self.backend, &self.path, range).await
+        }))
     }
 
     /// Where the chunks start (0 when the object is not a sealed file).
@@ -403,6 +426,16 @@ impl Source for Fetcher {
             .checked_add(buf.len() as u64)
             .filter(|&end| end <= self.len)
             .ok_or(io::ErrorKind::UnexpectedEof)?;
+        if let Some(head) = &self.head
+            && end <= head.len() as u64
+        {
+            buf.copy_from_slice(&head[offset as usize..end as usize]);
+            return Ok(());
+        }
+        if let Some(got) = self.jump(offset..end) {
+            buf.copy_from_slice(&got?);
+            return Ok(());
+        }
         let mut pos = offset;
         while pos < end {
             let i = self.block_of(pos);
@@ -417,9 +450,10 @@ impl Source for Fetcher {
         Ok(())
     }
 
-    /// Lends bytes that lie in one block of whole chunks (a sealed chunk
-    /// and its tag always do) straight from the block: the opener
-    /// decrypts them without a copy.
+    /// Lends bytes that lie in one block (every sealed chunk and its tag
+    /// but the one across each block boundary) straight from the block:
+    /// the opener decrypts them without a copy (and reads the others with
+    /// one).
     fn lend_at(&self, offset: u64, len: usize, use_bytes: &mut UseBytes) -> io::Result<bool> {
         let end = offset
             .checked_add(len as u64)
@@ -427,8 +461,12 @@ impl Source for Fetcher {
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         let i = self.block_of(offset);
         let range = self.range_of(i);
-        if i == 0 || end > range.end {
+        if end > range.end {
             return Ok(false);
+        }
+        if let Some(got) = self.jump(offset..end) {
+            use_bytes(&got?);
+            return Ok(true);
         }
         let bytes = self.block(i)?;
         let from = (offset - range.start) as usize;

@@ -14,9 +14,6 @@
 /// Streams remembered per object.
 const STREAMS: usize = 8;
 
-/// The block where an object's chunks start (block 0 is its header).
-const FIRST: u64 = 1;
-
 /// One stream: the furthest block it read, and when it was last continued.
 #[derive(Clone, Copy)]
 struct Stream {
@@ -24,22 +21,44 @@ struct Stream {
     used: u64,
 }
 
+impl Stream {
+    /// Whether a read of block `i` continues this stream.
+    fn near(&self, i: u64) -> bool {
+        i + 1 >= self.furthest && i <= self.furthest + 1
+    }
+}
+
 /// See the module doc.
-#[derive(Default)]
 pub(crate) struct Streams {
     streams: Vec<Stream>,
     tick: u64,
+    /// The block where the object's chunks start (where its header ends).
+    first: u64,
 }
 
 impl Streams {
+    /// The streams of an object whose chunks start in block `first`.
+    pub(crate) fn new(first: u64) -> Self {
+        Streams {
+            streams: Vec::new(),
+            tick: 0,
+            first,
+        }
+    }
+
+    /// Whether a read of block `i` would start a new stream without
+    /// read-ahead (a random reader's jump), recording nothing.
+    pub(crate) fn jumps(&self, i: u64) -> bool {
+        i != self.first && !self.streams.iter().any(|s| s.near(i))
+    }
+
     /// Records a read of block `i`: the furthest block of the stream it
     /// continues, from which to read ahead, or `None` when it starts a new
     /// stream.
     pub(crate) fn read(&mut self, i: u64) -> Option<u64> {
         self.tick += 1;
         let tick = self.tick;
-        let near = |s: &&mut Stream| i + 1 >= s.furthest && i <= s.furthest + 1;
-        if let Some(s) = self.streams.iter_mut().find(near) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.near(i)) {
             s.furthest = s.furthest.max(i);
             s.used = tick;
             return Some(s.furthest);
@@ -53,9 +72,9 @@ impl Streams {
         } else if let Some(oldest) = self.streams.iter_mut().min_by_key(|s| s.used) {
             *oldest = fresh;
         }
-        // A read of the first chunks (block 1) is how a whole read starts
-        // (`open`, `verify`, `cat`): it reads ahead at once.
-        (i == FIRST).then_some(i)
+        // A read of the first chunks is how a whole read starts (`open`,
+        // `verify`, `cat`): it reads ahead at once.
+        (i == self.first).then_some(i)
     }
 }
 
@@ -65,7 +84,7 @@ mod tests {
 
     #[test]
     fn sequential_readers_get_read_ahead_random_ones_do_not() {
-        let mut s = Streams::default();
+        let mut s = Streams::new(1);
         // A reader from the start: its first read starts a stream and reads
         // ahead at once, the next ones (the same block, the next) continue
         // it.
@@ -81,11 +100,14 @@ mod tests {
         assert_eq!(s.read(40), Some(41));
         // Jumps start streams and get no read-ahead...
         for i in [100, 7, 300, 60, 200, 500, 900] {
+            assert!(s.jumps(i), "{i}");
             assert_eq!(s.read(i), None, "{i}");
+            assert!(!s.jumps(i) && !s.jumps(i + 1), "{i}");
         }
         // ...and replace the least recently continued streams only.
         assert_eq!(s.read(301), Some(301));
         assert_eq!(s.read(4), None, "the first stream was the oldest");
+        assert!(!s.jumps(1), "the first chunks are no jump");
         assert_eq!(s.read(1), Some(1), "the first chunks read ahead");
     }
 }

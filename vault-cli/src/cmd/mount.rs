@@ -451,3 +451,66 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> Result<()> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use crate::cli::{DEFAULT_CACHE_SIZE, DEFAULT_REMOTE_CACHE_SIZE, ServeArgs};
+
+    /// `ServeArgs` as `mount` and `run` parse them.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn serve(flags: &[&str]) -> ServeArgs {
+        Flags::parse_from(std::iter::once("mvault").chain(flags.iter().copied())).serve
+    }
+
+    fn paths<'a>(sources: &'a [&'a str]) -> impl Iterator<Item = &'a Path> {
+        sources.iter().map(Path::new)
+    }
+
+    #[test]
+    fn a_mount_of_a_vault_at_a_url_defaults_to_the_smaller_chunk_cache() {
+        assert_eq!(DEFAULT_REMOTE_CACHE_SIZE, 64 << 20);
+        assert_eq!(DEFAULT_CACHE_SIZE, 256 << 20);
+        let defaults = serve(&[]);
+        // Local sources keep 256M.
+        assert_eq!(
+            defaults.cache_bytes(paths(&["/data/ds.vault"])),
+            DEFAULT_CACHE_SIZE
+        );
+        assert_eq!(
+            defaults.cache_bytes(paths(&["ds.vault", "/data/f.mvlt"])),
+            DEFAULT_CACHE_SIZE
+        );
+        // A vault at a URL (any of run's --mount sources) gets 64M.
+        for url in [
+            "s3://bucket/prefix/ds.vault",
+            "gs://b/ds.vault",
+            "file:///tmp/ds.vault",
+        ] {
+            assert_eq!(
+                defaults.cache_bytes(paths(&[url])),
+                DEFAULT_REMOTE_CACHE_SIZE,
+                "{url}"
+            );
+        }
+        assert_eq!(
+            defaults.cache_bytes(paths(&["/data/local.vault", "s3://bucket/ds.vault"])),
+            DEFAULT_REMOTE_CACHE_SIZE
+        );
+        // --cache-size wins either way.
+        let given = serve(&["--cache-size", "128M"]);
+        assert_eq!(
+            given.cache_bytes(paths(&["s3://bucket/ds.vault"])),
+            128 << 20
+        );
+        assert_eq!(given.cache_bytes(paths(&["/data/ds.vault"])), 128 << 20);
+    }
+}

@@ -60,8 +60,8 @@ fn sealed_files_are_read_in_place_with_few_chunk_aligned_gets() {
     opener.read_at(&mut mid, at as u64).unwrap();
     assert!(mid == data[at..at + 100_000]);
     // Random reads fetch the blocks they read and nothing ahead (blocks of
-    // 64 chunks: chunks 100 and 290 are in blocks 2 and 5; a read of
-    // block 1, where the chunks start, would read ahead).
+    // 4 MiB of the object: chunks 100 and 290 lie in blocks 1 and 4; a
+    // read of block 0, where the chunks start, would read ahead).
     drop(opener);
     let fetcher = Fetcher::open(&backend, location.key().clone()).unwrap();
     let opener = Opener::new(fetcher, &identities).unwrap();
