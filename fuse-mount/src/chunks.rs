@@ -206,9 +206,10 @@ impl Chunks {
                 continue;
             }
             if direct(index) {
-                // Up to the end of the run: the next run may be cached.
+                // Up to the end of the run (if chunks are read ahead in
+                // runs): the next run may be cached.
                 let mut run_end = index + 1;
-                while run_end <= last && run_end % n != 0 && direct(run_end) {
+                while run_end <= last && (n == 1 || run_end % n != 0) && direct(run_end) {
                     run_end += 1;
                 }
                 let len = (layout.plain_offset(run_end - 1) - layout.plain_offset(index)) as usize
