@@ -67,7 +67,7 @@ impl Chunks {
     /// The chunks of `tree`'s files, with `cache_bytes` of cache.
     pub(crate) fn new(tree: Tree, cache_bytes: usize) -> Self {
         let cache = ChunkCache::for_chunks(cache_bytes, tree.max_chunk_size());
-        let run_bytes = RUN_BYTES.min(cache.entry_budget() as u64);
+        let run_bytes = run_bytes(&cache);
         Chunks {
             tree,
             cache,
@@ -332,4 +332,37 @@ impl Chunks {
 pub(crate) fn run_range(layout: &PlaintextLayout, n: u64, run: u64) -> Range<u64> {
     let start = run.saturating_mul(n).min(layout.chunks);
     start..start.saturating_add(n).min(layout.chunks)
+}
+
+/// Plaintext bytes of a run for `cache`: at most one shard's share of its
+/// budget, so a run entry never takes a shard past it.
+fn run_bytes(cache: &ChunkCache) -> u64 {
+    RUN_BYTES.min(cache.entry_budget() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_stay_within_the_cache_budget() {
+        // The default 256 MiB: runs of 256 KiB, 64 chunks of 4 KiB.
+        assert_eq!(
+            run_bytes(&ChunkCache::for_chunks(256 << 20, 4096)),
+            RUN_BYTES
+        );
+        // 64 KiB in 16 shards: 4 KiB a shard, so no runs of 4 KiB chunks.
+        assert_eq!(run_bytes(&ChunkCache::for_chunks(64 << 10, 4096)), 4096);
+        // No cache, no runs.
+        assert_eq!(run_bytes(&ChunkCache::for_chunks(0, 4096)), 0);
+    }
+
+    #[test]
+    fn runs_are_aligned_and_end_with_the_file() {
+        let layout = PlaintextLayout::new(4096, 100 * 4096 + 5);
+        assert_eq!(layout.chunks, 101);
+        assert_eq!(run_range(&layout, 64, 0), 0..64);
+        assert_eq!(run_range(&layout, 64, 1), 64..101);
+        assert_eq!(run_range(&layout, 64, 2), 101..101, "past the end: empty");
+    }
 }
