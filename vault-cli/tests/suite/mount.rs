@@ -112,6 +112,23 @@ fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
 /// the run fails the whole read with EIO, never returns the chunks around
 /// it as if the run were whole, and fails a 4 KiB read of that chunk too;
 /// the chunks before it still read exactly.
+/// The mount point's name in the tests' folder ([`bash_in_mount`]).
+const MNT: &str = "mnt";
+
+/// Runs `script` with bash under `mvault run`, `sealed` mounted at
+/// `d/mnt`.
+fn bash_in_mount(
+    d: &std::path::Path,
+    sealed: &std::path::Path,
+    script: &str,
+) -> assert_cmd::assert::Assert {
+    mvault(d)
+        .args(["-q", "run", "--mount"])
+        .arg(format!("{}:{}", sealed.display(), d.join(MNT).display()))
+        .args(["--", "bash", "-c", script])
+        .assert()
+}
+
 /// A file of 2 MiB + 99 bytes (`w.bin` in `d`) sealed in 4 KiB chunks,
 /// with chunk 300 (inside the second MiB) tampered.
 fn small_chunks_tampered_at_300(d: &std::path::Path) -> std::path::PathBuf {
@@ -141,7 +158,7 @@ fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sealed = small_chunks_tampered_at_300(d);
-    let mnt = d.join("mnt");
+    let mnt = d.join(MNT);
     let script = format!(
         "dd if={m}/w.bin bs=4096 count=300 status=none | cmp - <(head -c 1228800 {o}) || exit 1; \
          dd if={m}/w.bin of=/dev/null bs=1M status=none 2> {d}/err1 && exit 2; \
@@ -151,12 +168,7 @@ fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
         o = d.join("w.bin").display(),
         d = d.display()
     );
-    mvault(d)
-        .args(["-q", "run", "--mount"])
-        .arg(format!("{}:{}", sealed.display(), mnt.display()))
-        .args(["--", "bash", "-c", &script])
-        .assert()
-        .code(9);
+    bash_in_mount(d, &sealed, &script).code(9);
 }
 
 #[test]
@@ -168,7 +180,7 @@ fn a_tampered_chunk_read_ahead_in_a_run_fails_only_the_reads_that_touch_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sealed = small_chunks_tampered_at_300(d);
-    let mnt = d.join("mnt");
+    let mnt = d.join(MNT);
     // Read-ahead decrypts chunks 256..320 as one run, which fails. Read
     // with O_DIRECT (each read reaches the mount as it is, no page cache):
     // the chunks before 300 read exactly (sequentially, so read-ahead is at
@@ -184,12 +196,7 @@ fn a_tampered_chunk_read_ahead_in_a_run_fails_only_the_reads_that_touch_it() {
         o = d.join("w.bin").display(),
         d = d.display()
     );
-    mvault(d)
-        .args(["-q", "run", "--mount"])
-        .arg(format!("{}:{}", sealed.display(), mnt.display()))
-        .args(["--", "bash", "-c", &script])
-        .assert()
-        .code(9);
+    bash_in_mount(d, &sealed, &script).code(9);
 }
 
 #[test]
