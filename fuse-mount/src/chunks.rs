@@ -160,13 +160,26 @@ impl Chunks {
     /// decrypt it for itself without duplicating other work.
     pub(crate) fn untouched(&self, ino: u64, layout: &PlaintextLayout, index: u64) -> bool {
         let n = self.run_chunks(layout.chunk_size);
-        let key = ChunkKey { ino, index };
         let run = (n > 1).then(|| ChunkKey::run(ino, index / n));
-        if self.cache.contains(key) || run.is_some_and(|run| self.cache.contains(run)) {
-            return false;
-        }
-        let loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
-        !loading.contains_key(&key) && !run.is_some_and(|run| loading.contains_key(&run))
+        self.untouched_alone(ChunkKey { ino, index })
+            && !run.is_some_and(|run| {
+                self.cache.contains(run)
+                    || self
+                        .loading
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains_key(&run)
+            })
+    }
+
+    /// Whether chunk `key` alone is neither cached nor being decrypted.
+    fn untouched_alone(&self, key: ChunkKey) -> bool {
+        !self.cache.contains(key)
+            && !self
+                .loading
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&key)
     }
 
     /// Appends plaintext `range` of file `ino` to `out` (reserved for it):
@@ -183,11 +196,13 @@ impl Chunks {
     ) -> Result<(), String> {
         let layout = plaintext.plaintext_layout();
         let n = self.run_chunks(layout.chunk_size);
+        // Each run is looked up below before its chunks are: here only the
+        // chunk itself counts.
         let direct = |index: u64| {
             let start = layout.plain_offset(index);
             range.start <= start
                 && start + layout.plain_len(index) as u64 <= range.end
-                && self.untouched(ino, &layout, index)
+                && self.untouched_alone(ChunkKey { ino, index })
         };
         let last = (range.end - 1) / layout.chunk_size;
         let mut index = range.start / layout.chunk_size;
