@@ -18,7 +18,20 @@ pub struct ChunkKey {
     pub index: u64,
 }
 
-/// Authenticated plaintext of one chunk, zeroized when the last reference
+impl ChunkKey {
+    /// The key of run `run` of file `ino` ([`crate::chunks`]): chunk
+    /// indices stay far below 2^63 (a file holds under 2^63 bytes in
+    /// chunks of at least 4 KiB), so the top bit keeps runs apart from
+    /// chunks.
+    pub fn run(ino: u64, run: u64) -> ChunkKey {
+        ChunkKey {
+            ino,
+            index: run | 1 << 63,
+        }
+    }
+}
+
+/// Authenticated plaintext of one chunk or run of chunks, zeroized when the last reference
 /// goes away; its buffer then goes back to its [`BufferPool`], if any.
 pub struct Plain {
     bytes: Vec<u8>,
@@ -156,6 +169,12 @@ impl ChunkCache {
             shard_budget: budget / shards,
             clock: AtomicU64::new(0),
         }
+    }
+
+    /// The most bytes one entry may have without going over its shard's
+    /// share of the budget.
+    pub fn entry_budget(&self) -> usize {
+        self.shard_budget
     }
 
     fn shard(&self, key: ChunkKey) -> &Mutex<Shard> {

@@ -2,14 +2,20 @@
 //! `getattr` and `open` does not read its whole ancestry from `/proc`
 //! again (issue 16: that was ~90% of the cost of a warm `stat`).
 //!
-//! **Key.** A [`ThreadKey`]: the thread id FUSE reports, that thread's
-//! start time (`/proc/<tid>/stat` field 22, one small read per request),
-//! and the uid and gid of the request. A thread id that the kernel hands
-//! to a new thread or process has another start time, so a recycled id
-//! never finds the decision of the thread that held it before. A thread
-//! keeps its thread group for life (a thread that calls `exec` takes the
-//! group leader's id and start time, whose decision it then shares: `exec`
-//! keeps the ancestry, which is all a cached decision rests on).
+//! **Key.** A [`ThreadKey`]: the thread id FUSE reports and the uid and gid
+//! of the request, each entry holding a [`Witness`] of *which* thread had
+//! that id when the decision was made: a pidfd of the thread, opened
+//! before the decision, or, where the kernel gives none, the thread's
+//! start time. A remembered allow is used only while its witness holds
+//! ([`Witness::holds`]: one `poll` of the pidfd with a zero timeout, or a
+//! `/proc/<tid>/stat` read on the fallback), so an id that the kernel has
+//! handed to a new thread or process (possible only once the old thread
+//! has been reaped, which the pidfd reports) never finds the decision of
+//! the thread that held it before; [`crate::witness`] has the reasoning.
+//! A thread keeps its thread group for life (a thread that calls `exec`
+//! takes the group leader's id, `struct pid` and start time, whose
+//! decision it then shares: `exec` keeps the ancestry, which is all a
+//! cached decision rests on).
 //!
 //! **What is cached.** Only allows, and only under a policy whose decision
 //! for a given thread, uid and gid cannot change while the thread lives
@@ -28,26 +34,31 @@
 //! while the command runs ([`Policy::job_settled`]): once it exits, every
 //! request is decided afresh, and refused.
 //!
-//! **Bound.** At most [`CAPACITY`] entries; when full the map is emptied
-//! (entries of exited threads are never looked up again, and a live
-//! thread's next request simply decides afresh).
+//! **Bound.** At most [`CAPACITY`] entries, and no more than a quarter of
+//! the process's soft limit on open files (each pidfd is a descriptor);
+//! when full the map is emptied and its pidfds closed (entries of exited
+//! threads are never used again, and a live thread's next request simply
+//! decides afresh).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::RwLock;
 
+use rustix::process::{Resource, getrlimit};
+
 use crate::policy::Policy;
+use crate::witness::Witness;
 
 /// Most remembered threads per mount.
 pub(crate) const CAPACITY: usize = 4096;
 
-/// One requesting thread, as it is now.
+/// Fewest remembered threads per mount, whatever the file limit.
+const MIN_CAPACITY: usize = 16;
+
+/// One requesting thread and its credentials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ThreadKey {
     /// Thread id as FUSE reports it.
     pub tid: u32,
-    /// The thread's start time in clock ticks since boot.
-    pub start_time: u64,
     /// uid of the request.
     pub uid: u32,
     /// gid of the request.
@@ -56,43 +67,51 @@ pub(crate) struct ThreadKey {
 
 impl ThreadKey {
     /// The key of a request by thread `tid` as `uid`/`gid`, or `None` when
-    /// there is no thread (tid 0) or its `/proc` entry cannot be read.
-    pub fn read(tid: u32, uid: u32, gid: u32) -> Option<ThreadKey> {
-        if tid == 0 {
-            return None;
-        }
-        // `take` keeps `read_to_end` from asking the size first (procfs
-        // files report 0): one open, one or two reads, one close.
-        let file = std::fs::File::open(format!("/proc/{tid}/stat")).ok()?;
-        let mut stat = Vec::with_capacity(512);
-        file.take(4096).read_to_end(&mut stat).ok()?;
-        Some(ThreadKey {
-            tid,
-            start_time: start_time_of(&stat)?,
-            uid,
-            gid,
-        })
+    /// there is no thread (tid 0).
+    pub fn new(tid: u32, uid: u32, gid: u32) -> Option<ThreadKey> {
+        (tid != 0).then_some(ThreadKey { tid, uid, gid })
     }
 }
 
-/// Field 22 (start time) of the text of `/proc/<id>/stat`. The command
-/// name (field 2) may hold spaces and parentheses, so fields are counted
-/// from its closing parenthesis, the last one in the line.
-fn start_time_of(stat: &[u8]) -> Option<u64> {
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    // After the name: field 3 (state) is the first, so field 22 the 20th.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+/// A remembered allow.
+#[derive(Debug)]
+struct Allowed {
+    /// Which thread held the id when it was allowed.
+    witness: Witness,
+    /// Its process (thread group) id.
+    pid: i32,
 }
 
 /// Allow decisions of one mount, by thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Decisions {
-    /// Thread -> its process (thread group) id.
-    allowed: RwLock<HashMap<ThreadKey, i32>>,
+    allowed: RwLock<HashMap<ThreadKey, Allowed>>,
+    /// Most entries (see the module doc).
+    capacity: usize,
+    /// Whether witnesses are pidfds where the kernel gives them (false:
+    /// start times only, as on kernels without `PIDFD_THREAD`).
+    pidfds: bool,
+}
+
+impl Default for Decisions {
+    fn default() -> Decisions {
+        let files = getrlimit(Resource::Nofile).current;
+        let quarter = files.map_or(CAPACITY, |n| usize::try_from(n / 4).unwrap_or(CAPACITY));
+        Decisions::new(quarter.clamp(MIN_CAPACITY, CAPACITY), true)
+    }
 }
 
 impl Decisions {
+    /// At most `capacity` remembered threads, witnessed by pidfds if
+    /// `pidfds`.
+    fn new(capacity: usize, pidfds: bool) -> Decisions {
+        Decisions {
+            allowed: RwLock::new(HashMap::new()),
+            capacity,
+            pidfds,
+        }
+    }
+
     /// The process of `key` if `policy` allowed it before and that still
     /// holds (see the module doc).
     pub fn allowed(&self, policy: &Policy, key: &ThreadKey) -> Option<i32> {
@@ -100,21 +119,44 @@ impl Decisions {
             return None;
         }
         let allowed = self.allowed.read().unwrap_or_else(|e| e.into_inner());
-        allowed.get(key).copied()
+        let entry = allowed.get(key)?;
+        entry.witness.holds(key.tid).then_some(entry.pid)
+    }
+
+    /// Evidence of which thread has `key`'s id, to take *before* deciding
+    /// a request that may be remembered; `None` when nothing will be (the
+    /// policy does not let decisions be remembered, or the thread is gone).
+    pub fn witness(&self, policy: &Policy, key: &ThreadKey) -> Option<Witness> {
+        if !policy.decisions_are_stable() {
+            return None;
+        }
+        Witness::take(key.tid, self.pidfds)
     }
 
     /// Remembers that `policy` allowed thread `key` of process `pid`;
-    /// `settled` is [`Policy::job_settled`] as it was *before* the decision
-    /// was made.
-    pub fn remember(&self, policy: &Policy, settled: bool, key: ThreadKey, pid: i32) {
-        if !policy.decisions_are_stable() || !settled {
+    /// `witness` is what [`Decisions::witness`] gave before the decision,
+    /// `settled` is [`Policy::job_settled`] as it was then. Nothing is
+    /// remembered if the witnessed thread no longer has the id: the
+    /// decision may have read about another one.
+    pub fn remember(
+        &self,
+        policy: &Policy,
+        settled: bool,
+        (key, witness): (ThreadKey, Witness),
+        pid: i32,
+    ) {
+        if !policy.decisions_are_stable() || !settled || !witness.holds(key.tid) {
             return;
         }
         let mut allowed = self.allowed.write().unwrap_or_else(|e| e.into_inner());
-        if allowed.len() >= CAPACITY && !allowed.contains_key(&key) {
-            allowed.clear();
+        let mut dropped = HashMap::new();
+        if allowed.len() >= self.capacity && !allowed.contains_key(&key) {
+            dropped = std::mem::take(&mut *allowed);
         }
-        allowed.insert(key, pid);
+        let replaced = allowed.insert(key, Allowed { witness, pid });
+        drop(allowed);
+        // The pidfds close here, outside the lock.
+        drop((dropped, replaced));
     }
 
     /// Remembered threads.
@@ -127,16 +169,17 @@ impl Decisions {
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
+    use std::process::{Child, Command};
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::job::JobTree;
     use crate::procinfo::ProcessId;
 
-    fn key(tid: u32, start_time: u64) -> ThreadKey {
+    fn key(tid: u32) -> ThreadKey {
         ThreadKey {
             tid,
-            start_time,
             uid: 1000,
             gid: 1000,
         }
@@ -149,52 +192,113 @@ mod tests {
         }
     }
 
-    #[test]
-    fn start_time_is_field_22_whatever_the_command_name() {
-        let tail = "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 99 100";
-        assert_eq!(
-            start_time_of(format!("7 (sh) {tail}").as_bytes()),
-            Some(4242)
-        );
-        assert_eq!(
-            start_time_of(format!("7 (a) b (c)) {tail}").as_bytes()),
-            Some(4242),
-            "a name with spaces and parentheses"
-        );
-        assert_eq!(start_time_of(b"7 (sh) S 1 2"), None, "cut short");
-        assert_eq!(start_time_of(b"garbage"), None);
+    /// Remembers an allow of `key` as a request would: witness, decide,
+    /// remember.
+    fn allow(decisions: &Decisions, policy: &Policy, settled: bool, key: ThreadKey) {
+        if let Some(witness) = decisions.witness(policy, &key) {
+            decisions.remember(policy, settled, (key, witness), key.tid as i32);
+        }
     }
 
-    #[test]
-    fn the_key_of_this_thread_carries_the_process_start_time() {
-        let me = std::process::id();
-        let key = ThreadKey::read(me, 1, 2).expect("own /proc entry");
-        let process = ProcessId::of(me as i32).expect("own /proc entry");
-        assert_eq!(key.start_time, process.start_time);
-        assert_eq!((key.tid, key.uid, key.gid), (me, 1, 2));
-        assert_eq!(ThreadKey::read(0, 1, 2), None, "no thread, no key");
+    fn me() -> ThreadKey {
+        key(std::process::id())
     }
 
-    #[test]
-    fn a_recycled_thread_id_or_another_uid_does_not_find_the_allow() {
-        let (policy, decisions) = (owner_policy(), Decisions::default());
-        decisions.remember(&policy, true, key(10, 5), 10);
-        assert_eq!(decisions.allowed(&policy, &key(10, 5)), Some(10));
+    fn sleeper() -> Child {
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep")
+    }
+
+    fn end(mut child: Child) {
+        child.kill().ok();
+        child.wait().expect("reap");
+    }
+
+    /// Makes the kernel hand out id `tid` next (the test runs as root) and
+    /// returns a child holding it, or `None` if this cannot be done here.
+    /// Another thread or process may take the id first: then that one
+    /// holds it, which serves as well, and `held` tells so.
+    fn reuse(tid: u32) -> Option<(Option<Child>, bool)> {
+        for _ in 0..200 {
+            if std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", tid - 1)).is_err() {
+                return None;
+            }
+            let child = sleeper();
+            if child.id() == tid {
+                return Some((Some(child), true));
+            }
+            end(child);
+            if std::path::Path::new(&format!("/proc/{tid}")).exists() {
+                return Some((None, true));
+            }
+        }
+        Some((None, false))
+    }
+
+    /// A process that gets a remembered process's id once that one was
+    /// reaped does not find its allow, with pidfds and with start times.
+    fn a_new_holder_of_a_remembered_id_misses(pidfds: bool) {
+        let (policy, decisions) = (owner_policy(), Decisions::new(64, pidfds));
+        let old = sleeper();
+        let tid = old.id();
+        allow(&decisions, &policy, true, key(tid));
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions.allowed(&policy, &key(tid)), Some(tid as i32));
+        end(old);
+        assert_eq!(decisions.allowed(&policy, &key(tid)), None, "reaped");
+        // Start times count clock ticks: let one pass, as it would
+        // between two holders of one id in any real case.
+        std::thread::sleep(Duration::from_millis(30));
+        let Some((new, held)) = reuse(tid) else {
+            eprintln!("skipped: cannot steer pid allocation (not root?)");
+            return;
+        };
+        assert!(held, "could not get id {tid} reused");
         assert_eq!(
-            decisions.allowed(&policy, &key(10, 6)),
+            decisions.allowed(&policy, &key(tid)),
             None,
-            "same id, started later: another thread"
+            "the new holder of {tid} must be decided afresh"
         );
-        let other_uid = ThreadKey {
-            uid: 0,
-            ..key(10, 5)
-        };
+        if let Some(new) = new {
+            end(new);
+        }
+    }
+
+    #[test]
+    fn a_new_process_with_a_remembered_id_is_decided_afresh() {
+        a_new_holder_of_a_remembered_id_misses(true);
+    }
+
+    #[test]
+    fn a_new_process_with_a_remembered_id_is_decided_afresh_by_start_time() {
+        a_new_holder_of_a_remembered_id_misses(false);
+    }
+
+    #[test]
+    fn another_uid_or_gid_does_not_find_the_allow() {
+        let (policy, decisions) = (owner_policy(), Decisions::default());
+        allow(&decisions, &policy, true, me());
+        assert_eq!(decisions.allowed(&policy, &me()), Some(me().tid as i32));
+        let other_uid = ThreadKey { uid: 0, ..me() };
         assert_eq!(decisions.allowed(&policy, &other_uid), None);
-        let other_gid = ThreadKey {
-            gid: 0,
-            ..key(10, 5)
-        };
+        let other_gid = ThreadKey { gid: 0, ..me() };
         assert_eq!(decisions.allowed(&policy, &other_gid), None);
+        assert_eq!(ThreadKey::new(0, 1, 2), None, "no thread, no key");
+    }
+
+    #[test]
+    fn an_allow_decided_after_its_thread_was_reaped_is_not_remembered() {
+        for pidfds in [true, false] {
+            let (policy, decisions) = (owner_policy(), Decisions::new(64, pidfds));
+            let child = sleeper();
+            let key = key(child.id());
+            let witness = decisions.witness(&policy, &key).expect("a live child");
+            end(child);
+            decisions.remember(&policy, true, (key, witness), key.tid as i32);
+            assert_eq!(decisions.len(), 0, "pidfds: {pidfds}");
+        }
     }
 
     #[test]
@@ -222,8 +326,10 @@ mod tests {
             },
         ];
         for policy in &policies {
-            decisions.remember(policy, true, key(10, 5), 10);
-            assert_eq!(decisions.allowed(policy, &key(10, 5)), None, "{policy:?}");
+            assert!(decisions.witness(policy, &me()).is_none(), "{policy:?}");
+            let witness = Witness::take(me().tid, true).expect("own thread");
+            decisions.remember(policy, true, (me(), witness), 10);
+            assert_eq!(decisions.allowed(policy, &me()), None, "{policy:?}");
         }
         assert_eq!(decisions.len(), 0);
     }
@@ -241,17 +347,17 @@ mod tests {
         let decisions = Decisions::default();
         job.set_helpers(Vec::new());
         assert!(!policy.job_settled(), "command not yet recorded");
-        decisions.remember(&policy, policy.job_settled(), key(10, 5), 10);
+        allow(&decisions, &policy, policy.job_settled(), me());
         assert_eq!(decisions.len(), 0, "decided before the command was known");
         job.set_command(ProcessId {
             pid: 10,
             start_time: 5,
         });
-        decisions.remember(&policy, policy.job_settled(), key(10, 5), 10);
-        assert_eq!(decisions.allowed(&policy, &key(10, 5)), Some(10));
+        allow(&decisions, &policy, policy.job_settled(), me());
+        assert_eq!(decisions.allowed(&policy, &me()), Some(me().tid as i32));
         job.end();
         assert_eq!(
-            decisions.allowed(&policy, &key(10, 5)),
+            decisions.allowed(&policy, &me()),
             None,
             "nothing after the command exits"
         );
@@ -259,14 +365,14 @@ mod tests {
 
     #[test]
     fn the_map_stays_bounded() {
-        let (policy, decisions) = (owner_policy(), Decisions::default());
-        for tid in 0..(CAPACITY as u32 + 10) {
-            decisions.remember(&policy, true, key(tid + 1, 1), 1);
+        let (policy, decisions) = (owner_policy(), Decisions::new(32, true));
+        for uid in 0..42 {
+            allow(&decisions, &policy, true, ThreadKey { uid, ..me() });
         }
-        assert!(decisions.len() <= CAPACITY);
-        assert_eq!(
-            decisions.allowed(&policy, &key(CAPACITY as u32 + 10, 1)),
-            Some(1)
-        );
+        assert!(decisions.len() <= 32);
+        let last = ThreadKey { uid: 41, ..me() };
+        assert_eq!(decisions.allowed(&policy, &last), Some(me().tid as i32));
+        let limit = Decisions::default().capacity;
+        assert!((MIN_CAPACITY..=CAPACITY).contains(&limit), "{limit}");
     }
 }

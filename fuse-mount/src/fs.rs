@@ -15,12 +15,11 @@ use fuser::{
 };
 
 use crate::audit::AuditLog;
-use crate::cache::ChunkKey;
 use crate::chunks::Chunks;
 use crate::decisions::Decisions;
 use crate::gate::{Gate, list_dir};
 use crate::policy::Policy;
-use crate::prefetch::{Prefetcher, ReadCursor};
+use crate::prefetch::{ChunkSizes, Prefetcher, ReadCursor};
 use crate::procinfo::{Caller, Facts};
 use crate::tree::{Node, NodeKind, ROOT, Tree};
 
@@ -112,11 +111,8 @@ impl VaultFs {
         // and decrypted again by its reader.
         let prefetch = (options.prefetch_threads > 0 && options.cache_bytes > 0).then(|| {
             let shared = Arc::clone(&shared);
-            Prefetcher::start(options.prefetch_threads, move |ino, index| {
-                if !shared.cache.contains(ChunkKey { ino, index }) {
-                    // Errors surface when the reader itself asks for the chunk.
-                    let _ = shared.chunk(ino, index);
-                }
+            Prefetcher::start(options.prefetch_threads, move |ino, chunks| {
+                shared.prefetch(ino, chunks);
             })
         });
         VaultFs {
@@ -197,16 +193,17 @@ impl VaultFs {
         }
     }
 
-    /// Answers a read of bytes `within` chunk `key` from the chunk cache
-    /// (decrypting the chunk into it once, however many threads ask).
+    /// Answers a read of bytes `within` chunk `index` of file `ino` from
+    /// the chunk cache (decrypting the chunk into it once, however many
+    /// threads ask).
     fn read_cached(
         &self,
         handle: &Handle,
-        key: ChunkKey,
+        (ino, index): (u64, u64),
         within: std::ops::Range<u64>,
         reply: ReplyData,
     ) {
-        match self.shared.chunk(key.ino, key.index) {
+        match self.shared.chunk(ino, index) {
             Ok(plain) => {
                 let bytes = &plain.bytes()[within.start as usize..within.end as usize];
                 handle
@@ -215,7 +212,7 @@ impl VaultFs {
                 reply.data(bytes);
             }
             Err(e) => {
-                let path = self.node(INodeNo(key.ino)).map_or("?", |n| n.path.as_str());
+                let path = self.node(INodeNo(ino)).map_or("?", |n| n.path.as_str());
                 if crate::integrity::record(path, e.clone()) {
                     eprintln!("mvault: {path}: {e}");
                 }
@@ -351,16 +348,13 @@ impl Filesystem for VaultFs {
         }
         let first = offset / layout.chunk_size;
         let last = (end - 1) / layout.chunk_size;
-        let advance = handle
-            .cursor
-            .advance(first, last, layout.chunks, layout.chunk_size);
+        let sizes = ChunkSizes {
+            chunk_size: layout.chunk_size,
+            run: self.shared.run_chunks(layout.chunk_size),
+        };
+        let advance = handle.cursor.advance(first, last, layout.chunks, sizes);
         if let Some(prefetch) = &self.prefetch {
-            prefetch.request(
-                u64::from(ino),
-                advance.ahead,
-                layout.chunk_size,
-                &handle.cursor,
-            );
+            prefetch.request(u64::from(ino), advance.ahead, sizes, &handle.cursor);
         }
         let _forget = advance.sequential.then(|| {
             // Once the reply is sent: chunks this read finished are dropped.
@@ -374,10 +368,6 @@ impl Filesystem for VaultFs {
         });
         let path = || self.node(ino).map(|n| n.path.as_str()).unwrap_or("?");
         if first == last {
-            let key = ChunkKey {
-                ino: u64::from(ino),
-                index: first,
-            };
             let start = layout.plain_offset(first);
             // A read of one whole chunk that nobody has decrypted (a random
             // read of small chunks, or the first read of a large one) is
@@ -385,7 +375,8 @@ impl Filesystem for VaultFs {
             // pages it gets, so caching the chunk would only cost an
             // insert, an eviction and a zeroize.
             let whole = offset == start && end - start == layout.plain_len(first) as u64;
-            if !(whole && self.shared.untouched(key)) {
+            let key = (u64::from(ino), first);
+            if !(whole && self.shared.untouched(key.0, &layout, first)) {
                 return self.read_cached(&handle, key, offset - start..end - start, reply);
             }
         }

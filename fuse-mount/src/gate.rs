@@ -11,6 +11,7 @@ use crate::audit::{AuditLog, Recorded};
 use crate::decisions::{Decisions, ThreadKey};
 use crate::policy::{Decision, Policy};
 use crate::procinfo::{Caller, Facts};
+use crate::witness::Witness;
 
 /// The policy of a mount, what it reads about callers, and its audit log.
 pub(crate) struct Gate<'a> {
@@ -81,10 +82,11 @@ impl Gate<'_> {
                 return Ok(caller);
             }
         }
+        let witness = self.witness(decisions, key);
         let settled = self.policy.job_settled();
         let caller = self.check(req, event, path, audited)?;
-        if let (Some(key), Some(pid)) = (key, caller.pid) {
-            decisions.remember(self.policy, settled, key, pid);
+        if let (Some(witnessed), Some(pid)) = (witness, caller.pid) {
+            decisions.remember(self.policy, settled, witnessed, pid);
         }
         Ok(caller)
     }
@@ -96,22 +98,34 @@ impl Gate<'_> {
         if key.is_some_and(|key| decisions.allowed(self.policy, &key).is_some()) {
             return true;
         }
+        let witness = self.witness(decisions, key);
         let settled = self.policy.job_settled();
         let caller = Caller::inspect(req.pid(), req.uid(), req.gid(), self.facts_needed);
         let allowed = self.policy.check(&caller).allowed();
-        if allowed && let (Some(key), Some(pid)) = (key, caller.pid) {
-            decisions.remember(self.policy, settled, key, pid);
+        if allowed && let (Some(witnessed), Some(pid)) = (witness, caller.pid) {
+            decisions.remember(self.policy, settled, witnessed, pid);
         }
         allowed
     }
 
-    /// The decision-cache key of `req`'s thread, read only when the policy
-    /// lets decisions be remembered.
+    /// The decision-cache key of `req`'s thread, when the policy lets
+    /// decisions be remembered (no system call).
     fn key(&self, req: &Request) -> Option<ThreadKey> {
         if !self.policy.decisions_are_stable() {
             return None;
         }
-        ThreadKey::read(req.pid(), req.uid(), req.gid())
+        ThreadKey::new(req.pid(), req.uid(), req.gid())
+    }
+
+    /// `key` with evidence of which thread holds its id, taken before a
+    /// decision that may be remembered ([`Decisions::remember`]).
+    fn witness(
+        &self,
+        decisions: &Decisions,
+        key: Option<ThreadKey>,
+    ) -> Option<(ThreadKey, Witness)> {
+        let key = key?;
+        Some((key, decisions.witness(self.policy, &key)?))
     }
 }
 

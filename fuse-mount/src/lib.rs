@@ -23,6 +23,7 @@ mod policy;
 mod prefetch;
 mod procinfo;
 mod tree;
+mod witness;
 mod write;
 
 use std::io;

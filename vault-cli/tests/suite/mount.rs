@@ -112,14 +112,26 @@ fn tampered_chunk_reads_as_eio_never_wrong_bytes() {
 /// the run fails the whole read with EIO, never returns the chunks around
 /// it as if the run were whole, and fails a 4 KiB read of that chunk too;
 /// the chunks before it still read exactly.
-#[test]
-fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
-    if !fuse_available() {
-        eprintln!("skipping: no FUSE on this machine");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// The mount point's name in the tests' folder ([`bash_in_mount`]).
+const MNT: &str = "mnt";
+
+/// Runs `script` with bash under `mvault run`, `sealed` mounted at
+/// `d/mnt`.
+fn bash_in_mount(
+    d: &std::path::Path,
+    sealed: &std::path::Path,
+    script: &str,
+) -> assert_cmd::assert::Assert {
+    mvault(d)
+        .args(["-q", "run", "--mount"])
+        .arg(format!("{}:{}", sealed.display(), d.join(MNT).display()))
+        .args(["--", "bash", "-c", script])
+        .assert()
+}
+
+/// A file of 2 MiB + 99 bytes (`w.bin` in `d`) sealed in 4 KiB chunks,
+/// with chunk 300 (inside the second MiB) tampered.
+fn small_chunks_tampered_at_300(d: &std::path::Path) -> std::path::PathBuf {
     mvault(d).args(["-q", "keygen"]).assert().success();
     let data: Vec<u8> = (0..(2 << 20) + 99).map(|i| (i * 13 % 251) as u8).collect();
     std::fs::write(d.join("w.bin"), &data).unwrap();
@@ -130,11 +142,23 @@ fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
         .success();
     let sealed = d.join("w.bin.mvlt");
     let mut bytes = std::fs::read(&sealed).unwrap();
-    // Chunk 300 (inside the second MiB): header, then 300 chunks of 4 KiB + tag.
+    // Header, then 300 chunks of 4 KiB + tag.
     let header_len = bytes.len() - data.len() - data.len().div_ceil(4096) * 16;
     bytes[header_len + 300 * (4096 + 16) + 7] ^= 1;
     std::fs::write(&sealed, bytes).unwrap();
-    let mnt = d.join("mnt");
+    sealed
+}
+
+#[test]
+fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
+    if !fuse_available() {
+        eprintln!("skipping: no FUSE on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sealed = small_chunks_tampered_at_300(d);
+    let mnt = d.join(MNT);
     let script = format!(
         "dd if={m}/w.bin bs=4096 count=300 status=none | cmp - <(head -c 1228800 {o}) || exit 1; \
          dd if={m}/w.bin of=/dev/null bs=1M status=none 2> {d}/err1 && exit 2; \
@@ -144,12 +168,35 @@ fn a_tampered_small_chunk_fails_the_run_it_is_read_in() {
         o = d.join("w.bin").display(),
         d = d.display()
     );
-    mvault(d)
-        .args(["-q", "run", "--mount"])
-        .arg(format!("{}:{}", sealed.display(), mnt.display()))
-        .args(["--", "bash", "-c", &script])
-        .assert()
-        .code(9);
+    bash_in_mount(d, &sealed, &script).code(9);
+}
+
+#[test]
+fn a_tampered_chunk_read_ahead_in_a_run_fails_only_the_reads_that_touch_it() {
+    if !fuse_available() {
+        eprintln!("skipping: no FUSE on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sealed = small_chunks_tampered_at_300(d);
+    let mnt = d.join(MNT);
+    // Read-ahead decrypts chunks 256..320 as one run, which fails. Read
+    // with O_DIRECT (each read reaches the mount as it is, no page cache):
+    // the chunks before 300 read exactly (sequentially, so read-ahead is at
+    // work), the read of 300 fails, and a sequential read from chunk 301
+    // to the end is exact.
+    let script = format!(
+        "dd if={m}/w.bin iflag=direct bs=16K count=75 status=none | cmp - <(head -c 1228800 {o}) || exit 1; \
+         dd if={m}/w.bin iflag=direct of=/dev/null bs=4096 skip=300 count=1 status=none 2> {d}/err && exit 2; \
+         grep -q 'Input/output error' {d}/err || exit 3; \
+         dd if={m}/w.bin iflag=direct,skip_bytes bs=128K skip=1232896 status=none | cmp - <(tail -c +1232897 {o}) || exit 4; \
+         exit 9",
+        m = mnt.display(),
+        o = d.join("w.bin").display(),
+        d = d.display()
+    );
+    bash_in_mount(d, &sealed, &script).code(9);
 }
 
 #[test]
