@@ -367,7 +367,9 @@ impl Fetcher {
         {
             let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
             let blocks = &self.backend.blocks;
-            if !streams.jumps(first) || (first..=last).any(|i| blocks.holds((self.id, i))) {
+            if !streams.jumps(first, self.readahead)
+                || (first..=last).any(|i| blocks.holds((self.id, i)))
+            {
                 return None;
             }
             // Recorded, so that a read continuing from here reads ahead.

@@ -14,17 +14,26 @@
 /// Streams remembered per object.
 const STREAMS: usize = 8;
 
-/// One stream: the furthest block it read, and when it was last continued.
+/// One stream: the furthest block it read, when it was last continued,
+/// and whether it reads ahead (it was continued, or began at the first
+/// chunks).
 #[derive(Clone, Copy)]
 struct Stream {
     furthest: u64,
     used: u64,
+    ahead: bool,
 }
 
 impl Stream {
     /// Whether a read of block `i` continues this stream.
     fn near(&self, i: u64) -> bool {
         i + 1 >= self.furthest && i <= self.furthest + 1
+    }
+
+    /// Whether block `i` is in this stream's read-ahead window of
+    /// `window` blocks (fetched, being fetched, or about to be).
+    fn covers(&self, i: u64, window: u64) -> bool {
+        self.ahead && i > self.furthest && i <= self.furthest + window
     }
 }
 
@@ -47,9 +56,19 @@ impl Streams {
     }
 
     /// Whether a read of block `i` would start a new stream without
-    /// read-ahead (a random reader's jump), recording nothing.
-    pub(crate) fn jumps(&self, i: u64) -> bool {
-        i != self.first && !self.streams.iter().any(|s| s.near(i))
+    /// read-ahead (a random reader's jump), recording nothing. Neither the
+    /// first read of an object nor a read inside a sequential stream's
+    /// read-ahead window of `window` blocks is a jump: those blocks are
+    /// fetched whole anyway (the opener's second worker starts there, and
+    /// may come first), and fetching its bytes apart as well would fetch
+    /// them twice.
+    pub(crate) fn jumps(&self, i: u64, window: u64) -> bool {
+        !self.streams.is_empty()
+            && i != self.first
+            && !self
+                .streams
+                .iter()
+                .any(|s| s.near(i) || s.covers(i, window))
     }
 
     /// Records a read of block `i`: the furthest block of the stream it
@@ -61,11 +80,13 @@ impl Streams {
         if let Some(s) = self.streams.iter_mut().find(|s| s.near(i)) {
             s.furthest = s.furthest.max(i);
             s.used = tick;
+            s.ahead = true;
             return Some(s.furthest);
         }
         let fresh = Stream {
             furthest: i,
             used: tick,
+            ahead: i == self.first,
         };
         if self.streams.len() < STREAMS {
             self.streams.push(fresh);
@@ -85,6 +106,7 @@ mod tests {
     #[test]
     fn sequential_readers_get_read_ahead_random_ones_do_not() {
         let mut s = Streams::new(1);
+        assert!(!s.jumps(5, 2), "an object's first read is no jump");
         // A reader from the start: its first read starts a stream and reads
         // ahead at once, the next ones (the same block, the next) continue
         // it.
@@ -98,16 +120,20 @@ mod tests {
         assert_eq!(s.read(3), Some(3));
         assert_eq!(s.read(41), Some(41));
         assert_eq!(s.read(40), Some(41));
+        // A read in a sequential stream's read-ahead window is no jump.
+        assert!(!s.jumps(43, 2), "inside the window after 41");
+        assert!(s.jumps(44, 2), "past the window after 41");
         // Jumps start streams and get no read-ahead...
         for i in [100, 7, 300, 60, 200, 500, 900] {
-            assert!(s.jumps(i), "{i}");
+            assert!(s.jumps(i, 2), "{i}");
             assert_eq!(s.read(i), None, "{i}");
-            assert!(!s.jumps(i) && !s.jumps(i + 1), "{i}");
+            assert!(!s.jumps(i, 2) && !s.jumps(i + 1, 2), "{i}");
         }
+        assert!(s.jumps(902, 2), "a random reader's stream has no window");
         // ...and replace the least recently continued streams only.
         assert_eq!(s.read(301), Some(301));
         assert_eq!(s.read(4), None, "the first stream was the oldest");
-        assert!(!s.jumps(1), "the first chunks are no jump");
+        assert!(!s.jumps(1, 2), "the first chunks are no jump");
         assert_eq!(s.read(1), Some(1), "the first chunks read ahead");
     }
 }
