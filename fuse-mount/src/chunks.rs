@@ -162,17 +162,11 @@ impl Chunks {
         let n = self.run_chunks(layout.chunk_size);
         let run = (n > 1).then(|| ChunkKey::run(ino, index / n));
         self.untouched_alone(ChunkKey { ino, index })
-            && !run.is_some_and(|run| {
-                self.cache.contains(run)
-                    || self
-                        .loading
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains_key(&run)
-            })
+            && run.is_none_or(|run| self.untouched_alone(run))
     }
 
-    /// Whether chunk `key` alone is neither cached nor being decrypted.
+    /// Whether entry `key` (a chunk alone, or a run) is neither cached nor
+    /// being decrypted.
     fn untouched_alone(&self, key: ChunkKey) -> bool {
         !self.cache.contains(key)
             && !self
@@ -212,11 +206,7 @@ impl Chunks {
             let run_start = index == first || index % n == 0;
             if let Some(plain) = run_start.then(|| self.run(ino, n, index)).flatten() {
                 let start = layout.plain_offset(index / n * n);
-                let end = start + plain.bytes().len() as u64;
-                let (from, to) = (range.start.max(start), range.end.min(end));
-                out.extend_from_slice(
-                    &plain.bytes()[(from - start) as usize..(to - start) as usize],
-                );
+                append_within(out, plain.bytes(), start, &range);
                 index = (index / n + 1) * n;
                 continue;
             }
@@ -238,10 +228,7 @@ impl Chunks {
                 continue;
             }
             let chunk = self.chunk(ino, index)?;
-            let chunk_start = layout.plain_offset(index);
-            let from = range.start.max(chunk_start) - chunk_start;
-            let to = range.end.min(chunk_start + chunk.bytes().len() as u64) - chunk_start;
-            out.extend_from_slice(&chunk.bytes()[from as usize..to as usize]);
+            append_within(out, chunk.bytes(), layout.plain_offset(index), &range);
             index += 1;
         }
         Ok(())
@@ -341,6 +328,14 @@ impl Chunks {
         let plain = Plain::pooled(buf, &self.pool);
         result.map(|()| Arc::new(plain))
     }
+}
+
+/// Appends to `out` the part of `bytes` (plaintext from file offset
+/// `start`) that lies in `range`.
+fn append_within(out: &mut Vec<u8>, bytes: &[u8], start: u64, range: &Range<u64>) {
+    let end = start + bytes.len() as u64;
+    let (from, to) = (range.start.max(start), range.end.min(end));
+    out.extend_from_slice(&bytes[(from - start) as usize..(to - start) as usize]);
 }
 
 /// The chunks of run `run` of `n` chunks of a file laid out as `layout`.

@@ -352,13 +352,12 @@ impl Fetcher {
         block
     }
 
-    /// The bytes `range` for a read that jumps ([`Streams::jumps`]: no
-    /// stream near, not where the chunks start) to blocks nobody has
-    /// fetched: one ranged GET of exactly those bytes, within the GET
-    /// limit and not kept, instead of whole blocks, so that a random reader
-    /// fetches what it reads (a read that continues from there is a stream
-    /// and goes through the blocks). `None`: the read goes through the
-    /// blocks.
+    /// The bytes `range` for a read that jumps (see [`Streams::jumps`]) to
+    /// blocks nobody has fetched: one ranged GET of exactly those bytes,
+    /// within the GET limit and not kept, instead of whole blocks, so that
+    /// a random reader fetches what it reads (a read that continues from
+    /// there is a stream and goes through the blocks). `None`: the read
+    /// goes through the blocks.
     fn jump(&self, range: Range<u64>) -> Option<io::Result<Bytes>> {
         if range.is_empty() {
             return None;
