@@ -154,6 +154,9 @@ pub struct OutputFs {
     owner: (u32, u32),
     options: OutputOptions,
     committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Handles open for writing bypass the page cache (set at `init`
+    /// where the kernel also lets such files be mapped shared).
+    direct_writes: bool,
 }
 
 /// What the mounting process keeps of a writable mount: the last commit's
@@ -219,6 +222,7 @@ impl OutputFs {
             policy,
             decisions: Decisions::default(),
             handles: RwLock::new(HashMap::new()),
+            direct_writes: false,
             next_fh: AtomicU64::new(1),
             owner,
             options,

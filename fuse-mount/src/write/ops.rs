@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use fuser::{
     AccessFlags, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use vault_core::vault::valid_name;
 
@@ -71,12 +71,34 @@ impl OutputFs {
             Err(e) => reply.error(e),
         }
     }
+
+    /// Open flags of a handle that may write: `FOPEN_DIRECT_IO` where the
+    /// kernel allows it (see `init`), so the kernel hands the writer's own
+    /// pages to the daemon instead of first copying every write into the
+    /// page cache of the mount's file (a copy, and page allocations, paid
+    /// on the writer's thread for pages nobody reads back from there).
+    /// Reads through such a handle come from the daemon, which has the
+    /// bytes.
+    fn writing_flags(&self) -> FopenFlags {
+        if self.direct_writes {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::empty()
+        }
+    }
 }
 
 impl Filesystem for OutputFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(self.options.max_write);
         let _ = config.set_max_readahead(self.options.max_write);
+        // Handles open for writing bypass the page cache (see
+        // `writing_flags`) only where the kernel still lets such a file be
+        // mapped shared (Linux 6.6+): `np.memmap(mode="w+")` keeps working
+        // on older kernels, through the page cache as before.
+        self.direct_writes = config
+            .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+            .is_ok();
         Ok(())
     }
 
@@ -272,7 +294,7 @@ impl Filesystem for OutputFs {
             &attr,
             Generation(0),
             FileHandle(fh),
-            FopenFlags::empty(),
+            self.writing_flags(),
         );
     }
 
@@ -302,7 +324,12 @@ impl Filesystem for OutputFs {
             writable,
             bytes_written: Default::default(),
         });
-        reply.opened(FileHandle(fh), FopenFlags::empty());
+        let flags = if writable {
+            self.writing_flags()
+        } else {
+            FopenFlags::empty()
+        };
+        reply.opened(FileHandle(fh), flags);
     }
 
     fn read(

@@ -298,6 +298,67 @@ fn out_of_order_writes_and_rewrites() {
     verify(&env, &v);
 }
 
+/// A file written through a shared writable mapping (what
+/// `np.memmap(mode="w+")` does: set the length, map, write, flush) reads
+/// back through the mount and reaches the vault. Handles open for writing
+/// bypass the page cache where the kernel allows it, and the mount asks it
+/// to still allow such mappings; pages read before a direct write are not
+/// served stale afterwards.
+#[test]
+fn shared_writable_mapping_and_direct_writes_stay_coherent() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let v = vault(&env);
+    let (guard, mnt) = mount_writable(&env, &v, &[]);
+    let path = mnt.join("memmap.bin");
+    let mut data = pattern(11, (2 << 20) + 3 * 4096 + 5);
+    {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(data.len() as u64).unwrap();
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&f) }.unwrap();
+        map.copy_from_slice(&data);
+        map.flush().unwrap();
+    }
+    assert!(
+        fs::read(&path).unwrap() == data,
+        "read back after the mapping"
+    );
+    {
+        use std::os::unix::fs::FileExt;
+        // A reader maps the file (its pages enter the page cache), then a
+        // writer changes a page in place: the reader's mapping and its
+        // reads through the same handle see the change.
+        let reader = fs::File::open(&path).unwrap();
+        let map = unsafe { memmap2::Mmap::map(&reader) }.unwrap();
+        assert!(map[..] == data[..]);
+        let writer = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        writer.write_all_at(b"CHANGED", 8192).unwrap();
+        data[8192..8199].copy_from_slice(b"CHANGED");
+        assert_eq!(&map[8192..8199], b"CHANGED", "the mapping is not stale");
+        let mut page = vec![0u8; 4096];
+        reader.read_exact_at(&mut page, 8192).unwrap();
+        assert!(
+            page[..] == data[8192..8192 + 4096],
+            "the handle is not stale"
+        );
+    }
+    assert!(
+        fs::read(&path).unwrap() == data,
+        "read back after a direct write"
+    );
+    unmount(&env, guard);
+    assert!(cat(&env, &v, "memmap.bin") == data);
+    verify(&env, &v);
+}
+
 /// mkdir, rename (files and folders, over an existing file), unlink and
 /// rmdir end up in the vault as the job left them.
 #[test]
