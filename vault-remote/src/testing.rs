@@ -87,10 +87,23 @@ impl GarageCluster {
             );
             return None;
         };
-        match Self::start(&garage, 3) {
-            Ok(cluster) => Some(cluster),
-            Err(e) => panic!("{test}: cannot start the Garage cluster: {e}"),
+        // Ports are picked free and then released before the nodes bind
+        // them, so another process may take one in between: a start that
+        // fails is tried again on fresh ports.
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start(&garage, 3) {
+                Ok(cluster) => return Some(cluster),
+                Err(e) => {
+                    eprintln!("{test}: Garage cluster did not start ({e}); trying again");
+                    last = Some(e);
+                }
+            }
         }
+        panic!(
+            "{test}: cannot start the Garage cluster: {}",
+            last.expect("three tries")
+        )
     }
 
     /// Starts `count` nodes on 127.0.0.2, 127.0.0.3, … and sets them up.
