@@ -4,6 +4,7 @@
 # then for one file of SIZE bytes measures
 #   seal -o s3://…/f.mvlt           vs a plain multipart upload of the same bytes
 #   open s3://…/f.mvlt -o /dev/shm  vs ranged GETs of the object, same concurrency
+#                                   (discarded, and written into a file as a download)
 #   cat through run --mount s3://…  vs ranged GETs of the vault's objects
 # random reads through the same mount, and the peak RSS, CPU seconds and
 # GETs (count and bytes) of each mvault process; with --files N, files/s for a

@@ -7,7 +7,8 @@
 //!   flight),
 //! - `open s3://…/f.mvlt -o /dev/shm/…` against plainly downloading the
 //!   same object with ranged GETs of the same size at the same
-//!   concurrency,
+//!   concurrency, both discarding the bytes and writing them into a file
+//!   beside `open`'s output (what a downloader does),
 //! - a sequential read (`cat`) of the file through `mount s3://…/ds.vault`
 //!   against plainly downloading the vault's objects the same way,
 //! - random reads of 512 KiB through the same mount by 4 readers (the
@@ -275,11 +276,13 @@ fn small_files(root: &Path, n: u64, max_kib: u64) -> u64 {
 }
 
 /// Ranged GETs of `block` bytes over every object, `concurrency` in flight
-/// (the GETs and bytes it took).
+/// (the GETs and bytes it took); with `into`, each range is written at its
+/// offset in that file (one object), as a downloader saves it.
 async fn download(
     store: &Arc<dyn ObjectStore>,
     objects: &[(ObjectPath, u64)],
     concurrency: usize,
+    into: Option<&Arc<std::fs::File>>,
 ) -> Gets {
     let ranges: Vec<(ObjectPath, std::ops::Range<u64>)> = objects
         .iter()
@@ -299,7 +302,20 @@ async fn download(
     futures::stream::iter(ranges)
         .map(|(p, r)| {
             let store = store.clone();
-            async move { store.get_range(&p, r).await.map(|b| b.len()) }
+            let into = into.cloned();
+            async move {
+                let body = store.get_range(&p, r.clone()).await?;
+                let len = body.len();
+                if let Some(file) = into {
+                    tokio::task::spawn_blocking(move || {
+                        std::os::unix::fs::FileExt::write_all_at(&*file, &body, r.start)
+                    })
+                    .await
+                    .expect("write task")
+                    .expect("write the download");
+                }
+                Ok::<_, object_store::Error>(len)
+            }
         })
         .buffered(concurrency)
         .try_for_each(|_| async { Ok(()) })
@@ -411,7 +427,7 @@ fn main() {
     let len = rt.block_on(store.head(&key)).unwrap().size;
     mark();
     let t = Instant::now();
-    let gets = rt.block_on(download(&store, &[(key, len)], a.concurrency));
+    let gets = rt.block_on(download(&store, &[(key.clone(), len)], a.concurrency, None));
     row(
         "baseline ranged GETs (sealed file)",
         a.size,
@@ -419,6 +435,21 @@ fn main() {
         None,
         Some(gets),
     );
+    // What `open` does besides decrypting: the bytes saved to a file.
+    let file = Arc::new(std::fs::File::create(&out).unwrap());
+    mark();
+    let t = Instant::now();
+    let gets = rt.block_on(download(&store, &[(key, len)], a.concurrency, Some(&file)));
+    file.sync_all().unwrap();
+    row(
+        "baseline download of it into a file (same GETs)",
+        a.size,
+        t.elapsed().as_secs_f64(),
+        None,
+        Some(gets),
+    );
+    drop(file);
+    std::fs::remove_file(&out).unwrap();
 
     // cat through mount s3://…/ds.vault vs ranged GETs of its objects.
     let vault = cluster.url("bench/ds.vault");
@@ -465,7 +496,7 @@ fn main() {
         .collect();
     mark();
     let t = Instant::now();
-    let gets = rt.block_on(download(&store, &objects, a.concurrency));
+    let gets = rt.block_on(download(&store, &objects, a.concurrency, None));
     row(
         "baseline ranged GETs (vault objects)",
         a.size,
