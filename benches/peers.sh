@@ -20,6 +20,8 @@
 #   RAND_BS ("4k 2k"), RAND_JOBS ("1 8")  random-read sizes and reader counts
 #   INSTALL (1)         0 never installs missing peers
 #   MVAULT (unset)      use this mvault binary instead of building target/release/mvault
+#   NULL_FS (unset)     the FUSE floor server (fuse-mount/examples/null_fs.rs) instead of
+#                       building target/release/examples/null_fs; FLOOR=0 skips it
 #
 # Peers (installed when missing and INSTALL=1, as root): cp, age, rage,
 # b3sum, gocryptfs, fio, /usr/bin/time: `apt-get install -y age gocryptfs fio
@@ -76,11 +78,22 @@ if [ -z "${MVAULT:-}" ]; then
   cargo build --release -q -p vault-cli
 fi
 mvault="${MVAULT:-$root/target/release/mvault}"
+# The FUSE floor: a server that answers every read with zeros from memory,
+# with the mount's FUSE settings. No FUSE filesystem reaches more on this
+# kernel and machine, so its row says how far any target is from the limit.
+null_fs=""
+if [ "${FLOOR:-1}" = 1 ] && [ "${MOUNT:-1}" = 1 ]; then
+  if [ -z "${NULL_FS:-}" ]; then
+    cargo build --release -q -p fuse-mount --example null_fs || say "no FUSE floor: null_fs did not build"
+  fi
+  null_fs="${NULL_FS:-$root/target/release/examples/null_fs}"
+  [ -x "$null_fs" ] || null_fs=""
+fi
 
 # ---------------------------------------------------------------- files
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-peers.XXXXXX")
 cleanup() {
-  for m in "$dir/gmnt" "$dir/mmnt"; do
+  for m in "$dir/gmnt" "$dir/mmnt" "$dir/nmnt"; do
     mountpoint -q "$m" 2> /dev/null && fusermount3 -u -z "$m" 2> /dev/null || true
   done
   rm -rf "$dir"
@@ -190,6 +203,23 @@ if [ "$mount_cmp" = 1 ]; then
   fusermount3 -u "$dir/gmnt"
   rm -rf "$dir/gcipher"
 
+  if [ -n "$null_fs" ]; then
+    say "FUSE floor (null server): reading"
+    mkdir -p "$dir/nmnt"
+    # (Re)mounts the null server, with the 1 MiB read-ahead mvault sets.
+    cat > "$dir/null-up.sh" << EOF
+fusermount3 -u '$dir/nmnt' 2> /dev/null || true
+for _ in \$(seq 100); do mountpoint -q '$dir/nmnt' || break; sleep 0.05; done
+'$null_fs' --big-mib $size_mib '$dir/nmnt' > /dev/null 2>&1 &
+for _ in \$(seq 100); do mountpoint -q '$dir/nmnt' && break; sleep 0.05; done
+echo 1024 > /sys/class/bdi/\$(mountpoint -d '$dir/nmnt')/read_ahead_kb 2> /dev/null || true
+EOF
+    bash "$dir/null-up.sh"
+    $reader --label floor --seconds "$mount_seconds" --runs "$runs" --bs "$rand_bs" --jobs "$rand_jobs" \
+      --cold-cmd "bash '$dir/null-up.sh'" "$dir/nmnt/big" > "$dir/floor.tsv"
+    fusermount3 -u "$dir/nmnt"
+  fi
+
   # The default 1 MiB chunks and smaller ones: a cold random read decrypts
   # the whole chunk that holds it.
   mmount="'$mvault' -q mount '$dir/sealed' '$dir/mmnt'"
@@ -207,7 +237,7 @@ if [ "$mount_cmp" = 1 ]; then
   # label test cache MiB/s IOPS
   while IFS=$'\t' read -r label test cache mibs iops; do
     mnt["$label $test $cache"]="$mibs $iops"
-  done < <(cat "$dir/gocryptfs.tsv" "$dir"/mvault-*.tsv)
+  done < <(cat "$dir/gocryptfs.tsv" "$dir"/mvault-*.tsv "$dir"/floor.tsv 2> /dev/null)
 fi
 
 # ---------------------------------------------------------------- report
@@ -245,7 +275,7 @@ done
 
 if [ "$mount_cmp" = 1 ]; then
   echo
-  head="| read through the mount | gocryptfs |" rule="| --- | ---: |"
+  head="| read through the mount | FUSE floor | x gocryptfs | gocryptfs |" rule="| --- | ---: | ---: | ---: |"
   for chunk in "${chunk_list[@]}"; do
     head+=" mvault, $chunk chunks | x gocryptfs |" rule+=" ---: | ---: |"
   done
@@ -262,7 +292,10 @@ if [ "$mount_cmp" = 1 ]; then
       seq*) gv=${g% *} unit="MiB/s" ;;
       *) gv=${g#* } unit="IOPS" ;;
     esac
-    line="| $k ($unit) | $gv |"
+    f=${mnt["floor $k"]:-"0 0"}
+    case $k in seq*) fv=${f% *} ;; *) fv=${f#* } ;; esac
+    line=$(awk -v k="$k ($unit)" -v f="$fv" -v g="$gv" 'BEGIN {
+      printf "| %s | %s | %s | %s |", k, (f > 0 ? f : "-"), (f > 0 && g > 0 ? sprintf("%.2f", f / g) : "-"), g }')
     for chunk in "${chunk_list[@]}"; do
       m=${mnt["mvault-$chunk $k"]:-"0 0"}
       case $k in seq*) mv=${m% *} ;; *) mv=${m#* } ;; esac
