@@ -15,6 +15,10 @@
 #   BENCH_DIR (/dev/shm) where the files go (a fresh folder, removed after)
 #   MVAULT (unset)       this mvault binary instead of target/release/mvault
 #   PEERS (1)            0 skips gocryptfs
+#   FLOOR (1)            0 skips the FUSE floor: fuse-mount/examples/null_fs.rs,
+#                        a server that answers from memory with mvault's FUSE
+#                        settings, serving as many files in as many folders
+#                        (of the mean size, zeros); NULL_FS names a built one
 #   MVAULT_BASE (unset)  another mvault binary (e.g. a build before a change):
 #                        it seals the folder into a vault of its own (so a
 #                        change of layout, e.g. pack chunk size, is compared
@@ -59,10 +63,16 @@ if [ -z "${MVAULT:-}" ]; then
 fi
 mvault="${MVAULT:-$root/target/release/mvault}"
 command -v gocryptfs > /dev/null || peers=0
+null_fs=""
+if [ "${FLOOR:-1}" = 1 ]; then
+  [ -n "${NULL_FS:-}" ] || cargo build --release -q -p fuse-mount --example null_fs || true
+  null_fs="${NULL_FS:-$root/target/release/examples/null_fs}"
+  [ -x "$null_fs" ] || null_fs=""
+fi
 
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-small.XXXXXX")
 cleanup() {
-  for m in "$dir/gmnt" "$dir/mmnt" "$dir/rmnt"; do
+  for m in "$dir/gmnt" "$dir/mmnt" "$dir/rmnt" "$dir/nmnt"; do
     mountpoint -q "$m" 2> /dev/null && fusermount3 -u -z "$m" 2> /dev/null || true
   done
   rm -rf "$dir"
@@ -129,12 +139,20 @@ measure() {
     run)
       "$mvault" -q run --mount "$vault:$dir/rmnt" -- \
         python3 "$probe" "$dir/rmnt" --procs "$procs" ;;
+    floor)
+      mkdir -p "$dir/nmnt"
+      "$null_fs" --big-mib 1 --dirs 100 --files $(((files + 99) / 100)) \
+        --file-kib $(((min_kib + max_kib) / 2)) "$dir/nmnt" > /dev/null 2>&1 &
+      for _ in $(seq 100); do mountpoint -q "$dir/nmnt" && break; sleep 0.05; done
+      python3 "$probe" "$dir/nmnt/tree" --procs "$procs"
+      fusermount3 -u "$dir/nmnt"; wait_unmounted "$dir/nmnt" ;;
   esac
 }
 
 contexts=(plain mount run)
 if [ "$peers" = 1 ]; then contexts=(plain gocryptfs mount run); fi
 if [ -n "${MVAULT_BASE:-}" ]; then contexts+=(base-mount base-run); fi
+if [ -n "$null_fs" ]; then contexts+=(floor); fi
 declare -A best
 keep() { # context key value (higher is better for files/s, lower for us)
   local k="$1 $2" v=$3 old=${best["$1 $2"]:-} better="a < b"
@@ -184,6 +202,7 @@ label() {
     mount) echo "mvault mount (default rule)" ;;
     run) echo "mvault run (process-tree rule)" ;;
     base-*) echo "base: $(label "${1#base-}")" ;;
+    floor) echo "FUSE floor (null server, no policy, no crypto)" ;;
   esac
 }
 echo
@@ -201,6 +220,9 @@ echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 for k in stat open_close open_read stat_expired open_close_expired open_read_expired; do
   echo "mvault run $k: $(ratio "${best["run $k"]}" "${best["plain $k"]}")x plain files"
+  if [ -n "$null_fs" ]; then
+    echo "FUSE floor $k: $(ratio "${best["floor $k"]}" "${best["plain $k"]}")x plain files"
+  fi
   if [ -n "${MVAULT_BASE:-}" ]; then
     echo "base run $k: $(ratio "${best["base-run $k"]}" "${best["plain $k"]}")x plain files"
   fi
