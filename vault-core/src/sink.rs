@@ -10,11 +10,16 @@ use std::io::{self, IoSlice, Write};
 /// own multi-threaded, incremental hashing: the same digest).
 const PARALLEL_HASH_MIN: usize = 256 << 10;
 
+/// A vectored write that hashes its bytes while they are written.
+type Concurrent<W> = fn(&mut W, &[IoSlice<'_>], &mut blake3::Hasher) -> io::Result<usize>;
+
 /// Wraps a writer and, when asked to, hashes what passes through it.
 pub struct HashingWriter<W> {
     inner: W,
     hasher: Option<blake3::Hasher>,
     positional: bool,
+    /// Set by [`HashingWriter::hash_while_writing`].
+    concurrent: Option<Concurrent<W>>,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -24,6 +29,7 @@ impl<W: Write> HashingWriter<W> {
             inner,
             hasher: hash.then(blake3::Hasher::new),
             positional: false,
+            concurrent: None,
         }
     }
 
@@ -33,6 +39,57 @@ impl<W: Write> HashingWriter<W> {
     pub fn allow_positional(mut self, allow: bool) -> Self {
         self.positional = allow && self.hasher.is_none();
         self
+    }
+}
+
+impl<W: Write + Send> HashingWriter<W> {
+    /// Hashes a large vectored write on the rayon pool while the inner
+    /// writer writes it, instead of after it: for a writer that normally
+    /// takes all it is given (a regular file). The digest is the same
+    /// either way; a short write re-hashes just the bytes it took.
+    pub fn hash_while_writing(mut self, yes: bool) -> Self {
+        self.concurrent = yes.then_some(write_and_hash::<W>);
+        self
+    }
+}
+
+/// Writes `bufs` to `inner` and, at the same time, hashes them into a
+/// copy of `hasher`, which replaces it when every byte was written. After
+/// a short write, `hasher` takes exactly the bytes written.
+fn write_and_hash<W: Write + Send>(
+    inner: &mut W,
+    bufs: &[IoSlice<'_>],
+    hasher: &mut blake3::Hasher,
+) -> io::Result<usize> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut ahead = hasher.clone();
+    let (written, ()) = rayon::join(
+        || inner.write_vectored(bufs),
+        || {
+            for buf in bufs {
+                hash(&mut ahead, buf);
+            }
+        },
+    );
+    let n = written?;
+    if n == total {
+        *hasher = ahead;
+    } else {
+        hash_prefix(hasher, bufs, n);
+    }
+    Ok(n)
+}
+
+/// Hashes the first `n` bytes of `bufs`.
+fn hash_prefix(hasher: &mut blake3::Hasher, bufs: &[IoSlice<'_>], n: usize) {
+    let mut left = n;
+    for buf in bufs {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(buf.len());
+        hash(hasher, &buf[..take]);
+        left -= take;
     }
 }
 
@@ -57,6 +114,11 @@ impl<W: Write> HashingWriter<W> {
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let (Some(hasher), Some(concurrent)) = (&mut self.hasher, self.concurrent) {
+            if buf.len() >= PARALLEL_HASH_MIN {
+                return concurrent(&mut self.inner, &[IoSlice::new(buf)], hasher);
+            }
+        }
         let n = self.inner.write(buf)?;
         if let Some(hasher) = &mut self.hasher {
             hash(hasher, &buf[..n]);
@@ -66,17 +128,14 @@ impl<W: Write> Write for HashingWriter<W> {
 
     /// Hashes exactly the bytes the inner writer took, in order.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let (Some(hasher), Some(concurrent)) = (&mut self.hasher, self.concurrent) {
+            if bufs.iter().map(|b| b.len()).sum::<usize>() >= PARALLEL_HASH_MIN {
+                return concurrent(&mut self.inner, bufs, hasher);
+            }
+        }
         let n = self.inner.write_vectored(bufs)?;
         if let Some(hasher) = &mut self.hasher {
-            let mut left = n;
-            for buf in bufs {
-                if left == 0 {
-                    break;
-                }
-                let take = left.min(buf.len());
-                hash(hasher, &buf[..take]);
-                left -= take;
-            }
+            hash_prefix(hasher, bufs, n);
         }
         Ok(n)
     }
@@ -91,5 +150,78 @@ fn hash(hasher: &mut blake3::Hasher, bytes: &[u8]) {
         hasher.update_rayon(bytes);
     } else {
         hasher.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `limit` bytes per vectored write.
+    struct Short {
+        out: Vec<u8>,
+        limit: usize,
+    }
+
+    impl Write for Short {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.limit);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.limit - n);
+                self.out.extend_from_slice(&buf[..take]);
+                n += take;
+            }
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Writes `parts` with vectored writes until all is taken.
+    fn write_parts<W: Write>(w: &mut W, parts: &[Vec<u8>]) {
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            let n = w.write_vectored(slices).unwrap();
+            IoSlice::advance_slices(&mut slices, n);
+        }
+    }
+
+    #[test]
+    fn hashing_while_writing_gives_the_same_digest_for_whole_and_short_writes() {
+        // Large slices (hashed on the pool) and small ones (tags).
+        let parts: Vec<Vec<u8>> = (0..6u8)
+            .map(|i| vec![i; if i % 2 == 0 { 300 << 10 } else { 16 }])
+            .collect();
+        let all: Vec<u8> = parts.concat();
+        let expected = blake3::hash(&all);
+        for limit in [usize::MAX, 1 << 20, 200 << 10, 100_003] {
+            for concurrent in [false, true] {
+                let mut w = HashingWriter::new(
+                    Short {
+                        out: Vec::new(),
+                        limit,
+                    },
+                    true,
+                )
+                .hash_while_writing(concurrent);
+                write_parts(&mut w, &parts);
+                let (inner, hash) = w.into_parts();
+                assert_eq!(inner.out, all, "limit {limit}");
+                assert_eq!(
+                    hash,
+                    Some(expected),
+                    "limit {limit}, concurrent {concurrent}"
+                );
+            }
+        }
     }
 }

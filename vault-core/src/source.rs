@@ -121,11 +121,22 @@ forward_source!(&T, Arc<T>, Box<T>);
 pub trait Sink: Write + Send {
     /// Makes everything written durable.
     fn finish(self: Box<Self>) -> io::Result<()>;
+
+    /// Whether a vectored write normally takes every byte it is given (a
+    /// regular file; not an upload that buffers one slice at a time), so
+    /// the bytes may be hashed while they are written.
+    fn takes_whole_writes(&self) -> bool {
+        false
+    }
 }
 
 impl Sink for File {
     fn finish(self: Box<Self>) -> io::Result<()> {
         self.sync_all()
+    }
+
+    fn takes_whole_writes(&self) -> bool {
+        true
     }
 }
 

@@ -232,8 +232,9 @@ impl NewObject {
     ) -> Result<Self> {
         let id = ObjectId::random()?;
         let (sink, pending) = writable.create_object(&id)?;
+        let whole = sink.takes_whole_writes();
         let sealer = Sealer::with_file_key(
-            HashingWriter::new(sink, true),
+            HashingWriter::new(sink, true).hash_while_writing(whole),
             &key.derive(OBJECT_ROLE, &id),
             id.0,
             vec![key.stanza(OBJECT_ROLE)],
