@@ -19,7 +19,15 @@ mvault="${MVAULT:-$PWD/target/release/mvault}"
 python="${PYTHON:-${MVAULT_PY_VENV:-$HOME/.cache/mvault/venv-py}/bin/python}"
 "$python" -c 'import torch' 2> /dev/null || { echo "dataloader_epoch: $python has no torch (scripts/setup-python.sh)" >&2; exit 1; }
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-dataloader.XXXXXX")
-trap 'mountpoint -q "$dir/mnt" && fusermount3 -u "$dir/mnt"; rm -rf "$dir"' EXIT
+trap 'for m in "$dir/mnt" "$dir/nmnt"; do mountpoint -q "$m" && fusermount3 -u "$m"; done; rm -rf "$dir"' EXIT
+# The FUSE floor (fuse-mount/examples/null_fs.rs: answers from memory, no
+# policy, no crypto) over as many files in as many folders; FLOOR=0 skips it.
+null_fs=""
+if [ "${FLOOR:-1}" = 1 ]; then
+  [ -n "${NULL_FS:-}" ] || cargo build --release -q -p fuse-mount --example null_fs || true
+  null_fs="${NULL_FS:-$PWD/target/release/examples/null_fs}"
+  [ -x "$null_fs" ] || null_fs=""
+fi
 export MVAULT_IDENTITY="$dir/identity.txt"
 "$mvault" -q keygen > /dev/null
 "$python" - "$dir/plain" "$files" "$max_kib" <<'PY'
@@ -48,13 +56,23 @@ for round in $(seq "$runs"); do
   epochs plain "$python" benches/dataloader_epoch.py "$dir/plain" --workers "$workers"
   epochs mvault "$mvault" -q run --mount "$dir/ds.vault:$dir/mnt" -- \
     "$python" benches/dataloader_epoch.py "$dir/mnt" --workers "$workers"
+  if [ -n "$null_fs" ]; then
+    mkdir -p "$dir/nmnt"
+    "$null_fs" --big-mib 1 --dirs 100 --files $(((files + 99) / 100)) \
+      --file-kib $(((1 + max_kib) / 2)) "$dir/nmnt" > /dev/null 2>&1 &
+    for _ in $(seq 100); do mountpoint -q "$dir/nmnt" && break; sleep 0.05; done
+    epochs floor "$python" benches/dataloader_epoch.py "$dir/nmnt/tree" --workers "$workers"
+    fusermount3 -u "$dir/nmnt"
+    for _ in $(seq 100); do mountpoint -q "$dir/nmnt" || break; sleep 0.05; done
+  fi
 done
 echo
 echo "DataLoader epochs, $files files of 1-$max_kib KiB, num_workers=$workers, best of $runs (seconds)"
 echo
-echo "| epoch | plain /dev/shm | mvault run --mount | mvault x plain time |"
-echo "| --- | --- | --- | --- |"
+echo "| epoch | plain /dev/shm | mvault run --mount | mvault x plain time | FUSE floor | floor x plain time |"
+echo "| --- | --- | --- | --- | --- | --- |"
 for e in 0 1; do
   name=$([ $e = 0 ] && echo "first (cold mount)" || echo "second (warm)")
-  echo "| $name | ${best[plain $e]} | ${best[mvault $e]} | $(awk -v m="${best[mvault $e]}" -v p="${best[plain $e]}" 'BEGIN { printf "%.2f", m / p }') |"
+  echo "| $name | ${best[plain $e]} | ${best[mvault $e]} | $(awk -v m="${best[mvault $e]}" -v p="${best[plain $e]}" 'BEGIN { printf "%.2f", m / p }') |" \
+    "${best[floor $e]:--} | $(awk -v m="${best[floor $e]:-0}" -v p="${best[plain $e]}" 'BEGIN { if (m > 0) printf "%.2f", m / p; else printf "-" }') |"
 done
