@@ -1,7 +1,7 @@
 //! Output helpers shared by the library and its front ends: a writer that
 //! computes the BLAKE3 of what passes through it (the sealed file's digest,
 //! computed in the same pass as the write; large writes are hashed on the
-//! rayon pool).
+//! rayon pool, into a local file while it writes them).
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
@@ -43,10 +43,10 @@ impl<W: Write> HashingWriter<W> {
 }
 
 impl<W: Write + Send> HashingWriter<W> {
-    /// Hashes a large vectored write on the rayon pool while the inner
-    /// writer writes it, instead of after it: for a writer that normally
-    /// takes all it is given (a regular file). The digest is the same
-    /// either way; a short write re-hashes just the bytes it took.
+    /// Hashes a large write (vectored or not) on the rayon pool while the
+    /// inner writer writes it, instead of after it: for a writer that
+    /// normally takes all it is given (a regular file). The digest is the
+    /// same either way; after a short write just the bytes taken are hashed.
     pub fn hash_while_writing(mut self, yes: bool) -> Self {
         self.concurrent = yes.then_some(write_and_hash::<W>);
         self
@@ -221,6 +221,19 @@ mod tests {
                     Some(expected),
                     "limit {limit}, concurrent {concurrent}"
                 );
+                // Plain writes of the whole, also cut short.
+                let mut w = HashingWriter::new(
+                    Short {
+                        out: Vec::new(),
+                        limit,
+                    },
+                    true,
+                )
+                .hash_while_writing(concurrent);
+                w.write_all(&all).unwrap();
+                let (inner, hash) = w.into_parts();
+                assert_eq!(inner.out, all, "write_all, limit {limit}");
+                assert_eq!(hash, Some(expected), "write_all, limit {limit}");
             }
         }
     }
