@@ -195,6 +195,18 @@ mod tests {
         }
     }
 
+    /// A hashing writer over a [`Short`] writer.
+    fn hashing(limit: usize, concurrent: bool) -> HashingWriter<Short> {
+        HashingWriter::new(
+            Short {
+                out: Vec::new(),
+                limit,
+            },
+            true,
+        )
+        .hash_while_writing(concurrent)
+    }
+
     #[test]
     fn hashing_while_writing_gives_the_same_digest_for_whole_and_short_writes() {
         // Large slices (hashed on the pool) and small ones (tags).
@@ -205,14 +217,7 @@ mod tests {
         let expected = blake3::hash(&all);
         for limit in [usize::MAX, 1 << 20, 200 << 10, 100_003] {
             for concurrent in [false, true] {
-                let mut w = HashingWriter::new(
-                    Short {
-                        out: Vec::new(),
-                        limit,
-                    },
-                    true,
-                )
-                .hash_while_writing(concurrent);
+                let mut w = hashing(limit, concurrent);
                 write_parts(&mut w, &parts);
                 let (inner, hash) = w.into_parts();
                 assert_eq!(inner.out, all, "limit {limit}");
@@ -222,14 +227,7 @@ mod tests {
                     "limit {limit}, concurrent {concurrent}"
                 );
                 // Plain writes of the whole, also cut short.
-                let mut w = HashingWriter::new(
-                    Short {
-                        out: Vec::new(),
-                        limit,
-                    },
-                    true,
-                )
-                .hash_while_writing(concurrent);
+                let mut w = hashing(limit, concurrent);
                 w.write_all(&all).unwrap();
                 let (inner, hash) = w.into_parts();
                 assert_eq!(inner.out, all, "write_all, limit {limit}");
