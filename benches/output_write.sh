@@ -12,7 +12,9 @@
 # target/release/mvault, built if missing), PYTHON (a python with torch
 # and safetensors, for the checkpoint rows; default the venv of
 # scripts/setup-python.sh when it has them, else the rows are skipped),
-# CKPT_MIB (1024, the state dict those rows save).
+# CKPT_MIB (1024, the state dict those rows save), FLOOR (1; 0 skips the
+# FUSE floor for writes), NULL_FS (that floor's server, default
+# target/release/examples/null_fs, built if missing).
 #
 # Rows: `dd if=/dev/zero bs=1M` of one file (the time includes close,
 # where mvault seals the last chunk), `tar x` of FILES 1 KiB files, and
@@ -20,6 +22,12 @@
 # (benches/save_state_dict.py).
 # mvault's commit at unmount is timed on its own row. Compare ratios
 # measured in one run: the machines are shared and noisy.
+#
+# The FUSE floor for writes (fuse-mount/examples/null_fs.rs --sink): the
+# same dd into a FUSE mount with mvault's write settings (1 MiB writes,
+# direct I/O for writing handles) that no crypto slows, once with the bytes
+# discarded (the FUSE transport alone) and once written with pwrite to a
+# file on the same filesystem before each reply (a plain passthrough).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib="${SIZE_MIB:-2048}"
@@ -34,10 +42,16 @@ if ! "$python" -c 'import torch, safetensors' 2> /dev/null; then
   echo "output_write: no python with torch and safetensors ($python): skipping the checkpoint rows" >&2
   python=""
 fi
+null_fs=""
+if [ "${FLOOR:-1}" = 1 ]; then
+  [ -n "${NULL_FS:-}" ] || cargo build --release -q -p fuse-mount --example null_fs || true
+  null_fs="${NULL_FS:-$PWD/target/release/examples/null_fs}"
+  [ -x "$null_fs" ] || { echo "output_write: no FUSE floor ($null_fs missing)" >&2; null_fs=""; }
+fi
 
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-write.XXXXXX")
 cleanup() {
-  for m in "$dir/gmnt" "$dir/mmnt"; do
+  for m in "$dir/gmnt" "$dir/mmnt" "$dir/nmnt"; do
     mountpoint -q "$m" 2> /dev/null && fusermount3 -u "$m" 2> /dev/null || true
   done
   rm -rf "$dir"
@@ -45,7 +59,7 @@ cleanup() {
 trap cleanup EXIT
 export MVAULT_IDENTITY="$dir/identity.txt"
 "$mvault" -q keygen > /dev/null
-mkdir -p "$dir/empty" "$dir/gmnt" "$dir/mmnt" "$dir/small"
+mkdir -p "$dir/empty" "$dir/gmnt" "$dir/mmnt" "$dir/nmnt" "$dir/small"
 for i in $(seq "$files"); do head -c 1024 /dev/zero > "$dir/small/f$i"; done
 tar -C "$dir/small" -cf "$dir/small.tar" .
 rm -rf "$dir/small"
@@ -83,6 +97,19 @@ for round in $(seq "$runs"); do
   timed "tar plain" tar -C "$dir/ptar" -xf "$dir/small.tar"
   rm -rf "$dir/ptar"
   saves plain "$dir"
+  # the FUSE floor: discarded, then written through
+  if [ -n "$null_fs" ]; then
+    for sink in discard through; do
+      target=/dev/null
+      [ "$sink" = through ] && target="$dir/floor.bin"
+      "$null_fs" --sink "$target" "$dir/nmnt" > /dev/null 2>&1 &
+      for _ in $(seq 100); do mountpoint -q "$dir/nmnt" && break; sleep 0.05; done
+      timed "dd floor $sink" dd_into "$dir/nmnt/out"
+      fusermount3 -u "$dir/nmnt"
+      wait || true
+      rm -f "$dir/floor.bin"
+    done
+  fi
   # gocryptfs
   rm -rf "$dir/gcipher" && mkdir "$dir/gcipher"
   gocryptfs -q -init -passfile "$dir/gpass" "$dir/gcipher" > /dev/null
@@ -123,4 +150,12 @@ if [ -n "$python" ]; then
   for kind in torch safetensors; do
     echo "| $kind save of $ckpt_mib MiB, s | $(secs "$kind plain") | $(secs "$kind gocryptfs") | $(secs "$kind mvault") | $(ratio "$kind mvault" "$kind gocryptfs") | $(ratio "$kind mvault" "$kind plain") |"
   done
+fi
+if [ -n "$null_fs" ]; then
+  echo
+  echo "The FUSE floor for writes (null_fs --sink, mvault's FUSE write settings, no crypto), dd bs=1M:"
+  echo
+  echo "| dd bs=1M, GB/s | plain | FUSE, bytes discarded | FUSE, written through | mvault --writable | mvault x written through |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| | $(gbs "dd plain") | $(gbs "dd floor discard") | $(gbs "dd floor through") | $(gbs "dd mvault") | $(ratio "dd mvault" "dd floor through") |"
 fi

@@ -361,7 +361,8 @@ echo "Scaling, 1 -> 2 threads: seal $(ratio "seal 2t" "seal 1t")x, open $(ratio 
 # (benches/output_write.sh; WRITE=0 skips it).
 if [ "${WRITE:-1}" = 1 ] && [ "$mount_cmp" = 1 ]; then
   echo
-  MVAULT="$mvault" SIZE_MIB="$size_mib" RUNS="$runs" "$root/benches/output_write.sh"
+  MVAULT="$mvault" SIZE_MIB="$size_mib" RUNS="$runs" NULL_FS="${null_fs:-${NULL_FS:-}}" \
+    "$root/benches/output_write.sh"
 fi
 
 # ---------------------------------------------------------------- many small files (issue 16)

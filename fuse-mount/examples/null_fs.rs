@@ -10,23 +10,35 @@
 //! machine can reach with these settings; docs/PERFORMANCE.md compares
 //! mvault and gocryptfs against it.
 //!
+//! With `--sink FILE` it is also the floor for writes: the mount is
+//! writable and serves `out` as well, whose writes are handed to FILE with
+//! `pwrite` at their offsets (`/dev/null` discards them; `out` reads as
+//! zeros, like every file here), with the FUSE
+//! settings of a `mvault mount --writable` (1 MiB writes, `FOPEN_DIRECT_IO`
+//! for handles that write where the kernel allows it) but no sealing.
+//!
 //!     cargo run --release -p fuse-mount --example null_fs -- MOUNTPOINT
+//!     null_fs --sink /dev/shm/floor.bin MOUNTPOINT; dd ... of=MOUNTPOINT/out
 //!
 //! Runs until the mount point is unmounted (`fusermount3 -u MOUNTPOINT`).
 
 use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, Request,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 const TTL: Duration = Duration::from_secs(1);
 const ROOT: u64 = 1;
 const BIG: u64 = 2;
 const TREE: u64 = 3;
+/// The file written through (only with `--sink`).
+const OUT: u64 = 4;
 /// Inodes of folders start here, files after all folders.
 const FIRST_DIR: u64 = 16;
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
@@ -36,6 +48,10 @@ struct NullFs {
     dirs: u64,
     files: u64,
     file_size: u64,
+    /// Where the writes to `out` go (`--sink`).
+    sink: Option<File>,
+    /// Handles that write get `FOPEN_DIRECT_IO` (as in an mvault mount).
+    direct_writes: bool,
 }
 
 impl NullFs {
@@ -47,6 +63,7 @@ impl NullFs {
         match ino {
             ROOT | TREE => Some((FileType::Directory, 0)),
             BIG => Some((FileType::RegularFile, self.big)),
+            OUT => Some((FileType::RegularFile, self.sink_len()?)),
             i if (FIRST_DIR..self.first_file()).contains(&i) => Some((FileType::Directory, 0)),
             i if (self.first_file()..self.first_file() + self.dirs * self.files).contains(&i) => {
                 Some((FileType::RegularFile, self.file_size))
@@ -81,9 +98,17 @@ impl NullFs {
         })
     }
 
+    /// The length of what was written to `out` (None: no `--sink`).
+    fn sink_len(&self) -> Option<u64> {
+        self.sink
+            .as_ref()
+            .map(|f| f.metadata().map_or(0, |m| m.len()))
+    }
+
     fn child(&self, parent: u64, name: &str) -> Option<u64> {
         match (parent, name) {
             (ROOT, "big") => Some(BIG),
+            (ROOT, "out") if self.sink.is_some() => Some(OUT),
             (ROOT, "tree") => Some(TREE),
             (TREE, d) => {
                 let d: u64 = d.strip_prefix('d')?.parse().ok()?;
@@ -99,10 +124,16 @@ impl NullFs {
 
     fn entries(&self, dir: u64) -> Vec<(u64, FileType, String)> {
         match dir {
-            ROOT => vec![
-                (BIG, FileType::RegularFile, "big".into()),
-                (TREE, FileType::Directory, "tree".into()),
-            ],
+            ROOT => {
+                let mut entries = vec![
+                    (BIG, FileType::RegularFile, "big".into()),
+                    (TREE, FileType::Directory, "tree".into()),
+                ];
+                if self.sink.is_some() {
+                    entries.push((OUT, FileType::RegularFile, "out".into()));
+                }
+                entries
+            }
             TREE => (0..self.dirs)
                 .map(|d| (FIRST_DIR + d, FileType::Directory, format!("d{d:03}")))
                 .collect(),
@@ -121,6 +152,10 @@ impl Filesystem for NullFs {
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_write(1 << 20);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        self.direct_writes = self.sink.is_some()
+            && config
+                .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+                .is_ok();
         Ok(())
     }
 
@@ -142,8 +177,65 @@ impl Filesystem for NullFs {
         }
     }
 
-    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if u64::from(ino) != OUT {
+            return reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+        }
+        if flags.acc_mode() != OpenAccMode::O_RDONLY && self.direct_writes {
+            reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO);
+        } else {
+            reply.opened(FileHandle(0), FopenFlags::empty());
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let Some(sink) = self.sink.as_ref().filter(|_| u64::from(ino) == OUT) else {
+            return reply.error(Errno::EBADF);
+        };
+        match sink.write_all_at(data, offset) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(Errno::from_i32(e.raw_os_error().unwrap_or(5))),
+        }
+    }
+
+    /// Only the length of `out` changes (the truncation of `O_TRUNC`).
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        if let (Some(sink), Some(size), OUT) = (&self.sink, size, u64::from(ino)) {
+            // A character device (/dev/null) has no length to set.
+            let _ = sink.set_len(size);
+        }
+        match self.attr(u64::from(ino)) {
+            Some(attr) => reply.attr(&TTL, &attr),
+            None => reply.error(Errno::ENOENT),
+        }
     }
 
     fn read(
@@ -192,6 +284,8 @@ fn main() -> std::io::Result<()> {
         dirs: 100,
         files: 1000,
         file_size: 16 << 10,
+        sink: None,
+        direct_writes: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |what: &str| -> u64 {
@@ -204,15 +298,29 @@ fn main() -> std::io::Result<()> {
             "--dirs" => fs.dirs = value("--dirs"),
             "--files" => fs.files = value("--files"),
             "--file-kib" => fs.file_size = value("--file-kib") << 10,
+            "--sink" => {
+                let path = args.next().expect("--sink needs a file");
+                let file = File::options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .unwrap_or_else(|e| panic!("--sink {path}: {e}"));
+                fs.sink = Some(file);
+            }
             m => mountpoint = Some(m.to_string()),
         }
     }
     let mountpoint = mountpoint
-        .expect("usage: null_fs [--big-mib N] [--dirs N] [--files N] [--file-kib N] MOUNTPOINT");
+        .expect("usage: null_fs [--big-mib N] [--dirs N] [--files N] [--file-kib N] [--sink FILE] MOUNTPOINT");
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName("nullfs".into()),
-        fuser::MountOption::RO,
+        if fs.sink.is_some() {
+            fuser::MountOption::RW
+        } else {
+            fuser::MountOption::RO
+        },
     ];
     // As an mvault mount: twice the cores, 4..16.
     config.n_threads = Some(
