@@ -21,7 +21,8 @@
 #   INSTALL (1)         0 never installs missing peers
 #   MVAULT (unset)      use this mvault binary instead of building target/release/mvault
 #   NULL_FS (unset)     the FUSE floor server (fuse-mount/examples/null_fs.rs) instead of
-#                       building target/release/examples/null_fs; FLOOR=0 skips it
+#                       building target/release/examples/null_fs (reads, and with
+#                       --sink the writes of benches/output_write.sh); FLOOR=0 skips it
 #
 # Peers (installed when missing and INSTALL=1, as root): cp, age, rage,
 # b3sum, gocryptfs, fio, /usr/bin/time: `apt-get install -y age gocryptfs fio

@@ -12,10 +12,10 @@
 //!
 //! With `--sink FILE` it is also the floor for writes: the mount is
 //! writable and serves `out` as well, whose writes are handed to FILE with
-//! `pwrite` at their offsets (`/dev/null` discards them; `out` reads as
-//! zeros, like every file here), with the FUSE
-//! settings of a `mvault mount --writable` (1 MiB writes, `FOPEN_DIRECT_IO`
-//! for handles that write where the kernel allows it) but no sealing.
+//! `pwrite` at their offsets before the reply (`/dev/null` discards them;
+//! `out` reads as zeros, like every file here), with the FUSE settings of
+//! `mvault mount --writable` (1 MiB writes, `FOPEN_DIRECT_IO` for handles
+//! that write where the kernel allows it) but no sealing.
 //!
 //!     cargo run --release -p fuse-mount --example null_fs -- MOUNTPOINT
 //!     null_fs --sink /dev/shm/floor.bin MOUNTPOINT; dd ... of=MOUNTPOINT/out
