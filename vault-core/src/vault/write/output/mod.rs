@@ -4,35 +4,34 @@
 //! through the ordinary commit protocol (`commit::Installer`).
 //!
 //! [`OutputVault`] holds the vault's writer lock for its whole life, on a
-//! thread of its own (the lock borrows the store): another mvault writer is
-//! refused while it is open, and every commit still replaces only the index
-//! it wrote last (`IndexExpect::Version`), so a vault changed behind its
-//! back is detected, not overwritten. Objects are created, installed and
-//! collected only through the storage seam (`Store`, `StoreWriter`), so an
-//! object-store back end can serve it too.
+//! thread of its own (`serve`; the lock borrows the store): another mvault
+//! writer is refused while it is open, and every commit still replaces only
+//! the index it wrote last (`IndexExpect::Version`), so a vault changed
+//! behind its back is detected, not overwritten. Objects are created,
+//! installed and collected only through the storage seam (`Store`,
+//! `StoreWriter`), so an object-store back end can serve it too.
 //!
 //! Garbage (objects of abandoned streams, leftovers of a crash) is
 //! collected when the vault is opened and at every commit made while no
 //! stream or sealed-but-uncommitted file is alive.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+mod serve;
+
+use super::WriteSummary;
 use super::behind::Behind;
-use super::commit::{Installer, ensure_current, manifest_of};
-use super::pack::{NewObject, Sealed};
-use super::{Content, Planned, WriteSummary};
+use super::pack::NewObject;
 use crate::error::{Error, Result};
 use crate::header::ChunkSize;
-use crate::seal::SealOptions;
 use crate::vault::ids::{Blake3Digest, ObjectId};
 use crate::vault::manifest::{EntryKind, ObjectInfo};
 use crate::vault::read::{FileReader, UnlockedVault, open_object};
 use crate::vault::sign::SigningKey;
-use crate::vault::storage::{IndexExpect, PendingObject, StoreWriter};
+use serve::serve;
 
 /// A file as the vault records it: where its bytes are, and its hash.
 #[derive(Clone, Debug)]
@@ -401,193 +400,9 @@ impl Drop for OutputVault {
     }
 }
 
-/// What the writer thread knows between commits.
-struct State<'a> {
-    vault: &'a UnlockedVault,
-    writer: &'a dyn StoreWriter,
-    signer: Option<&'a SigningKey>,
-    /// BLAKE3 of the index last written (or read).
-    version: Blake3Digest,
-    /// The objects of the current generation.
-    objects: Vec<ObjectInfo>,
-    /// Objects installed ahead of a commit (to be read back).
-    installed: HashSet<ObjectId>,
-    generation: &'a AtomicU64,
-    in_flight: &'a AtomicUsize,
-    abandoned: &'a Mutex<Vec<ObjectId>>,
-}
-
 /// The counters the writer thread shares with its [`OutputVault`].
-struct Shared {
-    generation: Arc<AtomicU64>,
-    in_flight: Arc<AtomicUsize>,
-    abandoned: Abandoned,
-}
-
-/// The writer thread: takes the lock, then serves requests until the
-/// [`OutputVault`] is dropped.
-fn serve(
-    vault: &UnlockedVault,
-    signer: Option<SigningKey>,
-    shared: Shared,
-    rx: &Receiver<Request>,
-    ready: &SyncSender<Result<()>>,
-) {
-    let writer = match vault
-        .store()
-        .begin_write()
-        .and_then(|w| ensure_current(vault).map(|()| w))
-    {
-        Ok(writer) => writer,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    let mut state = State {
-        vault,
-        writer: writer.as_ref(),
-        signer: signer.as_ref(),
-        version: *vault.index_version(),
-        objects: vault.manifest().objects.clone(),
-        installed: HashSet::new(),
-        generation: &shared.generation,
-        in_flight: &shared.in_flight,
-        abandoned: &shared.abandoned,
-    };
-    state.collect_garbage();
-    let _ = ready.send(Ok(()));
-    for request in rx {
-        state.discard_abandoned();
-        match request {
-            Request::Start(reply) => {
-                let options = SealOptions {
-                    chunk_size: ChunkSize::default(),
-                    plaintext_len: None,
-                };
-                let _ = reply.send(NewObject::start(state.writer, vault.key(), options));
-            }
-            Request::Install(id, reply) => {
-                let _ = reply.send(state.install(id));
-            }
-            Request::Commit(tree, reply) => {
-                let _ = reply.send(state.commit(tree));
-            }
-        }
-    }
-    state.discard_abandoned();
-}
-
-impl State<'_> {
-    fn discard_abandoned(&self) {
-        let ids = std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
-        for id in &ids {
-            self.writer.discard_object(id);
-        }
-    }
-
-    fn collect_garbage(&mut self) {
-        let keep: HashSet<ObjectId> = self.objects.iter().map(|o| o.id).collect();
-        self.writer.collect_garbage(&keep);
-        self.installed.clear();
-    }
-
-    fn install(&mut self, id: ObjectId) -> Result<()> {
-        if self.objects.iter().any(|o| o.id == id) || self.installed.contains(&id) {
-            return Ok(());
-        }
-        self.writer.install_objects(&[&PendingObject::new(id)])?;
-        self.installed.insert(id);
-        Ok(())
-    }
-
-    fn commit(&mut self, entries: Vec<(Vec<u8>, OutputEntry)>) -> Result<WriteSummary> {
-        let current: HashSet<ObjectId> = self.objects.iter().map(|o| o.id).collect();
-        let mut tree = BTreeMap::new();
-        let mut sealed = Vec::new();
-        let mut new_ids = HashSet::new();
-        for (path, entry) in entries {
-            let content = match &entry.file {
-                None => Content::Dir,
-                Some(FileRef::Committed(c)) if current.contains(&c.object.id) => Content::Kept {
-                    size: c.size,
-                    blake3: c.blake3,
-                    object: c.object.id,
-                    offset: c.offset,
-                },
-                Some(FileRef::Committed(c)) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "internal: {} refers to object {} that the vault no longer has",
-                        String::from_utf8_lossy(&path),
-                        c.object.id
-                    )));
-                }
-                Some(FileRef::Sealed(s)) => {
-                    if !new_ids.insert(s.info.id) {
-                        return Err(Error::InvalidArgument(
-                            "internal: one sealed object at two paths".into(),
-                        ));
-                    }
-                    sealed.push(Sealed {
-                        info: s.info.clone(),
-                        temp: PendingObject::new(s.info.id),
-                        files: vec![(path.clone(), 0, s.blake3)],
-                    });
-                    Content::New {
-                        source: Default::default(),
-                        size: s.size(),
-                    }
-                }
-            };
-            let planned = Planned {
-                mode: entry.mode,
-                mtime: entry.mtime.0,
-                mtime_nsec: entry.mtime.1,
-                content,
-            };
-            tree.insert(path, planned);
-        }
-        let generation = self.generation.load(Ordering::SeqCst) + 1;
-        let keyring = &self.vault.index().keyring;
-        let (manifest, summary) = manifest_of(
-            self.vault.key(),
-            keyring,
-            generation,
-            &self.objects,
-            &tree,
-            &sealed,
-        )?;
-        let temps: Vec<&PendingObject> = sealed
-            .iter()
-            .map(|s| &s.temp)
-            .filter(|t| !self.installed.contains(t.id()))
-            .collect();
-        self.writer.install_objects(&temps)?;
-        self.installed.extend(temps.iter().map(|t| *t.id()));
-        // The files committed now still count as in flight until their
-        // holder drops them; anything beyond them is a live stream.
-        let quiet = self.in_flight.load(Ordering::SeqCst) <= sealed.len();
-        if quiet {
-            // Scratch left by abandoned or failed streams goes before the
-            // index is written: on a full disk that is the space it needs.
-            self.writer.clean_scratch();
-        }
-        let installer = Installer {
-            writable: self.writer,
-            key: self.vault.key(),
-            keyring,
-            signer: self.signer,
-            expect: IndexExpect::Version(&self.version),
-        };
-        self.version = installer.switch(&manifest, &[])?;
-        self.objects = manifest.objects;
-        self.generation.store(generation, Ordering::SeqCst);
-        for s in &sealed {
-            self.installed.remove(&s.info.id);
-        }
-        if quiet {
-            self.collect_garbage();
-        }
-        Ok(summary)
-    }
+pub(super) struct Shared {
+    pub generation: Arc<AtomicU64>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub abandoned: Abandoned,
 }
