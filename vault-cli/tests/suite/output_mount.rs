@@ -454,8 +454,7 @@ fn scratch_entries(v: &Path) -> usize {
 
 /// A mount that ends with nothing to commit (a file written and removed
 /// again) leaves the vault as it was and its scratch space empty: the
-/// removed file's object and the one made ahead for the next file go with
-/// the mount.
+/// removed file's object goes with the mount.
 #[test]
 fn unmount_with_nothing_to_commit_leaves_no_scratch() {
     if !fuse_available() {

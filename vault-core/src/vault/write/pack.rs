@@ -222,8 +222,6 @@ pub(super) struct NewObject {
     id: ObjectId,
     pub sealer: Sealer<HashingSink>,
     pending: PendingObject,
-    /// Its sink is a local file (see [`Sink::takes_whole_writes`]).
-    local: bool,
 }
 
 impl NewObject {
@@ -246,18 +244,12 @@ impl NewObject {
             id,
             sealer,
             pending,
-            local: whole,
         })
     }
 
     /// The object's id.
     pub(super) fn id(&self) -> ObjectId {
         self.id
-    }
-
-    /// Whether it is written into a local file (not uploaded).
-    pub(super) fn writes_locally(&self) -> bool {
-        self.local
     }
 
     /// Seals the last chunk and makes the object durable: what the

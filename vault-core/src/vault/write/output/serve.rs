@@ -1,6 +1,5 @@
 //! The thread that holds a vault's writer lock for an [`OutputVault`](super::OutputVault):
-//! it makes new objects (in a local store, one ahead of the next file),
-//! installs sealed objects to be read back, commits trees through the
+//! it makes new objects, installs sealed objects to be read back, commits trees through the
 //! ordinary commit protocol and collects garbage while nothing is in
 //! flight. Everything that touches the store's write side runs here.
 
@@ -36,9 +35,6 @@ struct State<'a> {
     generation: &'a AtomicU64,
     in_flight: &'a AtomicUsize,
     abandoned: &'a Mutex<Vec<ObjectId>>,
-    /// The next file's object, made ahead in a local store (see
-    /// [`State::start_object`]).
-    spare: Option<NewObject>,
 }
 
 /// The writer thread: takes the lock, then serves requests until the
@@ -71,14 +67,15 @@ pub(super) fn serve(
         generation: &shared.generation,
         in_flight: &shared.in_flight,
         abandoned: &shared.abandoned,
-        spare: None,
     };
     state.collect_garbage();
     let _ = ready.send(Ok(()));
     for request in rx {
         state.discard_abandoned();
         match request {
-            Request::Start(reply) => state.start_object(reply),
+            Request::Start(reply) => {
+                let _ = reply.send(state.new_object());
+            }
             Request::Install(id, reply) => {
                 let _ = reply.send(state.install(id));
             }
@@ -88,44 +85,16 @@ pub(super) fn serve(
         }
     }
     state.discard_abandoned();
-    state.discard_spare();
 }
 
 impl State<'_> {
-    /// Answers a `Start` with a new object: the one made ahead if there is
-    /// one. In a local store the next one is then made while nobody waits
-    /// for it (a file's first write, which starts its object, then costs
-    /// no file creation and no header write), so a folder of small files
-    /// (`tar x`) is written faster. Making it ahead may fail (a full
-    /// disk): the next `Start` then makes one itself and reports why not.
-    fn start_object(&mut self, reply: SyncSender<Result<NewObject>>) {
-        let object = match self.spare.take() {
-            Some(object) => Ok(object),
-            None => self.new_object(),
-        };
-        let ahead = object.as_ref().is_ok_and(NewObject::writes_locally);
-        let _ = reply.send(object);
-        if ahead {
-            self.spare = self.new_object().ok();
-        }
-    }
-
+    /// A new object for a file written in order (a `Start`).
     fn new_object(&self) -> Result<NewObject> {
         let options = SealOptions {
             chunk_size: ChunkSize::default(),
             plaintext_len: None,
         };
         NewObject::start(self.writer, self.vault.key(), options)
-    }
-
-    /// Removes the object made ahead (before scratch space is cleaned,
-    /// and when the vault is closed).
-    fn discard_spare(&mut self) {
-        if let Some(object) = self.spare.take() {
-            let id = object.id();
-            drop(object);
-            self.writer.discard_object(&id);
-        }
     }
 
     fn discard_abandoned(&self) {
@@ -136,7 +105,6 @@ impl State<'_> {
     }
 
     fn collect_garbage(&mut self) {
-        self.discard_spare();
         let keep: HashSet<ObjectId> = self.objects.iter().map(|o| o.id).collect();
         self.writer.collect_garbage(&keep);
         self.installed.clear();
@@ -220,7 +188,6 @@ impl State<'_> {
         if quiet {
             // Scratch left by abandoned or failed streams goes before the
             // index is written: on a full disk that is the space it needs.
-            self.discard_spare();
             self.writer.clean_scratch();
         }
         let installer = Installer {
