@@ -205,7 +205,7 @@ impl Filesystem for NullFs {
         };
         match sink.write_all_at(data, offset) {
             Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(Errno::from_i32(e.raw_os_error().unwrap_or(5))),
+            Err(e) => reply.error(e.raw_os_error().map_or(Errno::EIO, Errno::from_i32)),
         }
     }
 
