@@ -22,12 +22,8 @@ dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-dataloader.XXXXXX")
 trap 'for m in "$dir/mnt" "$dir/nmnt"; do mountpoint -q "$m" && fusermount3 -u "$m"; done; rm -rf "$dir"' EXIT
 # The FUSE floor (fuse-mount/examples/null_fs.rs: answers from memory, no
 # policy, no crypto) over as many files in as many folders; FLOOR=0 skips it.
-null_fs=""
-if [ "${FLOOR:-1}" = 1 ]; then
-  [ -n "${NULL_FS:-}" ] || cargo build --release -q -p fuse-mount --example null_fs || true
-  null_fs="${NULL_FS:-$PWD/target/release/examples/null_fs}"
-  [ -x "$null_fs" ] || null_fs=""
-fi
+. benches/null_fs.sh
+find_null_fs
 export MVAULT_IDENTITY="$dir/identity.txt"
 "$mvault" -q keygen > /dev/null
 "$python" - "$dir/plain" "$files" "$max_kib" <<'PY'
@@ -58,9 +54,8 @@ for round in $(seq "$runs"); do
     "$python" benches/dataloader_epoch.py "$dir/mnt" --workers "$workers"
   if [ -n "$null_fs" ]; then
     mkdir -p "$dir/nmnt"
-    "$null_fs" --big-mib 1 --dirs 100 --files $(((files + 99) / 100)) \
-      --file-kib $(((1 + max_kib) / 2)) "$dir/nmnt" > /dev/null 2>&1 &
-    for _ in $(seq 100); do mountpoint -q "$dir/nmnt" && break; sleep 0.05; done
+    mount_null_fs "$dir/nmnt" --big-mib 1 --dirs 100 --files $(((files + 99) / 100)) \
+      --file-kib $(((1 + max_kib) / 2))
     epochs floor "$python" benches/dataloader_epoch.py "$dir/nmnt/tree" --workers "$workers"
     fusermount3 -u "$dir/nmnt"
     for _ in $(seq 100); do mountpoint -q "$dir/nmnt" || break; sleep 0.05; done

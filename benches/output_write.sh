@@ -42,12 +42,8 @@ if ! "$python" -c 'import torch, safetensors' 2> /dev/null; then
   echo "output_write: no python with torch and safetensors ($python): skipping the checkpoint rows" >&2
   python=""
 fi
-null_fs=""
-if [ "${FLOOR:-1}" = 1 ]; then
-  [ -n "${NULL_FS:-}" ] || cargo build --release -q -p fuse-mount --example null_fs || true
-  null_fs="${NULL_FS:-$PWD/target/release/examples/null_fs}"
-  [ -x "$null_fs" ] || { echo "output_write: no FUSE floor ($null_fs missing)" >&2; null_fs=""; }
-fi
+. benches/null_fs.sh
+find_null_fs
 
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-write.XXXXXX")
 cleanup() {
@@ -102,8 +98,7 @@ for round in $(seq "$runs"); do
     for sink in discard through; do
       target=/dev/null
       [ "$sink" = through ] && target="$dir/floor.bin"
-      "$null_fs" --sink "$target" "$dir/nmnt" > /dev/null 2>&1 &
-      for _ in $(seq 100); do mountpoint -q "$dir/nmnt" && break; sleep 0.05; done
+      mount_null_fs "$dir/nmnt" --sink "$target"
       timed "dd floor $sink" dd_into "$dir/nmnt/out"
       fusermount3 -u "$dir/nmnt"
       wait || true

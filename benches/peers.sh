@@ -82,14 +82,9 @@ mvault="${MVAULT:-$root/target/release/mvault}"
 # The FUSE floor: a server that answers every read with zeros from memory,
 # with the mount's FUSE settings. No FUSE filesystem reaches more on this
 # kernel and machine, so its row says how far any target is from the limit.
+. benches/null_fs.sh
 null_fs=""
-if [ "${FLOOR:-1}" = 1 ] && [ "${MOUNT:-1}" = 1 ]; then
-  if [ -z "${NULL_FS:-}" ]; then
-    cargo build --release -q -p fuse-mount --example null_fs || say "no FUSE floor: null_fs did not build"
-  fi
-  null_fs="${NULL_FS:-$root/target/release/examples/null_fs}"
-  [ -x "$null_fs" ] || null_fs=""
-fi
+if [ "${MOUNT:-1}" = 1 ]; then find_null_fs; fi
 
 # ---------------------------------------------------------------- files
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-peers.XXXXXX")
@@ -211,8 +206,9 @@ if [ "$mount_cmp" = 1 ]; then
     cat > "$dir/null-up.sh" << EOF
 fusermount3 -u '$dir/nmnt' 2> /dev/null || true
 for _ in \$(seq 100); do mountpoint -q '$dir/nmnt' || break; sleep 0.05; done
-'$null_fs' --big-mib $size_mib '$dir/nmnt' > /dev/null 2>&1 &
-for _ in \$(seq 100); do mountpoint -q '$dir/nmnt' && break; sleep 0.05; done
+. '$root/benches/null_fs.sh'
+null_fs='$null_fs'
+mount_null_fs '$dir/nmnt' --big-mib $size_mib
 echo 1024 > /sys/class/bdi/\$(mountpoint -d '$dir/nmnt')/read_ahead_kb 2> /dev/null || true
 EOF
     bash "$dir/null-up.sh"

@@ -63,12 +63,8 @@ if [ -z "${MVAULT:-}" ]; then
 fi
 mvault="${MVAULT:-$root/target/release/mvault}"
 command -v gocryptfs > /dev/null || peers=0
-null_fs=""
-if [ "${FLOOR:-1}" = 1 ]; then
-  [ -n "${NULL_FS:-}" ] || cargo build --release -q -p fuse-mount --example null_fs || true
-  null_fs="${NULL_FS:-$root/target/release/examples/null_fs}"
-  [ -x "$null_fs" ] || null_fs=""
-fi
+. benches/null_fs.sh
+find_null_fs
 
 dir=$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-small.XXXXXX")
 cleanup() {
@@ -141,9 +137,8 @@ measure() {
         python3 "$probe" "$dir/rmnt" --procs "$procs" ;;
     floor)
       mkdir -p "$dir/nmnt"
-      "$null_fs" --big-mib 1 --dirs 100 --files $(((files + 99) / 100)) \
-        --file-kib $(((min_kib + max_kib) / 2)) "$dir/nmnt" > /dev/null 2>&1 &
-      for _ in $(seq 100); do mountpoint -q "$dir/nmnt" && break; sleep 0.05; done
+      mount_null_fs "$dir/nmnt" --big-mib 1 --dirs 100 --files $(((files + 99) / 100)) \
+        --file-kib $(((min_kib + max_kib) / 2))
       python3 "$probe" "$dir/nmnt/tree" --procs "$procs"
       fusermount3 -u "$dir/nmnt"; wait_unmounted "$dir/nmnt" ;;
   esac
