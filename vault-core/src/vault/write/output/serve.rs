@@ -1,7 +1,8 @@
-//! The thread that holds a vault's writer lock for an [`OutputVault`](super::OutputVault):
-//! it makes new objects, installs sealed objects to be read back, commits trees through the
-//! ordinary commit protocol and collects garbage while nothing is in
-//! flight. Everything that touches the store's write side runs here.
+//! The thread that holds a vault's writer lock for an
+//! [`OutputVault`](super::OutputVault): it makes new objects, installs
+//! sealed objects to be read back, commits trees through the ordinary
+//! commit protocol and collects garbage while nothing is in flight.
+//! Everything that touches the store's write side runs here.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
